@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# GPU check runner: the project's test suite and GPU benchmarks on a CUDA host that has the NVIDIA
+# driver but no JDK, no Maven and no network.
+#
+#   bash bench/gpu-run.sh pack   # here (JDK 17 + Maven): build, then pack .bundle/ (< 60 MiB):
+#                                #   a jlink runtime, the jars (liblowbit with its CUDA kernels for
+#                                #   sm_80/sm_89/sm_90a inside the presets jar), the test classes and
+#                                #   the JUnit console launcher
+#   bash bench/gpu-run.sh run    # on the GPU host, from the repository root with .bundle/ beside it:
+#                                #   runs every test (GPU-tagged ones included) and bench/GpuBench,
+#                                #   logs under ${OUT:-/tmp/lowbit-gpu-run}, a short table last
+#
+# With the device tool of this workplace: pack here, then run `bash bench/gpu-run.sh run` there with
+# carry [".bundle"].
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bundle="$root/.bundle"
+junit_version=1.14.4
+
+pack() {
+  cd "$root"
+  ./lowbit build
+  rm -rf "$bundle" && mkdir -p "$bundle/lib"
+  cp java/target/lib/*.jar "$bundle/lib/"
+  cp java/target/lowbit-*.jar "$bundle/lib/"
+  cp bench/target/lowbit-bench-*.jar "$bundle/lib/"
+  # Test classes are built by `mvn test-compile`; pack them as a jar.
+  mvn -B -ntp -q -Dlowbit.cuda="${LOWBIT_CUDA:-ON}" -pl java test-compile
+  (cd java/target/test-classes && jar cf "$bundle/tests.jar" .)
+  mvn -B -ntp -q dependency:copy \
+    -Dartifact=org.junit.platform:junit-platform-console-standalone:$junit_version \
+    -DoutputDirectory="$bundle"
+  local jre="$bundle/jre"
+  jlink --add-modules java.base,java.logging,java.management,java.xml,java.naming,jdk.unsupported,jdk.management \
+    --strip-debug --no-header-files --no-man-pages --compress=2 --output "$jre"
+  tar czf "$bundle/jre.tgz" -C "$bundle" jre && rm -rf "$jre"
+  du -sh "$bundle"
+  local kib; kib=$(du -sk "$bundle" | cut -f1)
+  if [ "$kib" -gt $((60 * 1024)) ]; then
+    echo "bundle is $((kib / 1024)) MiB, over the 60 MiB limit" >&2
+    exit 1
+  fi
+}
+
+run() {
+  local out="${OUT:-/tmp/lowbit-gpu-run}"
+  mkdir -p "$out"
+  local jre=/tmp/lowbit-jre
+  rm -rf "$jre" && mkdir -p "$jre" && tar xzf "$bundle/jre.tgz" -C "$jre"
+  local java="$jre/jre/bin/java"
+  local cp="$bundle/tests.jar"
+  for j in "$bundle"/lib/*.jar; do cp="$cp:$j"; done
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$out/gpu.txt" 2>&1 || true
+  echo "GPU: $(cat "$out/gpu.txt")"
+  "$java" -cp "$cp" lowbit.cli.Main info | tee "$out/info.txt"
+
+  set +e
+  "$java" -jar "$bundle"/junit-platform-console-standalone-$junit_version.jar execute \
+    --class-path "$cp" --scan-class-path "$bundle/tests.jar" \
+    --details=tree --disable-banner --reports-dir "$out/junit" > "$out/tests.txt" 2>&1
+  local test_rc=$?
+  "$java" -jar "$bundle"/junit-platform-console-standalone-$junit_version.jar execute \
+    --class-path "$cp" --scan-class-path "$bundle/tests.jar" --include-tag gpu \
+    --details=summary --disable-banner > "$out/gpu-tests.txt" 2>&1
+  local gpu_rc=$?
+  "$java" -cp "$cp" lowbit.bench.GpuBench > "$out/gpubench.txt" 2>&1
+  local bench_rc=$?
+  "$java" -cp "$cp" lowbit.cli.Main demo --backend CUDA --m 4096 --n 4096 --k 4096 --repeats 5 > "$out/demo-cuda.txt" 2>&1
+  set -e
+
+  grep -E "✘|failed|Exception" "$out/tests.txt" | head -40 || true
+  cat "$out/demo-cuda.txt"
+  cat "$out/gpubench.txt"
+  echo
+  echo "== summary =="
+  printf '%-24s %s\n' "all tests (rc=$test_rc)" "$(grep -E 'tests (successful|failed|skipped|aborted)' "$out/tests.txt" | sed 's/[][]//g; s/ \+/ /g' | tr '\n' ' ')"
+  printf '%-24s %s\n' "gpu-tagged (rc=$gpu_rc)" "$(grep -E 'tests (successful|failed|skipped|aborted)' "$out/gpu-tests.txt" | sed 's/[][]//g; s/ \+/ /g' | tr '\n' ' ')"
+  printf '%-24s %s\n' "GpuBench" "rc=$bench_rc"
+  [ $test_rc -eq 0 ] && [ $gpu_rc -eq 0 ] && [ $bench_rc -eq 0 ]
+}
+
+case "${1:-}" in
+  pack) pack ;;
+  run) run ;;
+  *) echo "usage: bash bench/gpu-run.sh pack|run" >&2; exit 2 ;;
+esac

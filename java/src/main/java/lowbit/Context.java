@@ -1,0 +1,382 @@
+package lowbit;
+
+import java.util.Objects;
+import lowbit.bridge.LowbitNative;
+import lowbit.bridge.lowbit_buffer;
+import lowbit.bridge.lowbit_context;
+
+/**
+ * A backend (CPU or one CUDA device) with its memory and its operations: quantization, integer
+ * GEMMs and the dequantizing epilogue. Thread-safe: several threads may use one context at once.
+ *
+ * <pre>{@code
+ * try (Context ctx = Context.open(Backend.auto());
+ *      Tensor x = ctx.allocate(DType.F32, tokens, k).copyFrom(activations);
+ *      Tensor w = ctx.allocate(DType.F32, n, k).copyFrom(weights);
+ *      QuantizedTensor qx = ctx.quantize(x, 8, Granularity.PER_ROW);
+ *      QuantizedTensor qw = ctx.quantize(w, 4, Granularity.PER_ROW);
+ *      Tensor y = ctx.gemm(qx, qw, null, DType.F32)) {
+ *     float[] out = y.toFloatArray();   // ≈ x · wᵀ
+ * }
+ * }</pre>
+ *
+ * GEMMs compute {@code C[M,N] = A[M,K] · B[N,K]ᵀ}: A holds activations (one token per row), B
+ * weights (one output channel per row). Supported operand pairs: S8×S8, S8×S4 (INT4 weights) and
+ * S4×S4.
+ */
+public final class Context extends NativeResource {
+    private final lowbit_context handle;
+    private final Backend backend;
+
+    private Context(lowbit_context handle, Backend backend, int device) {
+        super(() -> LowbitNative.lowbit_context_destroy(handle),
+                backend == Backend.CUDA ? "CUDA context on device " + device : "CPU context");
+        this.handle = handle;
+        this.backend = backend;
+    }
+
+    /** Opens a context on the backend (device 0 for CUDA). */
+    public static Context open(Backend backend) {
+        return open(backend, 0);
+    }
+
+    /**
+     * Opens a context. CUDA without a CUDA build, driver or device throws {@link
+     * NoDeviceException} (or a {@link LowbitException} with status UNSUPPORTED for a CPU-only build).
+     */
+    public static Context open(Backend backend, int device) {
+        Objects.requireNonNull(backend, "backend");
+        if (device < 0) {
+            throw new IllegalArgumentException("device index must be >= 0, got " + device);
+        }
+        Lowbit.ensureLoaded();
+        lowbit_context out = new lowbit_context();
+        Lowbit.check(LowbitNative.lowbit_context_create(backend.code, device, out));
+        return new Context(out, backend, device);
+    }
+
+    public Backend backend() {
+        return backend;
+    }
+
+    /** CPU backend: the instruction-set level of the integer kernels (all give identical bits). */
+    public void setCpuIsa(CpuIsa isa) {
+        Objects.requireNonNull(isa, "isa");
+        try (Lease l = new Lease(this)) {
+            Lowbit.check(LowbitNative.lowbit_context_set_cpu_isa(handle, isa.code));
+        }
+    }
+
+    /** CPU backend: worker threads per operation (0 = all hardware threads). */
+    public void setThreads(int threads) {
+        try (Lease l = new Lease(this)) {
+            Lowbit.check(LowbitNative.lowbit_context_set_threads(handle, threads));
+        }
+    }
+
+    /** Waits for queued work (CUDA) and reports errors the device saw meanwhile. */
+    public void synchronize() {
+        try (Lease l = new Lease(this)) {
+            Lowbit.check(LowbitNative.lowbit_context_synchronize(handle));
+        }
+    }
+
+    // ---- memory --------------------------------------------------------------------------------
+
+    /** A {@code rows × cols} tensor with undefined contents. */
+    public Tensor allocate(DType dtype, long rows, long cols) {
+        Objects.requireNonNull(dtype, "dtype");
+        if (rows <= 0 || cols <= 0) {
+            throw new IllegalArgumentException("tensor dimensions must be positive, got " + rows + " x " + cols);
+        }
+        long ld = dtype == DType.S4 ? cols + (cols & 1) : cols;
+        long elements;
+        try {
+            elements = Math.multiplyExact(rows, ld);
+        } catch (ArithmeticException e) {
+            elements = Long.MAX_VALUE;
+        }
+        if (elements > (1L << 48)) {
+            throw new IllegalArgumentException("tensor " + rows + " x " + cols + " is too large");
+        }
+        long bytes = dtype.bytesFor(elements);
+        lowbit_buffer out = new lowbit_buffer();
+        try (Lease l = new Lease(this)) {
+            Lowbit.check(LowbitNative.lowbit_buffer_alloc(handle, bytes, out));
+        }
+        return new Tensor(this, out, dtype, rows, cols, ld);
+    }
+
+    /** An F32 tensor holding {@code data} ({@code rows × cols}, row-major). */
+    public Tensor upload(float[] data, long rows, long cols) {
+        Tensor t = allocate(DType.F32, rows, cols);
+        return fill(t, () -> t.copyFrom(data));
+    }
+
+    /** An S8 tensor holding {@code data}, or an S4 tensor holding packed bytes. */
+    public Tensor upload(byte[] data, DType dtype, long rows, long cols) {
+        Tensor t = allocate(dtype, rows, cols);
+        return fill(t, () -> t.copyFrom(data));
+    }
+
+    /** An F16 or BF16 tensor holding bit patterns. */
+    public Tensor upload(short[] data, DType dtype, long rows, long cols) {
+        Tensor t = allocate(dtype, rows, cols);
+        return fill(t, () -> t.copyFrom(data));
+    }
+
+    private static Tensor fill(Tensor t, Runnable copy) {
+        try {
+            copy.run();
+            return t;
+        } catch (RuntimeException e) {
+            t.close();
+            throw e;
+        }
+    }
+
+    // ---- quantization --------------------------------------------------------------------------
+
+    /** Uninitialised storage for a quantized {@code rows × cols} matrix (S8 or packed S4 + F32 scales). */
+    public QuantizedTensor allocateQuantized(long rows, long cols, int bits, Granularity granularity, int group) {
+        Objects.requireNonNull(granularity, "granularity");
+        if (bits != 8 && bits != 4) {
+            throw new IllegalArgumentException("bits must be 8 or 4, got " + bits);
+        }
+        long scaleCount = granularity.scaleCount(rows, cols, group);
+        Tensor q = allocate(bits == 8 ? DType.S8 : DType.S4, rows, cols);
+        try {
+            return new QuantizedTensor(q, allocate(DType.F32, 1, scaleCount), granularity, group);
+        } catch (RuntimeException e) {
+            q.close();
+            throw e;
+        }
+    }
+
+    /** Dynamic symmetric quantization to {@code bits} (8 or 4); see {@code lowbit.h} for the math. */
+    public QuantizedTensor quantize(Tensor x, int bits, Granularity granularity) {
+        return quantize(x, bits, granularity, 0);
+    }
+
+    /**
+     * Dynamic quantization of {@code x} (F32/F16/BF16); {@code group} is used by {@link
+     * Granularity#PER_GROUP} only. NaN or ±Inf in {@code x} throws {@link NonFiniteInputException}.
+     */
+    public QuantizedTensor quantize(Tensor x, int bits, Granularity granularity, int group) {
+        checkOwn(x, "x");
+        QuantizedTensor out = allocateQuantized(x.rows(), x.cols(), bits, granularity, group);
+        try {
+            quantizeInto(x, out);
+            return out;
+        } catch (RuntimeException e) {
+            out.close();
+            throw e;
+        }
+    }
+
+    /** Dynamic quantization into existing storage: computes and writes {@code out}'s scales. */
+    public void quantizeInto(Tensor x, QuantizedTensor out) {
+        runQuantize(x, out, false);
+    }
+
+    /**
+     * Static quantization: uses the scales already in {@code out.scales()} (from calibration; each
+     * finite and > 0) and writes the values.
+     */
+    public void quantizeWithScales(Tensor x, QuantizedTensor out) {
+        runQuantize(x, out, true);
+    }
+
+    private void runQuantize(Tensor x, QuantizedTensor out, boolean scalesGiven) {
+        checkOwn(x, "x");
+        Objects.requireNonNull(out, "out");
+        checkOwn(out.values(), "out.values");
+        checkOwn(out.scales(), "out.scales");
+        if (!x.dtype().isFloat()) {
+            throw new IllegalArgumentException("quantize needs an F32, F16 or BF16 input, got " + x.dtype());
+        }
+        Tensor q = out.values();
+        if (q.rows() != x.rows() || q.cols() != x.cols()) {
+            throw new IllegalArgumentException("quantize: x is " + x.rows() + " x " + x.cols()
+                    + " but the output is " + q.rows() + " x " + q.cols());
+        }
+        try (Lease l = new Lease(this, x, q, out.scales())) {
+            Lowbit.check(LowbitNative.lowbit_quantize(handle, x.handle(), x.dtype().code, x.rows(), x.cols(),
+                    x.ld(), out.bits(), out.granularity().code, out.group(), scalesGiven ? 1 : 0, q.handle(), q.ld(),
+                    out.scales().handle()));
+        }
+    }
+
+    // ---- GEMM ----------------------------------------------------------------------------------
+
+    /** Exact integer product {@code a · bᵀ} as a new S32 tensor ({@code a.rows × b.rows}). */
+    public Tensor gemm(Tensor a, Tensor b) {
+        checkOperands(a, b);
+        Tensor c = allocate(DType.S32, a.rows(), b.rows());
+        try {
+            gemmInto(a, b, c);
+            return c;
+        } catch (RuntimeException e) {
+            c.close();
+            throw e;
+        }
+    }
+
+    /** Exact integer product {@code a · bᵀ} into the S32 tensor {@code c}. */
+    public void gemmInto(Tensor a, Tensor b, Tensor c) {
+        checkOperands(a, b);
+        checkOwn(c, "c");
+        if (c.dtype() != DType.S32) {
+            throw new IllegalArgumentException("c must be S32, got " + c.dtype());
+        }
+        checkOutShape(c, a.rows(), b.rows());
+        try (Lease l = new Lease(this, a, b, c)) {
+            Lowbit.check(LowbitNative.lowbit_gemm_s32(handle, a.dtype().code, a.handle(), a.ld(), b.dtype().code,
+                    b.handle(), b.ld(), a.rows(), b.rows(), a.cols(), c.handle(), c.ld()));
+        }
+    }
+
+    /**
+     * Quantized linear layer: {@code out = (a · bᵀ) × aScale × bScale (+ bias)} with the epilogue fused
+     * into the GEMM. Both operands must have per-tensor or per-row scales (per token for {@code a},
+     * per output channel for {@code b}); {@code bias} is null or an F32 tensor of {@code b.rows}
+     * elements; {@code outType} is F32, F16 or BF16.
+     */
+    public Tensor gemm(QuantizedTensor a, QuantizedTensor b, Tensor bias, DType outType) {
+        Objects.requireNonNull(a, "a");
+        Objects.requireNonNull(b, "b");
+        Objects.requireNonNull(outType, "outType");
+        checkOperands(a.values(), b.values());
+        Tensor out = allocate(outType, a.values().rows(), b.values().rows());
+        try {
+            gemmInto(a, b, bias, out);
+            return out;
+        } catch (RuntimeException e) {
+            out.close();
+            throw e;
+        }
+    }
+
+    /** {@link #gemm(QuantizedTensor, QuantizedTensor, Tensor, DType)} into an existing output. */
+    public void gemmInto(QuantizedTensor a, QuantizedTensor b, Tensor bias, Tensor out) {
+        Objects.requireNonNull(a, "a");
+        Objects.requireNonNull(b, "b");
+        checkOperands(a.values(), b.values());
+        checkOwn(a.scales(), "a.scales");
+        checkOwn(b.scales(), "b.scales");
+        checkOwn(out, "out");
+        checkEpilogueScales(a, "a");
+        checkEpilogueScales(b, "b");
+        checkEpilogueArgs(bias, b.values().rows(), out.dtype());
+        checkOutShape(out, a.values().rows(), b.values().rows());
+        try (Lease l = new Lease(this, a.values(), a.scales(), b.values(), b.scales(), bias, out)) {
+            Lowbit.check(LowbitNative.lowbit_gemm_dequant(handle, a.values().dtype().code, a.values().handle(),
+                    a.values().ld(), b.values().dtype().code, b.values().handle(), b.values().ld(),
+                    a.values().rows(), b.values().rows(), a.values().cols(), a.scales().handle(),
+                    a.scales().elementCount(), b.scales().handle(), b.scales().elementCount(),
+                    bias == null ? null : bias.handle(), out.dtype().code, out.handle(), out.ld()));
+        }
+    }
+
+    /**
+     * The epilogue alone on an S32 accumulator: {@code out[i][j] = acc[i][j] × aScales[i or 0] ×
+     * bScales[j or 0] (+ bias[j])}.
+     */
+    public Tensor dequantize(Tensor acc, Tensor aScales, Tensor bScales, Tensor bias, DType outType) {
+        checkOwn(acc, "acc");
+        Objects.requireNonNull(outType, "outType");
+        Tensor out = allocate(outType, acc.rows(), acc.cols());
+        try {
+            dequantizeInto(acc, aScales, bScales, bias, out);
+            return out;
+        } catch (RuntimeException e) {
+            out.close();
+            throw e;
+        }
+    }
+
+    /** {@link #dequantize} into an existing output. */
+    public void dequantizeInto(Tensor acc, Tensor aScales, Tensor bScales, Tensor bias, Tensor out) {
+        checkOwn(acc, "acc");
+        checkOwn(aScales, "aScales");
+        checkOwn(bScales, "bScales");
+        checkOwn(out, "out");
+        if (acc.dtype() != DType.S32) {
+            throw new IllegalArgumentException("acc must be S32, got " + acc.dtype());
+        }
+        checkScaleVector(aScales, acc.rows(), "aScales", "M");
+        checkScaleVector(bScales, acc.cols(), "bScales", "N");
+        checkEpilogueArgs(bias, acc.cols(), out.dtype());
+        checkOutShape(out, acc.rows(), acc.cols());
+        try (Lease l = new Lease(this, acc, aScales, bScales, bias, out)) {
+            Lowbit.check(LowbitNative.lowbit_dequantize_s32(handle, acc.handle(), acc.rows(), acc.cols(), acc.ld(),
+                    aScales.handle(), aScales.elementCount(), bScales.handle(), bScales.elementCount(),
+                    bias == null ? null : bias.handle(), out.dtype().code, out.handle(), out.ld()));
+        }
+    }
+
+    @Override
+    public String toString() {
+        return description() + (isClosed() ? " (closed)" : "");
+    }
+
+    // ---- argument checks -----------------------------------------------------------------------
+
+    private void checkOwn(Tensor t, String name) {
+        Objects.requireNonNull(t, name);
+        if (t.context() != this) {
+            throw new IllegalArgumentException(name + " belongs to another context (" + t.context() + ")");
+        }
+        if (t.isClosed()) {
+            throw new IllegalStateException(name + " (" + t.description() + ") is closed");
+        }
+    }
+
+    private void checkOperands(Tensor a, Tensor b) {
+        checkOwn(a, "a");
+        checkOwn(b, "b");
+        boolean ok = (a.dtype() == DType.S8 && (b.dtype() == DType.S8 || b.dtype() == DType.S4))
+                || (a.dtype() == DType.S4 && b.dtype() == DType.S4);
+        if (!ok) {
+            throw new IllegalArgumentException(
+                    "unsupported GEMM operands " + a.dtype() + " x " + b.dtype() + ": use S8xS8, S8xS4 or S4xS4");
+        }
+        if (a.cols() != b.cols()) {
+            throw new IllegalArgumentException("K mismatch: a is " + a.rows() + " x " + a.cols() + " but b is "
+                    + b.rows() + " x " + b.cols() + " (C = a · bᵀ needs equal column counts)");
+        }
+    }
+
+    private static void checkOutShape(Tensor out, long m, long n) {
+        if (out.rows() != m || out.cols() != n) {
+            throw new IllegalArgumentException(
+                    "output is " + out.rows() + " x " + out.cols() + " but the product is " + m + " x " + n);
+        }
+    }
+
+    private static void checkEpilogueScales(QuantizedTensor q, String name) {
+        if (q.granularity() != Granularity.PER_TENSOR && q.granularity() != Granularity.PER_ROW) {
+            throw new IllegalArgumentException("the GEMM epilogue needs per-tensor or per-row scales; " + name
+                    + " has " + q.granularity());
+        }
+    }
+
+    private void checkScaleVector(Tensor s, long count, String name, String dim) {
+        if (s.dtype() != DType.F32 || (s.elementCount() != 1 && s.elementCount() != count)) {
+            throw new IllegalArgumentException(
+                    name + " must be F32 with 1 or " + dim + "=" + count + " elements, got " + s);
+        }
+    }
+
+    private void checkEpilogueArgs(Tensor bias, long n, DType outType) {
+        if (!outType.isFloat()) {
+            throw new IllegalArgumentException("output dtype must be F32, F16 or BF16, got " + outType);
+        }
+        if (bias != null) {
+            checkOwn(bias, "bias");
+            if (bias.dtype() != DType.F32 || bias.elementCount() != n) {
+                throw new IllegalArgumentException("bias must be F32 with N=" + n + " elements, got " + bias);
+            }
+        }
+    }
+}

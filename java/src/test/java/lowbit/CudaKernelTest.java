@@ -1,0 +1,154 @@
+package lowbit;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The CUDA backend against the same references as the CPU backend (bit-exact integer parts and F32
+ * epilogue), and against the CPU backend on larger shapes. Skipped, and counted as skipped, on a
+ * host without a CUDA device.
+ */
+@Tag("gpu")
+class CudaKernelTest {
+    private static Context gpu;
+    private static Context cpu;
+
+    @BeforeAll
+    static void open() {
+        int devices = Lowbit.cudaDeviceCount();
+        Assumptions.assumeTrue(devices > 0, "no CUDA device on this host (" + Lowbit.buildInfo() + "): GPU tests skipped");
+        gpu = Context.open(Backend.CUDA);
+        cpu = Context.open(Backend.CPU);
+    }
+
+    @AfterAll
+    static void close() {
+        if (gpu != null) {
+            gpu.close();
+            cpu.close();
+        }
+    }
+
+    @Test
+    void quantizeMatchesReference() {
+        long seed = 1;
+        for (int[] s : CpuKernelTest.QUANT_SHAPES) {
+            for (int bits : new int[] {8, 4}) {
+                for (Granularity g : Granularity.values()) {
+                    int group = g == Granularity.PER_GROUP ? CpuKernelTest.largestGroup(s[1]) : 0;
+                    for (DType in : new DType[] {DType.F32, DType.F16, DType.BF16}) {
+                        KernelChecks.quantize(gpu, seed++, s[0], s[1], bits, g, group, in);
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void integerGemmIsExact() {
+        long seed = 100;
+        for (int[] s : CpuKernelTest.GEMM_SHAPES) {
+            KernelChecks.gemmS32(gpu, seed++, s[0], s[1], s[2], DType.S8, DType.S8);
+            KernelChecks.gemmS32(gpu, seed++, s[0], s[1], s[2], DType.S8, DType.S4);
+            KernelChecks.gemmS32(gpu, seed++, s[0], s[1], s[2], DType.S4, DType.S4);
+        }
+        KernelChecks.gemmS32(gpu, 7, 97, 211, 1536, DType.S8, DType.S8);
+        KernelChecks.gemmS32(gpu, 8, 1, 577, 1535, DType.S8, DType.S4);
+        KernelChecks.gemmS32(gpu, 9, 31, 64, 4097, DType.S4, DType.S4);
+    }
+
+    @Test
+    void quantizedLinearMatchesReference() {
+        long seed = 200;
+        for (int[] s : new int[][] {{1, 96, 257}, {13, 31, 384}, {40, 65, 1001}}) {
+            for (DType out : new DType[] {DType.F32, DType.F16, DType.BF16}) {
+                KernelChecks.linear(gpu, seed++, s[0], s[1], s[2], 8, 8, Granularity.PER_ROW, true, out, 0.02);
+                KernelChecks.linear(gpu, seed++, s[0], s[1], s[2], 8, 4, Granularity.PER_ROW, false, out, 0.25);
+                KernelChecks.linear(gpu, seed++, s[0], s[1], s[2], 8, 8, Granularity.PER_TENSOR, true, out, 0.1);
+                KernelChecks.linear(gpu, seed++, s[0], s[1], s[2], 4, 4, Granularity.PER_ROW, false, out, 0.6);
+            }
+        }
+    }
+
+    /** Large shapes: CUDA and CPU backends agree bit for bit. */
+    @Test
+    void agreesWithCpuOnLargeShapes() {
+        Random rnd = new Random(42);
+        int m = 300;
+        int k = 4096;
+        int n = 1000;
+        float[] x = KernelChecks.activations(rnd, m, k);
+        float[] w = KernelChecks.activations(rnd, n, k);
+        for (Granularity g : new Granularity[] {Granularity.PER_TENSOR, Granularity.PER_ROW}) {
+            for (int wBits : new int[] {8, 4}) {
+                try (Tensor xg = gpu.upload(x, m, k);
+                        Tensor wg = gpu.upload(w, n, k);
+                        Tensor xc = cpu.upload(x, m, k);
+                        Tensor wc = cpu.upload(w, n, k);
+                        QuantizedTensor qxg = gpu.quantize(xg, 8, g);
+                        QuantizedTensor qwg = gpu.quantize(wg, wBits, Granularity.PER_ROW);
+                        QuantizedTensor qxc = cpu.quantize(xc, 8, g);
+                        QuantizedTensor qwc = cpu.quantize(wc, wBits, Granularity.PER_ROW);
+                        Tensor yg = gpu.gemm(qxg, qwg, null, DType.F32);
+                        Tensor yc = cpu.gemm(qxc, qwc, null, DType.F32)) {
+                    assertArrayEquals(qxc.values().toByteArray(), qxg.values().toByteArray(), "activations " + g);
+                    assertArrayEquals(qwc.values().toByteArray(), qwg.values().toByteArray(), "weights W" + wBits);
+                    assertArrayEquals(yc.toFloatArray(), yg.toFloatArray(), "W" + wBits + "A8 " + g + " output");
+                }
+            }
+        }
+    }
+
+    @Test
+    void nonFiniteInputIsReportedBySynchronize() {
+        float[] x = new float[64 * 300];
+        x[5 * 300 + 17] = Float.NaN;
+        for (Granularity g : Granularity.values()) {
+            try (Tensor t = gpu.upload(x, 64, 300)) {
+                NonFiniteInputException e = assertThrows(NonFiniteInputException.class, () -> {
+                    try (QuantizedTensor q = gpu.quantize(t, 8, g, 100)) {
+                        gpu.synchronize();
+                    }
+                });
+                assertTrue(e.getMessage().contains("row 5") && e.getMessage().contains("column 17"), e.getMessage());
+            }
+        }
+        // The context stays usable after the error was reported.
+        KernelChecks.gemmS32(gpu, 3, 5, 7, 9, DType.S8, DType.S8);
+    }
+
+    @Test
+    void threadsShareTheGpuContext() throws Exception {
+        ExecutorService pool = Executors.newFixedThreadPool(4);
+        try {
+            List<Future<?>> jobs = new ArrayList<>();
+            for (int t = 0; t < 4; t++) {
+                final long seed = 500 + t;
+                jobs.add(pool.submit(() -> {
+                    for (int i = 0; i < 10; i++) {
+                        KernelChecks.gemmS32(gpu, seed * 100 + i, 17, 33, 250, DType.S8, DType.S4);
+                    }
+                    return null;
+                }));
+            }
+            for (Future<?> f : jobs) {
+                f.get();
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+}

@@ -1,0 +1,240 @@
+package lowbit;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
+import java.util.Arrays;
+import java.util.Random;
+
+/**
+ * Checks of every kernel against {@link Reference}, shared by the CPU tests and the GPU tests: run
+ * the same checks on any {@link Context}. Outputs are poisoned before each call, so an element the
+ * kernel did not write shows up as a mismatch.
+ */
+final class KernelChecks {
+    private KernelChecks() {}
+
+    /** Activations with a realistic shape: mostly Gaussian, a few outlier channels, heavy tails. */
+    static float[] activations(Random rnd, int rows, int cols) {
+        float[] x = new float[rows * cols];
+        boolean[] outlier = new boolean[cols];
+        for (int c = 0; c < cols; c++) {
+            outlier[c] = rnd.nextInt(40) == 0;
+        }
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < cols; c++) {
+                double v = rnd.nextGaussian();
+                if (outlier[c]) {
+                    v *= 30;
+                } else if (rnd.nextInt(200) == 0) {
+                    v *= 8;
+                }
+                x[r * cols + c] = (float) v;
+            }
+        }
+        return x;
+    }
+
+    /** Values rounded through the tensor dtype (F16/BF16 inputs lose precision before quantization). */
+    static float[] roundTo(DType t, float[] x) {
+        float[] y = x.clone();
+        for (int i = 0; i < y.length; i++) {
+            if (t == DType.F16) {
+                y[i] = Half.toFloat(Half.fromFloat(y[i]));
+            } else if (t == DType.BF16) {
+                y[i] = Half.bf16ToFloat(Half.bf16FromFloat(y[i]));
+            }
+        }
+        return y;
+    }
+
+    static Tensor upload(Context ctx, DType t, float[] x, int rows, int cols) {
+        if (t == DType.F32) {
+            return ctx.upload(x, rows, cols);
+        }
+        short[] bits = new short[x.length];
+        for (int i = 0; i < x.length; i++) {
+            bits[i] = t == DType.F16 ? Half.fromFloat(x[i]) : Half.bf16FromFloat(x[i]);
+        }
+        return ctx.upload(bits, t, rows, cols);
+    }
+
+    /** Fills a tensor with a recognisable garbage pattern. */
+    static void poison(Tensor t) {
+        switch (t.dtype()) {
+            case F32: {
+                float[] p = new float[(int) t.storageElements()];
+                Arrays.fill(p, Float.NaN);
+                t.copyFrom(p);
+                break;
+            }
+            case S32: {
+                int[] p = new int[(int) t.storageElements()];
+                Arrays.fill(p, 0x7eadbeef);
+                t.copyFrom(p);
+                break;
+            }
+            case S8:
+            case S4: {
+                byte[] p = new byte[(int) t.storageBytes()];
+                Arrays.fill(p, (byte) 0x5a);
+                t.copyFrom(p);
+                break;
+            }
+            default: {
+                short[] p = new short[(int) t.storageElements()];
+                Arrays.fill(p, (short) 0x7e55);
+                t.copyFrom(p);
+            }
+        }
+    }
+
+    /** Quantize on {@code ctx}; values and scales must equal the reference bit for bit. */
+    static void quantize(Context ctx, long seed, int rows, int cols, int bits, Granularity g, int group, DType in) {
+        Random rnd = new Random(seed);
+        float[] x = roundTo(in, activations(rnd, rows, cols));
+        String what = in + " " + rows + "x" + cols + " " + bits + "-bit " + g + (group > 0 ? " G" + group : "");
+        Reference.Quantized want = Reference.quantize(x, rows, cols, bits, g, group, null);
+        try (Tensor xt = upload(ctx, in, x, rows, cols);
+                QuantizedTensor q = ctx.allocateQuantized(rows, cols, bits, g, group)) {
+            poison(q.values());
+            poison(q.scales());
+            ctx.quantizeInto(xt, q);
+            assertArrayEquals(want.scales, q.scales().toFloatArray(), "scales of " + what);
+            int[] got = bits == 8 ? fromS8(q.values().toByteArray()) : Reference.unpackS4(q.values().toByteArray(), rows, cols);
+            assertArrayEquals(want.q, got, "values of " + what);
+            if (bits == 4 && (cols & 1) == 1) {
+                byte[] packed = q.values().toByteArray();
+                int ld = cols + 1;
+                for (int r = 0; r < rows; r++) {
+                    int pad = (packed[(r * ld + cols) / 2] >> 4) & 0xF;
+                    assertEquals(0, pad, "padding nibble of row " + r + " of " + what);
+                }
+            }
+            // The quantization error of every element is at most half a step of its scale.
+            for (int r = 0; r < rows; r++) {
+                for (int c = 0; c < cols; c++) {
+                    float s = want.scales[Reference.scaleIndex(g, r, c, cols, group)];
+                    double err = Math.abs(x[r * cols + c] - (double) want.q[r * cols + c] * s);
+                    if (err > 0.5000001 * s) {
+                        fail("element (" + r + "," + c + ") of " + what + " off by " + err + " > scale/2 = " + s / 2);
+                    }
+                }
+            }
+        }
+    }
+
+    static int[] fromS8(byte[] b) {
+        int[] q = new int[b.length];
+        for (int i = 0; i < b.length; i++) {
+            q[i] = b[i];
+        }
+        return q;
+    }
+
+    /** Random integers in the symmetric grid of {@code bits}, rows × cols. */
+    static int[] randomInts(Random rnd, int rows, int cols, int bits, boolean fullRange) {
+        int[] q = new int[rows * cols];
+        int lo = fullRange ? -(1 << (bits - 1)) : -((1 << (bits - 1)) - 1);
+        int hi = (1 << (bits - 1)) - 1;
+        for (int i = 0; i < q.length; i++) {
+            q[i] = lo + rnd.nextInt(hi - lo + 1);
+        }
+        return q;
+    }
+
+    static Tensor uploadInts(Context ctx, int[] q, int rows, int cols, DType t) {
+        return t == DType.S8 ? ctx.upload(Reference.toS8(q), DType.S8, rows, cols)
+                : ctx.upload(Reference.packS4(q, rows, cols), DType.S4, rows, cols);
+    }
+
+    /** Raw integer GEMM: exact against long arithmetic, including -128 and -8 operands. */
+    static void gemmS32(Context ctx, long seed, int m, int n, int k, DType at, DType bt) {
+        Random rnd = new Random(seed);
+        int[] a = randomInts(rnd, m, k, at.bits(), true);
+        int[] b = randomInts(rnd, n, k, bt.bits(), true);
+        long[] want = Reference.gemm(a, b, m, n, k);
+        try (Tensor ta = uploadInts(ctx, a, m, k, at);
+                Tensor tb = uploadInts(ctx, b, n, k, bt);
+                Tensor c = ctx.allocate(DType.S32, m, n)) {
+            poison(c);
+            ctx.gemmInto(ta, tb, c);
+            int[] got = c.toIntArray();
+            for (int i = 0; i < m * n; i++) {
+                if (got[i] != want[i]) {
+                    fail(at + "x" + bt + " " + m + "x" + n + "x" + k + ": C[" + i / n + "][" + i % n + "] = " + got[i]
+                            + ", want " + want[i]);
+                }
+            }
+        }
+    }
+
+    /**
+     * The quantized linear layer end to end: quantize x (per token or per tensor) and w (per channel),
+     * fused GEMM + epilogue. F32 output must equal the float32-step reference bit for bit, and all
+     * outputs must be within quantization error of the FP64 product.
+     */
+    static void linear(Context ctx, long seed, int m, int n, int k, int aBits, int bBits, Granularity ag,
+            boolean bias, DType out, double maxRelError) {
+        Random rnd = new Random(seed);
+        float[] x = activations(rnd, m, k);
+        float[] w = new float[n * k];
+        for (int i = 0; i < w.length; i++) {
+            w[i] = (float) (rnd.nextGaussian() * 0.05);
+        }
+        float[] b = new float[n];
+        for (int j = 0; j < n; j++) {
+            b[j] = (float) rnd.nextGaussian();
+        }
+        Reference.Quantized qx = Reference.quantize(x, m, k, aBits, ag, 0, null);
+        Reference.Quantized qw = Reference.quantize(w, n, k, bBits, Granularity.PER_ROW, 0, null);
+        long[] acc = Reference.gemm(qx.q, qw.q, m, n, k);
+        double[] exact = Reference.matmul(x, w, m, n, k);
+        float[] want = new float[m * n];
+        for (int i = 0; i < m; i++) {
+            for (int j = 0; j < n; j++) {
+                want[i * n + j] = Reference.epilogue(acc[i * n + j], qx.scales[ag == Granularity.PER_ROW ? i : 0],
+                        qw.scales[j], b[j], bias);
+                if (bias) {
+                    exact[i * n + j] += b[j];
+                }
+            }
+        }
+        String what = "W" + bBits + "A" + aBits + " " + ag + " " + m + "x" + n + "x" + k + (bias ? " +bias" : "") + " -> "
+                + out;
+        try (Tensor xt = ctx.upload(x, m, k);
+                Tensor wt = ctx.upload(w, n, k);
+                Tensor bt = ctx.upload(b, 1, n);
+                QuantizedTensor qa = ctx.quantize(xt, aBits, ag);
+                QuantizedTensor qb = ctx.quantize(wt, bBits, Granularity.PER_ROW);
+                Tensor y = ctx.allocate(out, m, n)) {
+            poison(y);
+            ctx.gemmInto(qa, qb, bias ? bt : null, y);
+            float[] got = toFloats(y);
+            for (int i = 0; i < m * n; i++) {
+                float expected = out == DType.F32 ? want[i]
+                        : out == DType.F16 ? Half.toFloat(Half.fromFloat(want[i]))
+                                : Half.bf16ToFloat(Half.bf16FromFloat(want[i]));
+                if (Float.floatToIntBits(got[i]) != Float.floatToIntBits(expected)) {
+                    fail(what + ": out[" + i / n + "][" + i % n + "] = " + got[i] + ", reference " + expected);
+                }
+            }
+            double rel = Reference.relativeError(got, exact);
+            assertTrue(rel < maxRelError, what + ": relative error vs FP64 " + rel + " >= " + maxRelError);
+        }
+    }
+
+    static float[] toFloats(Tensor y) {
+        if (y.dtype() == DType.F32) {
+            return y.toFloatArray();
+        }
+        short[] s = y.toShortArray();
+        float[] f = new float[s.length];
+        for (int i = 0; i < s.length; i++) {
+            f[i] = y.dtype() == DType.F16 ? Half.toFloat(s[i]) : Half.bf16ToFloat(s[i]);
+        }
+        return f;
+    }
+}

@@ -1,0 +1,422 @@
+// api.cpp -- the C ABI: argument validation, error capture, dispatch to a backend.
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <sstream>
+#include <string>
+
+#include "backend.h"
+#include "lowbit/lowbit.h"
+
+#define LOWBIT_VERSION_STRING "0.1.0"
+
+struct lowbit_context {
+    std::shared_ptr<lowbit::Backend> backend;
+};
+
+struct lowbit_buffer {
+    std::shared_ptr<lowbit::Backend> backend;  // keeps the backend alive
+    void* ptr;
+    int64_t bytes;
+};
+
+namespace lowbit {
+
+void Backend::set_cpu_isa(int) {
+    throw Error(LOWBIT_ERR_UNSUPPORTED, "the CPU instruction set can only be chosen on a CPU context");
+}
+void Backend::set_threads(int) {
+    throw Error(LOWBIT_ERR_UNSUPPORTED, "the thread count can only be set on a CPU context");
+}
+
+namespace {
+
+thread_local std::string last_error;
+
+int fail(int code, const std::string& message) {
+    last_error = message;
+    return code;
+}
+
+// Runs body, mapping exceptions to status codes and the thread's message.
+template <class F>
+int guarded(const char* op, F&& body) {
+    try {
+        last_error.clear();
+        body();
+        return LOWBIT_OK;
+    } catch (const Error& e) {
+        return fail(e.code(), std::string(op) + ": " + e.what());
+    } catch (const std::bad_alloc&) {
+        return fail(LOWBIT_ERR_OUT_OF_MEMORY, std::string(op) + ": out of host memory");
+    } catch (const std::exception& e) {
+        return fail(LOWBIT_ERR_INTERNAL, std::string(op) + ": internal error: " + e.what());
+    } catch (...) {
+        return fail(LOWBIT_ERR_INTERNAL, std::string(op) + ": internal error");
+    }
+}
+
+[[noreturn]] void invalid(const std::string& message) { throw Error(LOWBIT_ERR_INVALID_ARGUMENT, message); }
+
+const char* dtype_name(int t) {
+    switch (t) {
+        case LOWBIT_F32: return "F32";
+        case LOWBIT_F16: return "F16";
+        case LOWBIT_BF16: return "BF16";
+        case LOWBIT_S8: return "S8";
+        case LOWBIT_S4: return "S4";
+        case LOWBIT_S32: return "S32";
+        default: return "unknown dtype";
+    }
+}
+
+int64_t dtype_bytes(int t) {
+    switch (t) {
+        case LOWBIT_F32: case LOWBIT_S32: return 4;
+        case LOWBIT_F16: case LOWBIT_BF16: return 2;
+        case LOWBIT_S8: return 1;
+        default: return 0;
+    }
+}
+
+constexpr int64_t kMaxDim = int64_t(1) << 40;
+
+void check_dim(const char* name, int64_t v) {
+    if (v <= 0 || v > kMaxDim) {
+        std::ostringstream s;
+        s << name << " must be in 1.." << kMaxDim << ", got " << v;
+        invalid(s.str());
+    }
+}
+
+// Bytes a rows x cols matrix of dtype t with leading dimension ld spans.
+int64_t matrix_bytes(int t, int64_t rows, int64_t cols, int64_t ld) {
+    __int128 elems = static_cast<__int128>(rows - 1) * ld + cols;
+    __int128 bytes = t == LOWBIT_S4 ? (elems + 1) / 2 : elems * dtype_bytes(t);
+    if (bytes > (static_cast<__int128>(1) << 62)) invalid("matrix too large");
+    return static_cast<int64_t>(bytes);
+}
+
+lowbit_buffer* check_buffer(const char* name, const lowbit_buffer* buf, const lowbit_context* ctx) {
+    if (buf == nullptr) invalid(std::string("buffer ") + name + " is null");
+    if (buf->ptr == nullptr) invalid(std::string("buffer ") + name + " has been freed");
+    if (ctx != nullptr && buf->backend != ctx->backend)
+        invalid(std::string("buffer ") + name + " belongs to another context");
+    return const_cast<lowbit_buffer*>(buf);
+}
+
+void check_matrix(const char* name, const lowbit_buffer* buf, const lowbit_context* ctx, int t,
+                  int64_t rows, int64_t cols, int64_t ld) {
+    check_buffer(name, buf, ctx);
+    if (ld < cols) {
+        std::ostringstream s;
+        s << "leading dimension of " << name << " (" << ld << ") is smaller than its row length (" << cols << ")";
+        invalid(s.str());
+    }
+    if (t == LOWBIT_S4 && ld % 2 != 0) {
+        std::ostringstream s;
+        s << "leading dimension of packed S4 " << name << " must be even, got " << ld;
+        invalid(s.str());
+    }
+    int64_t need = matrix_bytes(t, rows, cols, ld);
+    if (need > buf->bytes) {
+        std::ostringstream s;
+        s << "buffer " << name << " holds " << buf->bytes << " bytes, but a " << rows << " x " << cols << " "
+          << dtype_name(t) << " matrix with ld " << ld << " needs " << need;
+        invalid(s.str());
+    }
+}
+
+void check_vector(const char* name, const lowbit_buffer* buf, const lowbit_context* ctx, int64_t count,
+                  int64_t elem_bytes) {
+    check_buffer(name, buf, ctx);
+    if (count * elem_bytes > buf->bytes) {
+        std::ostringstream s;
+        s << "buffer " << name << " holds " << buf->bytes << " bytes, but " << count << " entries need "
+          << count * elem_bytes;
+        invalid(s.str());
+    }
+}
+
+lowbit_context* check_context(const lowbit_context* ctx) {
+    if (ctx == nullptr || !ctx->backend) invalid("context is null");
+    return const_cast<lowbit_context*>(ctx);
+}
+
+void check_range(const char* name, const lowbit_buffer* buf, int64_t offset, int64_t bytes) {
+    if (offset < 0 || bytes < 0 || offset > buf->bytes || bytes > buf->bytes - offset) {
+        std::ostringstream s;
+        s << "range [" << offset << ", " << offset << " + " << bytes << ") lies outside buffer " << name << " of "
+          << buf->bytes << " bytes";
+        invalid(s.str());
+    }
+}
+
+void check_scale_counts(int64_t a_count, int64_t m, int64_t b_count, int64_t n) {
+    if (a_count != 1 && a_count != m) {
+        std::ostringstream s;
+        s << "a_scale_count must be 1 or M=" << m << ", got " << a_count;
+        invalid(s.str());
+    }
+    if (b_count != 1 && b_count != n) {
+        std::ostringstream s;
+        s << "b_scale_count must be 1 or N=" << n << ", got " << b_count;
+        invalid(s.str());
+    }
+}
+
+void check_float_out(int out_type) {
+    if (out_type != LOWBIT_F32 && out_type != LOWBIT_F16 && out_type != LOWBIT_BF16)
+        invalid(std::string("output dtype must be F32, F16 or BF16, got ") + dtype_name(out_type));
+}
+
+void check_operand_types(int a_type, int b_type) {
+    bool ok = (a_type == LOWBIT_S8 && b_type == LOWBIT_S8) || (a_type == LOWBIT_S8 && b_type == LOWBIT_S4) ||
+              (a_type == LOWBIT_S4 && b_type == LOWBIT_S4);
+    if (!ok)
+        invalid(std::string("unsupported operand dtypes (") + dtype_name(a_type) + ", " + dtype_name(b_type) +
+                "): use (S8, S8), (S8, S4) or (S4, S4)");
+}
+
+}  // namespace
+}  // namespace lowbit
+
+using namespace lowbit;
+
+extern "C" {
+
+const char* lowbit_last_error(void) { return last_error.c_str(); }
+
+const char* lowbit_version(void) { return LOWBIT_VERSION_STRING; }
+
+const char* lowbit_build_info(void) {
+    static const std::string info = [] {
+        std::ostringstream s;
+        s << "lowbit " << LOWBIT_VERSION_STRING << "; C++ "
+#if defined(__clang__)
+          << "clang " << __clang_major__ << "." << __clang_minor__
+#elif defined(__GNUC__)
+          << "gcc " << __GNUC__ << "." << __GNUC_MINOR__
+#endif
+          << "; CPU ISA best " << cpu_isa_best() << "; " << cuda_build_info();
+        return s.str();
+    }();
+    return info.c_str();
+}
+
+int lowbit_cpu_isa_best(void) { return cpu_isa_best(); }
+
+int lowbit_cuda_device_count(int* count) {
+    return guarded("lowbit_cuda_device_count", [&] {
+        if (count == nullptr) invalid("count is null");
+        *count = cuda_device_count();
+    });
+}
+
+int lowbit_context_create(int backend, int device, lowbit_context** out) {
+    return guarded("lowbit_context_create", [&] {
+        if (out == nullptr) invalid("out is null");
+        *out = nullptr;
+        auto ctx = std::make_unique<lowbit_context>();
+        if (backend == LOWBIT_BACKEND_CPU) {
+            ctx->backend = make_cpu_backend();
+        } else if (backend == LOWBIT_BACKEND_CUDA) {
+            if (device < 0) invalid("CUDA device index must be >= 0, got " + std::to_string(device));
+            ctx->backend = make_cuda_backend(device);
+        } else {
+            invalid("unknown backend " + std::to_string(backend) + " (1 = CPU, 2 = CUDA)");
+        }
+        *out = ctx.release();
+    });
+}
+
+void lowbit_context_destroy(lowbit_context* ctx) { delete ctx; }
+
+int lowbit_context_backend(const lowbit_context* ctx) { return ctx == nullptr ? 0 : ctx->backend->kind(); }
+
+int lowbit_context_set_cpu_isa(lowbit_context* ctx, int isa) {
+    return guarded("lowbit_context_set_cpu_isa", [&] {
+        check_context(ctx);
+        if (isa < LOWBIT_ISA_SCALAR || isa > LOWBIT_ISA_AVX512_VNNI) invalid("unknown ISA level " + std::to_string(isa));
+        if (isa > cpu_isa_best())
+            throw Error(LOWBIT_ERR_UNSUPPORTED, "ISA level " + std::to_string(isa) + " is not supported by this CPU (best " +
+                                                    std::to_string(cpu_isa_best()) + ")");
+        ctx->backend->set_cpu_isa(isa);
+    });
+}
+
+int lowbit_context_set_threads(lowbit_context* ctx, int threads) {
+    return guarded("lowbit_context_set_threads", [&] {
+        check_context(ctx);
+        if (threads < 0 || threads > 4096) invalid("threads must be in 0..4096, got " + std::to_string(threads));
+        ctx->backend->set_threads(threads);
+    });
+}
+
+int lowbit_context_synchronize(lowbit_context* ctx) {
+    return guarded("lowbit_context_synchronize", [&] {
+        check_context(ctx);
+        ctx->backend->synchronize();
+    });
+}
+
+int lowbit_buffer_alloc(lowbit_context* ctx, int64_t bytes, lowbit_buffer** out) {
+    return guarded("lowbit_buffer_alloc", [&] {
+        check_context(ctx);
+        if (out == nullptr) invalid("out is null");
+        *out = nullptr;
+        if (bytes <= 0 || bytes > (int64_t(1) << 50)) invalid("bytes must be in 1..2^50, got " + std::to_string(bytes));
+        auto buf = std::make_unique<lowbit_buffer>();
+        buf->backend = ctx->backend;
+        buf->bytes = bytes;
+        buf->ptr = ctx->backend->alloc(bytes);
+        *out = buf.release();
+    });
+}
+
+void lowbit_buffer_free(lowbit_buffer* buf) {
+    if (buf == nullptr) return;
+    if (buf->ptr != nullptr) buf->backend->release(buf->ptr);
+    buf->ptr = nullptr;
+    delete buf;
+}
+
+int64_t lowbit_buffer_bytes(const lowbit_buffer* buf) { return buf == nullptr ? 0 : buf->bytes; }
+
+int lowbit_buffer_write(lowbit_buffer* dst, int64_t dst_offset_bytes, const void* src, int64_t bytes) {
+    return guarded("lowbit_buffer_write", [&] {
+        check_buffer("dst", dst, nullptr);
+        if (src == nullptr) invalid("source pointer is null");
+        check_range("dst", dst, dst_offset_bytes, bytes);
+        if (bytes > 0) dst->backend->write(static_cast<char*>(dst->ptr) + dst_offset_bytes, src, bytes);
+    });
+}
+
+int lowbit_buffer_read(const lowbit_buffer* src, int64_t src_offset_bytes, void* dst, int64_t bytes) {
+    return guarded("lowbit_buffer_read", [&] {
+        check_buffer("src", src, nullptr);
+        if (dst == nullptr) invalid("destination pointer is null");
+        check_range("src", src, src_offset_bytes, bytes);
+        if (bytes > 0) src->backend->read(dst, static_cast<const char*>(src->ptr) + src_offset_bytes, bytes);
+    });
+}
+
+int lowbit_buffer_copy(lowbit_buffer* dst, int64_t dst_offset_bytes, const lowbit_buffer* src,
+                       int64_t src_offset_bytes, int64_t bytes) {
+    return guarded("lowbit_buffer_copy", [&] {
+        check_buffer("dst", dst, nullptr);
+        check_buffer("src", src, nullptr);
+        if (dst->backend != src->backend) invalid("src and dst belong to different contexts");
+        check_range("dst", dst, dst_offset_bytes, bytes);
+        check_range("src", src, src_offset_bytes, bytes);
+        if (bytes > 0)
+            dst->backend->copy(static_cast<char*>(dst->ptr) + dst_offset_bytes,
+                               static_cast<const char*>(src->ptr) + src_offset_bytes, bytes);
+    });
+}
+
+int lowbit_quantize(lowbit_context* ctx, const lowbit_buffer* x, int x_type, int64_t rows, int64_t cols, int64_t ldx,
+                    int bits, int granularity, int64_t group, int scales_given, lowbit_buffer* q, int64_t ldq,
+                    lowbit_buffer* scales) {
+    return guarded("lowbit_quantize", [&] {
+        check_context(ctx);
+        check_dim("rows", rows);
+        check_dim("cols", cols);
+        if (x_type != LOWBIT_F32 && x_type != LOWBIT_F16 && x_type != LOWBIT_BF16)
+            invalid(std::string("input dtype must be F32, F16 or BF16, got ") + dtype_name(x_type));
+        if (bits != 8 && bits != 4) invalid("bits must be 8 or 4, got " + std::to_string(bits));
+        int q_type = bits == 8 ? LOWBIT_S8 : LOWBIT_S4;
+        check_matrix("x", x, ctx, x_type, rows, cols, ldx);
+        check_matrix("q", q, ctx, q_type, rows, cols, ldq);
+        int64_t n_scales;
+        switch (granularity) {
+            case LOWBIT_PER_TENSOR: n_scales = 1; break;
+            case LOWBIT_PER_ROW: n_scales = rows; break;
+            case LOWBIT_PER_COLUMN: n_scales = cols; break;
+            case LOWBIT_PER_GROUP:
+                if (group <= 0 || cols % group != 0)
+                    invalid("group size " + std::to_string(group) + " does not divide cols=" + std::to_string(cols));
+                n_scales = rows * (cols / group);
+                break;
+            default: invalid("unknown granularity " + std::to_string(granularity));
+        }
+        check_vector("scales", scales, ctx, n_scales, 4);
+        QuantizeArgs a{x->ptr, x_type, rows, cols, ldx, bits, granularity, group, scales_given != 0,
+                       q->ptr, ldq, static_cast<float*>(scales->ptr)};
+        ctx->backend->quantize(a);
+    });
+}
+
+int lowbit_gemm_s32(lowbit_context* ctx, int a_type, const lowbit_buffer* a, int64_t lda, int b_type,
+                    const lowbit_buffer* b, int64_t ldb, int64_t m, int64_t n, int64_t k, lowbit_buffer* c,
+                    int64_t ldc) {
+    return guarded("lowbit_gemm_s32", [&] {
+        check_context(ctx);
+        check_dim("M", m);
+        check_dim("N", n);
+        check_dim("K", k);
+        check_operand_types(a_type, b_type);
+        check_matrix("a", a, ctx, a_type, m, k, lda);
+        check_matrix("b", b, ctx, b_type, n, k, ldb);
+        check_matrix("c", c, ctx, LOWBIT_S32, m, n, ldc);
+        GemmArgs g{a_type, a->ptr, lda, b_type, b->ptr, ldb, m, n, k,
+                   nullptr, 0, nullptr, 0, nullptr, LOWBIT_S32, c->ptr, ldc};
+        ctx->backend->gemm(g);
+    });
+}
+
+int lowbit_gemm_dequant(lowbit_context* ctx, int a_type, const lowbit_buffer* a, int64_t lda, int b_type,
+                        const lowbit_buffer* b, int64_t ldb, int64_t m, int64_t n, int64_t k,
+                        const lowbit_buffer* a_scales, int64_t a_scale_count, const lowbit_buffer* b_scales,
+                        int64_t b_scale_count, const lowbit_buffer* bias, int out_type, lowbit_buffer* out,
+                        int64_t ldo) {
+    return guarded("lowbit_gemm_dequant", [&] {
+        check_context(ctx);
+        check_dim("M", m);
+        check_dim("N", n);
+        check_dim("K", k);
+        check_operand_types(a_type, b_type);
+        check_float_out(out_type);
+        check_scale_counts(a_scale_count, m, b_scale_count, n);
+        check_matrix("a", a, ctx, a_type, m, k, lda);
+        check_matrix("b", b, ctx, b_type, n, k, ldb);
+        check_matrix("out", out, ctx, out_type, m, n, ldo);
+        check_vector("a_scales", a_scales, ctx, a_scale_count, 4);
+        check_vector("b_scales", b_scales, ctx, b_scale_count, 4);
+        if (bias != nullptr) check_vector("bias", bias, ctx, n, 4);
+        GemmArgs g{a_type, a->ptr, lda, b_type, b->ptr, ldb, m, n, k,
+                   static_cast<const float*>(a_scales->ptr), a_scale_count,
+                   static_cast<const float*>(b_scales->ptr), b_scale_count,
+                   bias == nullptr ? nullptr : static_cast<const float*>(bias->ptr),
+                   out_type, out->ptr, ldo};
+        ctx->backend->gemm(g);
+    });
+}
+
+int lowbit_dequantize_s32(lowbit_context* ctx, const lowbit_buffer* acc, int64_t m, int64_t n, int64_t ldacc,
+                          const lowbit_buffer* a_scales, int64_t a_scale_count, const lowbit_buffer* b_scales,
+                          int64_t b_scale_count, const lowbit_buffer* bias, int out_type, lowbit_buffer* out,
+                          int64_t ldo) {
+    return guarded("lowbit_dequantize_s32", [&] {
+        check_context(ctx);
+        check_dim("M", m);
+        check_dim("N", n);
+        check_float_out(out_type);
+        check_scale_counts(a_scale_count, m, b_scale_count, n);
+        check_matrix("acc", acc, ctx, LOWBIT_S32, m, n, ldacc);
+        check_matrix("out", out, ctx, out_type, m, n, ldo);
+        check_vector("a_scales", a_scales, ctx, a_scale_count, 4);
+        check_vector("b_scales", b_scales, ctx, b_scale_count, 4);
+        if (bias != nullptr) check_vector("bias", bias, ctx, n, 4);
+        DequantArgs d{static_cast<const int32_t*>(acc->ptr), m, n, ldacc,
+                      static_cast<const float*>(a_scales->ptr), a_scale_count,
+                      static_cast<const float*>(b_scales->ptr), b_scale_count,
+                      bias == nullptr ? nullptr : static_cast<const float*>(bias->ptr),
+                      out_type, out->ptr, ldo};
+        ctx->backend->dequantize(d);
+    });
+}
+
+}  // extern "C"
