@@ -69,6 +69,9 @@ public final class Context extends NativeResource {
 
     /** CPU backend: worker threads per operation (0 = all hardware threads). */
     public void setThreads(int threads) {
+        if (threads < 0) {
+            throw new IllegalArgumentException("threads must be >= 0 (0 = all hardware threads), got " + threads);
+        }
         try (Lease l = new Lease(this)) {
             Lowbit.check(LowbitNative.lowbit_context_set_threads(handle, threads));
         }

@@ -118,7 +118,7 @@ final class KernelChecks {
                 for (int c = 0; c < cols; c++) {
                     float s = want.scales[Reference.scaleIndex(g, r, c, cols, group)];
                     double err = Math.abs(x[r * cols + c] - (double) want.q[r * cols + c] * s);
-                    if (err > 0.5000001 * s) {
+                    if (err > 0.5 * s * (1 + 1e-5)) {
                         fail("element (" + r + "," + c + ") of " + what + " off by " + err + " > scale/2 = " + s / 2);
                     }
                 }
