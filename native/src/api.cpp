@@ -180,6 +180,47 @@ void check_operand_types(int a_type, int b_type) {
                 "): use (S8, S8), (S8, S4) or (S4, S4)");
 }
 
+// Shared by lowbit_quantize and lowbit_flatten_quantize: x has src_cols
+// columns, the quantized matrix out_cols.
+void run_quantize(lowbit_context* ctx, const lowbit_buffer* x, int x_type, int64_t rows, int64_t src_cols,
+                  int64_t ldx, const lowbit_buffer* src_index, const lowbit_buffer* src_mult, int64_t out_cols,
+                  int bits, int granularity, int64_t group, int scales_given, lowbit_buffer* q, int64_t ldq,
+                  lowbit_buffer* scales) {
+    check_context(ctx);
+    check_dim("rows", rows);
+    check_dim("cols", src_cols);
+    check_dim("k_out", out_cols);
+    if (x_type != LOWBIT_F32 && x_type != LOWBIT_F16 && x_type != LOWBIT_BF16)
+        invalid(std::string("input dtype must be F32, F16 or BF16, got ") + dtype_name(x_type));
+    if (bits != 8 && bits != 4) invalid("bits must be 8 or 4, got " + std::to_string(bits));
+    int q_type = bits == 8 ? LOWBIT_S8 : LOWBIT_S4;
+    check_matrix("x", x, ctx, x_type, rows, src_cols, ldx);
+    check_matrix("q", q, ctx, q_type, rows, out_cols, ldq);
+    int64_t n_scales;
+    switch (granularity) {
+        case LOWBIT_PER_TENSOR: n_scales = 1; break;
+        case LOWBIT_PER_ROW: n_scales = rows; break;
+        case LOWBIT_PER_COLUMN: n_scales = out_cols; break;
+        case LOWBIT_PER_GROUP:
+            if (group <= 0 || out_cols % group != 0)
+                invalid("group size " + std::to_string(group) + " does not divide cols=" + std::to_string(out_cols));
+            n_scales = rows * (out_cols / group);
+            break;
+        default: invalid("unknown granularity " + std::to_string(granularity));
+    }
+    check_vector("scales", scales, ctx, n_scales, 4);
+    QuantizeArgs a{x->ptr, x_type, rows, out_cols, ldx, bits, granularity, group, scales_given != 0,
+                   q->ptr, ldq, static_cast<float*>(scales->ptr)};
+    if (src_index != nullptr || src_mult != nullptr) {
+        check_vector("src_index", src_index, ctx, out_cols, 4);
+        check_vector("src_mult", src_mult, ctx, out_cols, 4);
+        a.src_index = static_cast<const int32_t*>(src_index->ptr);
+        a.src_mult = static_cast<const float*>(src_mult->ptr);
+    }
+    a.src_cols = src_cols;
+    ctx->backend->quantize(a);
+}
+
 }  // namespace
 }  // namespace lowbit
 
@@ -321,31 +362,20 @@ int lowbit_quantize(lowbit_context* ctx, const lowbit_buffer* x, int x_type, int
                     int bits, int granularity, int64_t group, int scales_given, lowbit_buffer* q, int64_t ldq,
                     lowbit_buffer* scales) {
     return guarded("lowbit_quantize", [&] {
-        check_context(ctx);
-        check_dim("rows", rows);
-        check_dim("cols", cols);
-        if (x_type != LOWBIT_F32 && x_type != LOWBIT_F16 && x_type != LOWBIT_BF16)
-            invalid(std::string("input dtype must be F32, F16 or BF16, got ") + dtype_name(x_type));
-        if (bits != 8 && bits != 4) invalid("bits must be 8 or 4, got " + std::to_string(bits));
-        int q_type = bits == 8 ? LOWBIT_S8 : LOWBIT_S4;
-        check_matrix("x", x, ctx, x_type, rows, cols, ldx);
-        check_matrix("q", q, ctx, q_type, rows, cols, ldq);
-        int64_t n_scales;
-        switch (granularity) {
-            case LOWBIT_PER_TENSOR: n_scales = 1; break;
-            case LOWBIT_PER_ROW: n_scales = rows; break;
-            case LOWBIT_PER_COLUMN: n_scales = cols; break;
-            case LOWBIT_PER_GROUP:
-                if (group <= 0 || cols % group != 0)
-                    invalid("group size " + std::to_string(group) + " does not divide cols=" + std::to_string(cols));
-                n_scales = rows * (cols / group);
-                break;
-            default: invalid("unknown granularity " + std::to_string(granularity));
-        }
-        check_vector("scales", scales, ctx, n_scales, 4);
-        QuantizeArgs a{x->ptr, x_type, rows, cols, ldx, bits, granularity, group, scales_given != 0,
-                       q->ptr, ldq, static_cast<float*>(scales->ptr)};
-        ctx->backend->quantize(a);
+        run_quantize(ctx, x, x_type, rows, cols, ldx, nullptr, nullptr, cols, bits, granularity, group, scales_given,
+                     q, ldq, scales);
+    });
+}
+
+int lowbit_flatten_quantize(lowbit_context* ctx, const lowbit_buffer* x, int x_type, int64_t rows, int64_t cols,
+                            int64_t ldx, const lowbit_buffer* src_index, const lowbit_buffer* src_mult, int64_t k_out,
+                            int bits, int granularity, int64_t group, int scales_given, lowbit_buffer* q,
+                            int64_t ldq, lowbit_buffer* scales) {
+    return guarded("lowbit_flatten_quantize", [&] {
+        if (src_index == nullptr) invalid("buffer src_index is null");
+        if (src_mult == nullptr) invalid("buffer src_mult is null");
+        run_quantize(ctx, x, x_type, rows, cols, ldx, src_index, src_mult, k_out, bits, granularity, group,
+                     scales_given, q, ldq, scales);
     });
 }
 

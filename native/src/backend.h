@@ -26,11 +26,14 @@ private:
     int code_;
 };
 
-// Quantize x (rows x cols) to q; see lowbit_quantize.
+// Quantize x (rows x cols) to q; see lowbit_quantize. With src_index set it is
+// lowbit_flatten_quantize: row r of the quantized matrix is
+// x'[r][j] = x[r][src_index[j]] * src_mult[j] for j < cols, where x has
+// src_cols columns.
 struct QuantizeArgs {
     const void* x;
     int x_type;          // LOWBIT_F32 / F16 / BF16
-    int64_t rows, cols, ldx;
+    int64_t rows, cols, ldx;  // cols: columns of the quantized (expanded) matrix
     int bits;            // 8 -> S8, 4 -> packed S4
     int granularity;     // lowbit_granularity
     int64_t group;       // for LOWBIT_PER_GROUP, divides cols
@@ -38,6 +41,9 @@ struct QuantizeArgs {
     void* q;
     int64_t ldq;         // elements; even for S4
     float* scales;
+    const int32_t* src_index = nullptr;  // flatten plan: source column per output column
+    const float* src_mult = nullptr;     // flatten plan: multiplier per output column
+    int64_t src_cols = 0;                // columns of x when flattening (else == cols)
 };
 
 // out[M,N] = epilogue(A[M,K] * B[N,K]^T). out_type == LOWBIT_S32 writes the raw

@@ -179,6 +179,23 @@ LOWBIT_API int lowbit_quantize(lowbit_context* ctx,
                                int bits, int granularity, int64_t group, int scales_given,
                                lowbit_buffer* q, int64_t ldq, lowbit_buffer* scales);
 
+/* Flatten-and-quantize (FlattenQuant): one pass that expands x (rows x cols)
+ * by a flatten plan to rows x k_out,
+ *     x'[r][j] = x[r][src_index[j]] * src_mult[j]      (float32 multiply)
+ * and quantizes x' exactly as lowbit_quantize does (all granularities; group
+ * and the scales refer to the k_out columns). src_index: S32 buffer of k_out
+ * indices in [0, cols); src_mult: F32 buffer of k_out finite multipliers
+ * (1/k for the k copies of a flattened channel, times a smoothing factor, 0
+ * for padding). Copies of a channel are adjacent in FlattenQuant's plans, but
+ * any order is accepted. A plan entry out of range or a non-finite multiplier
+ * is LOWBIT_ERR_INVALID_ARGUMENT; a non-finite x' is LOWBIT_ERR_NONFINITE with
+ * the source position. */
+LOWBIT_API int lowbit_flatten_quantize(lowbit_context* ctx,
+                                       const lowbit_buffer* x, int x_type, int64_t rows, int64_t cols, int64_t ldx,
+                                       const lowbit_buffer* src_index, const lowbit_buffer* src_mult, int64_t k_out,
+                                       int bits, int granularity, int64_t group, int scales_given,
+                                       lowbit_buffer* q, int64_t ldq, lowbit_buffer* scales);
+
 /* ---- integer GEMM ------------------------------------------------------- */
 
 /* C (S32, M x N, ldc) = A (M x K) * B (N x K)^T, exact int32 accumulation.

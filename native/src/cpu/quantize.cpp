@@ -53,15 +53,39 @@ struct BadPos {
 }
 
 // Row r of x as float32: F32 rows are used in place, F16/BF16 rows are
-// converted into buf (cols floats).
-const float* row_as_float(const QuantizeArgs& a, int64_t r, float* buf) {
-    if (a.x_type == LOWBIT_F32) return static_cast<const float*>(a.x) + r * a.ldx;
-    const uint16_t* src = static_cast<const uint16_t*>(a.x) + r * a.ldx;
-    if (a.x_type == LOWBIT_F16)
-        for (int64_t c = 0; c < a.cols; ++c) buf[c] = f16_to_f32(src[c]);
-    else
-        for (int64_t c = 0; c < a.cols; ++c) buf[c] = bf16_to_f32(src[c]);
+// converted into src_buf (src_cols floats). With a flatten plan the row is then
+// expanded into buf (cols floats): buf[j] = x[r][src_index[j]] * src_mult[j].
+const float* row_as_float(const QuantizeArgs& a, int64_t r, float* buf, float* src_buf) {
+    const int64_t n = a.src_index != nullptr ? a.src_cols : a.cols;
+    const float* row;
+    if (a.x_type == LOWBIT_F32) {
+        row = static_cast<const float*>(a.x) + r * a.ldx;
+    } else {
+        float* out = a.src_index != nullptr ? src_buf : buf;
+        const uint16_t* src = static_cast<const uint16_t*>(a.x) + r * a.ldx;
+        if (a.x_type == LOWBIT_F16)
+            for (int64_t c = 0; c < n; ++c) out[c] = f16_to_f32(src[c]);
+        else
+            for (int64_t c = 0; c < n; ++c) out[c] = bf16_to_f32(src[c]);
+        row = out;
+    }
+    if (a.src_index == nullptr) return row;
+    for (int64_t j = 0; j < a.cols; ++j) buf[j] = row[a.src_index[j]] * a.src_mult[j];
     return buf;
+}
+
+// A flatten plan must index inside the row and scale by finite values.
+void check_plan(const QuantizeArgs& a) {
+    for (int64_t j = 0; j < a.cols; ++j) {
+        int32_t i = a.src_index[j];
+        float m = a.src_mult[j];
+        if (i < 0 || i >= a.src_cols || !(std::fabs(m) <= std::numeric_limits<float>::max())) {
+            std::ostringstream s;
+            s << "flatten plan entry " << j << " (source column " << i << ", multiplier " << m
+              << ") is invalid: the source column must be in [0, " << a.src_cols << ") and the multiplier finite";
+            throw Error(LOWBIT_ERR_INVALID_ARGUMENT, s.str());
+        }
+    }
 }
 
 // max |f[c]| over [0, n); sets *bad when a value is NaN or +-Inf. Eight
@@ -205,13 +229,22 @@ void quantize(const QuantizeArgs& a, int threads) {
     const RowChunks chunks(a.rows, a.cols, threads);
     const float qmax = a.bits == 8 ? 127.0f : 7.0f;
     std::vector<BadPos> bad(chunks.n_chunks);
+    if (a.src_index != nullptr) check_plan(a);
+    // Positions of non-finite values are reported in x's own columns.
+    auto report = [&](const BadPos& b) {
+        BadPos s = b;
+        if (a.src_index != nullptr) s.col = a.src_index[b.col];
+        throw_nonfinite(s);
+    };
 
     // Per-chunk scratch: a float row (F16/BF16 input) and an int8 row (S4).
     auto with_scratch = [&](auto&& body) {
         return [&, body](int64_t chunk) {
-            std::vector<float> fbuf(a.x_type == LOWBIT_F32 ? 0 : a.cols);
+            const bool flat = a.src_index != nullptr;
+            std::vector<float> fbuf(a.x_type == LOWBIT_F32 && !flat ? 0 : a.cols);
+            std::vector<float> sbuf(a.x_type != LOWBIT_F32 && flat ? a.src_cols : 0);
             std::vector<int8_t> qbuf(a.bits == 4 ? a.cols : 0);
-            body(chunk, fbuf.data(), qbuf.data());
+            body(chunk, fbuf.data(), sbuf.data(), qbuf.data());
         };
     };
 
@@ -219,9 +252,9 @@ void quantize(const QuantizeArgs& a, int threads) {
         check_given_scales(a);
     } else if (a.granularity == LOWBIT_PER_ROW || a.granularity == LOWBIT_PER_GROUP) {
         // One pass: amax, scales and quantization row by row.
-        parallel_for(chunks.n_chunks, threads, with_scratch([&](int64_t ch, float* fbuf, int8_t* qbuf) {
+        parallel_for(chunks.n_chunks, threads, with_scratch([&](int64_t ch, float* fbuf, float* sbuf, int8_t* qbuf) {
             for (int64_t r = chunks.begin(ch); r < chunks.end(ch, a.rows); ++r) {
-                const float* f = row_as_float(a, r, fbuf);
+                const float* f = row_as_float(a, r, fbuf, sbuf);
                 bool nonfinite = false;
                 if (a.granularity == LOWBIT_PER_ROW) {
                     a.scales[r] = scale_from_amax(amax_span(f, a.cols, &nonfinite), qmax);
@@ -239,16 +272,16 @@ void quantize(const QuantizeArgs& a, int threads) {
             }
         }));
         BadPos b = first_bad(bad);
-        if (b.found()) throw_nonfinite(b);
+        if (b.found()) report(b);
         return;
     } else {
         // Pass 1: partial maxima per chunk (1 slot per tensor, cols per column).
         const int64_t slots = a.granularity == LOWBIT_PER_TENSOR ? 1 : a.cols;
         std::vector<float> partial(chunks.n_chunks * slots, 0.0f);
-        parallel_for(chunks.n_chunks, threads, with_scratch([&](int64_t ch, float* fbuf, int8_t*) {
+        parallel_for(chunks.n_chunks, threads, with_scratch([&](int64_t ch, float* fbuf, float* sbuf, int8_t*) {
             float* m = partial.data() + ch * slots;
             for (int64_t r = chunks.begin(ch); r < chunks.end(ch, a.rows); ++r) {
-                const float* f = row_as_float(a, r, fbuf);
+                const float* f = row_as_float(a, r, fbuf, sbuf);
                 bool nonfinite = false;
                 if (slots == 1) {
                     float v = amax_span(f, a.cols, &nonfinite);
@@ -269,7 +302,7 @@ void quantize(const QuantizeArgs& a, int threads) {
             }
         }));
         BadPos b = first_bad(bad);
-        if (b.found()) throw_nonfinite(b);
+        if (b.found()) report(b);
         for (int64_t s = 0; s < slots; ++s) {
             float m = 0.0f;
             for (int64_t ch = 0; ch < chunks.n_chunks; ++ch) m = std::max(m, partial[ch * slots + s]);
@@ -279,9 +312,9 @@ void quantize(const QuantizeArgs& a, int threads) {
 
     // Quantize pass (given scales, or per-tensor / per-column after pass 1).
     const bool check = a.scales_given;  // computed scales: x was checked in pass 1
-    parallel_for(chunks.n_chunks, threads, with_scratch([&](int64_t ch, float* fbuf, int8_t* qbuf) {
+    parallel_for(chunks.n_chunks, threads, with_scratch([&](int64_t ch, float* fbuf, float* sbuf, int8_t* qbuf) {
         for (int64_t r = chunks.begin(ch); r < chunks.end(ch, a.rows); ++r) {
-            const float* f = row_as_float(a, r, fbuf);
+            const float* f = row_as_float(a, r, fbuf, sbuf);
             if (check && !all_finite(f, a.cols)) {
                 find_bad(f, a.cols, r, &bad[ch]);
                 return;
@@ -290,7 +323,7 @@ void quantize(const QuantizeArgs& a, int threads) {
         }
     }));
     BadPos b = first_bad(bad);
-    if (b.found()) throw_nonfinite(b);
+    if (b.found()) report(b);
 }
 
 }  // namespace cpu

@@ -190,7 +190,52 @@ public final class Context extends NativeResource {
         runQuantize(x, out, true);
     }
 
+    /**
+     * Uploads a flatten plan: {@code sourceIndex[j]} in {@code [0, sourceCols)} and a finite {@code
+     * multiplier[j]} for each expanded column j (see {@link ExpansionPlan}).
+     */
+    public ExpansionPlan uploadPlan(int[] sourceIndex, float[] multiplier, long sourceCols) {
+        Objects.requireNonNull(sourceIndex, "sourceIndex");
+        Objects.requireNonNull(multiplier, "multiplier");
+        if (sourceIndex.length == 0 || sourceIndex.length != multiplier.length) {
+            throw new IllegalArgumentException("a plan needs equally many (>= 1) source indices and multipliers, got "
+                    + sourceIndex.length + " and " + multiplier.length);
+        }
+        for (int j = 0; j < sourceIndex.length; j++) {
+            if (sourceIndex[j] < 0 || sourceIndex[j] >= sourceCols || !Float.isFinite(multiplier[j])) {
+                throw new IllegalArgumentException("plan entry " + j + " (source column " + sourceIndex[j]
+                        + ", multiplier " + multiplier[j] + ") is invalid for " + sourceCols + " source columns");
+            }
+        }
+        Tensor index = allocate(DType.S32, 1, sourceIndex.length);
+        try {
+            index.copyFrom(sourceIndex);
+            Tensor mult = upload(multiplier, 1, multiplier.length);
+            return new ExpansionPlan(index, mult, sourceCols);
+        } catch (RuntimeException e) {
+            index.close();
+            throw e;
+        }
+    }
+
+    /**
+     * Flatten-and-quantize in one pass: expands {@code x} by {@code plan} and quantizes the result
+     * into {@code out} ({@code x.rows × plan.outCols}) with dynamic scales.
+     */
+    public void flattenQuantizeInto(Tensor x, ExpansionPlan plan, QuantizedTensor out) {
+        runQuantize(x, Objects.requireNonNull(plan, "plan"), out, false);
+    }
+
+    /** As {@link #flattenQuantizeInto} with the static scales already in {@code out.scales()}. */
+    public void flattenQuantizeWithScales(Tensor x, ExpansionPlan plan, QuantizedTensor out) {
+        runQuantize(x, Objects.requireNonNull(plan, "plan"), out, true);
+    }
+
     private void runQuantize(Tensor x, QuantizedTensor out, boolean scalesGiven) {
+        runQuantize(x, null, out, scalesGiven);
+    }
+
+    private void runQuantize(Tensor x, ExpansionPlan plan, QuantizedTensor out, boolean scalesGiven) {
         checkOwn(x, "x");
         Objects.requireNonNull(out, "out");
         checkOwn(out.values(), "out.values");
@@ -199,14 +244,30 @@ public final class Context extends NativeResource {
             throw new IllegalArgumentException("quantize needs an F32, F16 or BF16 input, got " + x.dtype());
         }
         Tensor q = out.values();
-        if (q.rows() != x.rows() || q.cols() != x.cols()) {
-            throw new IllegalArgumentException("quantize: x is " + x.rows() + " x " + x.cols()
-                    + " but the output is " + q.rows() + " x " + q.cols());
+        long outCols = plan == null ? x.cols() : plan.outCols();
+        if (plan != null) {
+            checkOwn(plan.sourceIndex(), "plan");
+            if (plan.sourceCols() != x.cols()) {
+                throw new IllegalArgumentException("the plan reads " + plan.sourceCols() + " columns but x is "
+                        + x.rows() + " x " + x.cols());
+            }
         }
-        try (Lease l = new Lease(this, x, q, out.scales())) {
-            Lowbit.check(LowbitNative.lowbit_quantize(handle, x.handle(), x.dtype().code, x.rows(), x.cols(),
-                    x.ld(), out.bits(), out.granularity().code, out.group(), scalesGiven ? 1 : 0, q.handle(), q.ld(),
-                    out.scales().handle()));
+        if (q.rows() != x.rows() || q.cols() != outCols) {
+            throw new IllegalArgumentException("quantize: the output must be " + x.rows() + " x " + outCols
+                    + " but is " + q.rows() + " x " + q.cols());
+        }
+        try (Lease l = new Lease(this, x, q, out.scales(), plan == null ? null : plan.sourceIndex(),
+                plan == null ? null : plan.multiplier())) {
+            if (plan == null) {
+                Lowbit.check(LowbitNative.lowbit_quantize(handle, x.handle(), x.dtype().code, x.rows(), x.cols(),
+                        x.ld(), out.bits(), out.granularity().code, out.group(), scalesGiven ? 1 : 0, q.handle(),
+                        q.ld(), out.scales().handle()));
+            } else {
+                Lowbit.check(LowbitNative.lowbit_flatten_quantize(handle, x.handle(), x.dtype().code, x.rows(),
+                        x.cols(), x.ld(), plan.sourceIndex().handle(), plan.multiplier().handle(), outCols,
+                        out.bits(), out.granularity().code, out.group(), scalesGiven ? 1 : 0, q.handle(), q.ld(),
+                        out.scales().handle()));
+            }
         }
     }
 

@@ -125,6 +125,25 @@ class BadInputTest {
     }
 
     @Test
+    void flattenPlansAreChecked() {
+        assertMessage(assertThrows(IllegalArgumentException.class,
+                () -> ctx.uploadPlan(new int[] {0, 3}, new float[] {1, 1}, 3)), "plan entry 1", "source column 3");
+        assertThrows(IllegalArgumentException.class, () -> ctx.uploadPlan(new int[] {0}, new float[] {Float.NaN}, 3));
+        assertThrows(IllegalArgumentException.class, () -> ctx.uploadPlan(new int[] {0, 1}, new float[] {1}, 3));
+        float[] x = new float[2 * 6];
+        x[6 + 5] = Float.POSITIVE_INFINITY;
+        try (Tensor t = ctx.upload(x, 2, 6);
+                ExpansionPlan plan = ctx.uploadPlan(new int[] {0, 1, 2, 3, 4, 5, 5}, new float[] {1, 1, 1, 1, 1, .5f, .5f}, 6);
+                ExpansionPlan wrong = ctx.uploadPlan(new int[] {0, 1}, new float[] {1, 1}, 5);
+                QuantizedTensor q = ctx.allocateQuantized(2, 7, 8, Granularity.PER_TENSOR, 0)) {
+            assertMessage(assertThrows(NonFiniteInputException.class, () -> ctx.flattenQuantizeInto(t, plan, q)),
+                    "lowbit_flatten_quantize", "row 1", "column 5");
+            assertMessage(assertThrows(IllegalArgumentException.class, () -> ctx.flattenQuantizeInto(t, wrong, q)),
+                    "reads 5 columns");
+        }
+    }
+
+    @Test
     void badStaticScales() {
         try (Tensor x = ctx.upload(new float[] {1, 2, 3, 4}, 2, 2);
                 QuantizedTensor q = ctx.allocateQuantized(2, 2, 8, Granularity.PER_ROW, 0)) {

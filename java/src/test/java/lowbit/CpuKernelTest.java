@@ -92,4 +92,20 @@ class CpuKernelTest {
             KernelChecks.gemmS32(ctx, 9, 31, 64, 4097, DType.S4, DType.S4);
         }
     }
+    @ParameterizedTest
+    @MethodSource("isas")
+    void flattenQuantizeMatchesReference(CpuIsa isa) {
+        try (Context ctx = open(isa)) {
+            long seed = 300;
+            for (int[] s : new int[][] {{1, 1}, {3, 7}, {17, 33}, {40, 577}}) {
+                for (int bits : new int[] {8, 4}) {
+                    for (Granularity g : Granularity.values()) {
+                        KernelChecks.flattenQuantize(ctx, seed++, s[0], s[1], bits, g, DType.F32);
+                    }
+                    KernelChecks.flattenQuantize(ctx, seed++, s[0], s[1], bits, Granularity.PER_TENSOR, DType.F16);
+                    KernelChecks.flattenQuantize(ctx, seed++, s[0], s[1], bits, Granularity.PER_ROW, DType.BF16);
+                }
+            }
+        }
+    }
 }

@@ -83,6 +83,20 @@ class CudaKernelTest {
         }
     }
 
+    @Test
+    void flattenQuantizeMatchesReference() {
+        long seed = 300;
+        for (int[] s : new int[][] {{1, 1}, {3, 7}, {17, 33}, {40, 577}, {300, 4096}}) {
+            for (int bits : new int[] {8, 4}) {
+                for (Granularity g : Granularity.values()) {
+                    KernelChecks.flattenQuantize(gpu, seed++, s[0], s[1], bits, g, DType.F32);
+                }
+                KernelChecks.flattenQuantize(gpu, seed++, s[0], s[1], bits, Granularity.PER_TENSOR, DType.F16);
+                KernelChecks.flattenQuantize(gpu, seed++, s[0], s[1], bits, Granularity.PER_ROW, DType.BF16);
+            }
+        }
+    }
+
     /** Large shapes: CUDA and CPU backends agree bit for bit. */
     @Test
     void agreesWithCpuOnLargeShapes() {

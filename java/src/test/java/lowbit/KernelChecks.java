@@ -126,6 +126,57 @@ final class KernelChecks {
         }
     }
 
+    /**
+     * Flatten-and-quantize on {@code ctx} with a random plan (1-3 adjacent copies per channel,
+     * multiplier 1/k times a smoothing factor, zero-multiplier padding to a multiple of 8): equal to
+     * expanding in float32 and then quantizing, bit for bit.
+     */
+    static void flattenQuantize(Context ctx, long seed, int rows, int cols, int bits, Granularity g, DType in) {
+        Random rnd = new Random(seed);
+        float[] x = roundTo(in, activations(rnd, rows, cols));
+        int[] copies = new int[cols];
+        int kOut = 0;
+        for (int c = 0; c < cols; c++) {
+            copies[c] = 1 + (rnd.nextInt(6) == 0 ? 1 + rnd.nextInt(2) : 0);
+            kOut += copies[c];
+        }
+        int padded = (kOut + 7) / 8 * 8;
+        int[] src = new int[padded];
+        float[] mult = new float[padded];
+        int j = 0;
+        for (int c = 0; c < cols; c++) {
+            float smooth = (float) Math.exp(rnd.nextGaussian() * 0.3);
+            for (int i = 0; i < copies[c]; i++, j++) {
+                src[j] = c;
+                mult[j] = smooth / copies[c];
+            }
+        }
+        float[] expanded = new float[rows * padded];
+        for (int r = 0; r < rows; r++) {
+            for (int k = 0; k < padded; k++) {
+                expanded[r * padded + k] = x[r * cols + src[k]] * mult[k];
+            }
+        }
+        int group = g == Granularity.PER_GROUP ? 8 : 0;
+        Reference.Quantized want = Reference.quantize(expanded, rows, padded, bits, g, group, null);
+        String what = "flatten " + in + " " + rows + "x" + cols + "->" + padded + " " + bits + "-bit " + g;
+        try (Tensor xt = upload(ctx, in, x, rows, cols);
+                ExpansionPlan plan = ctx.uploadPlan(src, mult, cols);
+                QuantizedTensor q = ctx.allocateQuantized(rows, padded, bits, g, group)) {
+            poison(q.values());
+            poison(q.scales());
+            ctx.flattenQuantizeInto(xt, plan, q);
+            assertArrayEquals(want.scales, q.scales().toFloatArray(), "scales of " + what);
+            int[] got = bits == 8 ? fromS8(q.values().toByteArray()) : Reference.unpackS4(q.values().toByteArray(), rows, padded);
+            assertArrayEquals(want.q, got, "values of " + what);
+            // Static scales: the same values again.
+            poison(q.values());
+            ctx.flattenQuantizeWithScales(xt, plan, q);
+            int[] again = bits == 8 ? fromS8(q.values().toByteArray()) : Reference.unpackS4(q.values().toByteArray(), rows, padded);
+            assertArrayEquals(want.q, again, "values of " + what + " with static scales");
+        }
+    }
+
     static int[] fromS8(byte[] b) {
         int[] q = new int[b.length];
         for (int i = 0; i < b.length; i++) {
