@@ -34,10 +34,14 @@ function(lowbit_cuda_target target)
     foreach(arch IN LISTS LOWBIT_CUDA_ARCHS)
         list(APPEND gencode "-gencode=arch=compute_${arch},code=sm_${arch}")
     endforeach()
+    # PTX of the oldest architecture as well, so GPUs newer than the list can JIT the kernels.
+    list(GET LOWBIT_CUDA_ARCHS 0 oldest)
+    string(REGEX REPLACE "a$" "" oldest "${oldest}")
+    list(APPEND gencode "-gencode=arch=compute_${oldest},code=compute_${oldest}")
     string(REPLACE ";" "," archs_csv "${LOWBIT_CUDA_ARCHS}")
     # -DNDEBUG: device asserts make ptxas serialize wgmma (warning C7510).
     target_compile_options(${target} PRIVATE
-        $<$<COMPILE_LANGUAGE:CUDA>:${gencode} --expt-relaxed-constexpr -DNDEBUG -Xcompiler=-fvisibility=hidden>)
+        $<$<COMPILE_LANGUAGE:CUDA>:${gencode} --expt-relaxed-constexpr -DNDEBUG -Xcompiler=-fvisibility=hidden,-Wall,-Wextra>)
     target_compile_definitions(${target} PRIVATE LOWBIT_WITH_CUDA=1 LOWBIT_CUDA_ARCHS_STRING="${archs_csv}")
     # Static CUDA runtime: the library needs only the NVIDIA driver at run time.
     set_target_properties(${target} PROPERTIES CUDA_RUNTIME_LIBRARY Static CUDA_SEPARABLE_COMPILATION OFF)

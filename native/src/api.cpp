@@ -352,6 +352,8 @@ int lowbit_buffer_copy(lowbit_buffer* dst, int64_t dst_offset_bytes, const lowbi
         if (dst->backend != src->backend) invalid("src and dst belong to different contexts");
         check_range("dst", dst, dst_offset_bytes, bytes);
         check_range("src", src, src_offset_bytes, bytes);
+        if (dst == src && dst_offset_bytes < src_offset_bytes + bytes && src_offset_bytes < dst_offset_bytes + bytes)
+            invalid("source and destination ranges overlap");
         if (bytes > 0)
             dst->backend->copy(static_cast<char*>(dst->ptr) + dst_offset_bytes,
                                static_cast<const char*>(src->ptr) + src_offset_bytes, bytes);

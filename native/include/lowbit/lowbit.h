@@ -30,11 +30,14 @@
  *   half to even. The grid is symmetric: -128 / -8 are never produced.
  * - Non-finite inputs (NaN, +-Inf) to a quantization are an error
  *   (LOWBIT_ERR_NONFINITE) on every backend, never a saturated value.
- *   The CPU backend reports it from the call. The CUDA backend runs
- *   asynchronously and reports it from the next call on the context that
- *   waits for the device (lowbit_context_synchronize, lowbit_buffer_read),
- *   naming the operation that saw it; the failing operation's outputs are
- *   then unspecified.
+ *   Errors that depend on buffer contents (non-finite inputs, given scales
+ *   that are not finite and > 0, flatten-plan entries out of range) are
+ *   checked in this order, and the first offending element in row-major
+ *   order is named. The CPU backend reports them from the call. The CUDA
+ *   backend runs asynchronously and reports them from the next call on the
+ *   context that waits for the device (lowbit_context_synchronize,
+ *   lowbit_buffer_read), naming the operation that saw them; the failing
+ *   operation's outputs are then unspecified.
  * - INT4 ("S4") is packed two values per byte along the row: element c of a
  *   row lives in byte c/2, in the LOW nibble when c is even and the HIGH nibble
  *   when c is odd (the order CUTLASS's int4b_t arrays use), two's complement.
@@ -143,7 +146,8 @@ LOWBIT_API int lowbit_buffer_write(lowbit_buffer* dst, int64_t dst_offset_bytes,
                                    const void* src, int64_t bytes);
 LOWBIT_API int lowbit_buffer_read(const lowbit_buffer* src, int64_t src_offset_bytes,
                                   void* dst, int64_t bytes);
-/* Buffer -> buffer copy within one context (device to device on CUDA). */
+/* Buffer -> buffer copy within one context (device to device on CUDA); the
+ * two ranges must not overlap. */
 LOWBIT_API int lowbit_buffer_copy(lowbit_buffer* dst, int64_t dst_offset_bytes,
                                   const lowbit_buffer* src, int64_t src_offset_bytes,
                                   int64_t bytes);

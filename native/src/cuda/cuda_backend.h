@@ -1,0 +1,104 @@
+// cuda_backend.h -- the CUDA implementation of lowbit::Backend.
+//
+// One CudaBackend per lowbit_context:
+//   * device_  the GPU it runs on; every entry point starts with activate()
+//              (cudaSetDevice), because Java may call from any thread and the
+//              current device is per-thread state in the CUDA runtime.
+//   * stream_  one non-blocking stream; all work of the context is ordered on
+//              it (several host threads may enqueue at once: the CUDA runtime
+//              API is thread-safe, and no lowbit operation needs two of its
+//              launches to be adjacent in the stream).
+//   * status_  the device-side error record (device_status.cuh) that kernels
+//              fill asynchronously; synchronize() and read() collect it.
+//
+// The member functions are spread over several files, one idea each:
+//   cuda_backend.cu      construction, memory, copies, synchronization, status
+//   quantize_dispatch.cu quantize()
+//   gemm_dispatch.cu     gemm()
+//   dequantize.cu        dequantize()
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <atomic>
+#include <mutex>
+
+#include "../backend.h"
+#include "device_status.cuh"
+
+namespace lowbit {
+namespace cuda {
+
+// What a launcher needs from the context.
+struct LaunchEnv {
+    cudaStream_t stream;
+    int sm_count;      // streaming multiprocessors, for grid sizes
+    StatusRef status;  // where kernels record non-finite inputs / bad scales
+};
+
+class CudaBackend final : public Backend {
+public:
+    // Throws Error(LOWBIT_ERR_NO_DEVICE) when `device` cannot be used.
+    explicit CudaBackend(int device);
+    ~CudaBackend() override;
+    CudaBackend(const CudaBackend&) = delete;
+    CudaBackend& operator=(const CudaBackend&) = delete;
+
+    int kind() const override { return LOWBIT_BACKEND_CUDA; }
+
+    void* alloc(int64_t bytes) override;
+    void release(void* p) noexcept override;
+    void write(void* dst, const void* host_src, int64_t bytes) override;
+    void read(void* host_dst, const void* src, int64_t bytes) override;
+    void copy(void* dst, const void* src, int64_t bytes) override;
+    void synchronize() override;
+
+    void quantize(const QuantizeArgs& args) override;
+    void gemm(const GemmArgs& args) override;
+    void dequantize(const DequantArgs& args) override;
+
+private:
+    void activate() const;  // cudaSetDevice(device_)
+    void destroy() noexcept;
+
+    // A LaunchEnv whose StatusRef carries a fresh tag for one operation.
+    LaunchEnv launch_env(unsigned long long op, int64_t cols);
+    // Called after an operation that may record findings has been enqueued.
+    void mark_status_pending() { status_pending_.store(true, std::memory_order_release); }
+    // After the stream has drained: moves the device record to the host,
+    // resets it, and throws the error it describes (if any).
+    void check_device_status();
+
+    int device_ = -1;
+    int sm_count_ = 1;
+    cudaStream_t stream_ = nullptr;
+    DeviceStatus* status_ = nullptr;         // device memory
+    DeviceStatus* status_host_ = nullptr;    // pinned, mapped: written by the snapshot kernel
+    DeviceStatus* status_host_dev_ = nullptr;  // the device's address of status_host_
+    std::mutex check_mutex_;                 // one status check at a time (owns status_host_)
+    std::atomic<unsigned long long> next_tag_{1};
+    std::atomic<bool> status_pending_{false};  // findings may have been recorded since the last check
+};
+
+// ---- kernel launchers (each in its own .cu file) -----------------------------
+
+// quantize_rowwise.cu: PER_ROW / PER_GROUP with computed scales, one fused
+// kernel (one block per row: reduce, write the scales, quantize).
+void launch_quantize_rowwise(const QuantizeArgs& args, const LaunchEnv& env);
+
+// quantize_amax.cu: PER_TENSOR / PER_COLUMN computed scales: writes
+// scales[i] = amax_i / qmax (or 1) into args.scales, on the device.
+void launch_compute_scales(const QuantizeArgs& args, const LaunchEnv& env);
+
+// quantize_apply.cu: quantizes x with the scales found in args.scales;
+// check_scales validates them (given scales must be finite and > 0).
+void launch_quantize_apply(const QuantizeArgs& args, const LaunchEnv& env, bool check_scales);
+
+// gemm_simt.cu: the portable tiled __dp4a GEMM, any shape and stride.
+void launch_gemm_simt(const GemmArgs& args, const LaunchEnv& env);
+
+// dequantize.cu: the epilogue alone, elementwise.
+void launch_dequantize(const DequantArgs& args, const LaunchEnv& env);
+
+}  // namespace cuda
+}  // namespace lowbit

@@ -1,0 +1,367 @@
+// quant_math.cuh -- the per-element arithmetic of symmetric quantization and
+// the row loops shared by the quantize kernels.
+//
+// Numerics (lowbit.h), bit-exact with the CPU backend:
+//     scale = amax / qmax               (1.0f when amax == 0)
+//     q     = clamp(rint(x / scale), -qmax, qmax)
+// in IEEE float32: __fdiv_rn is the correctly rounded division whatever
+// -prec-div says, rintf rounds half to even, and nothing here is built with
+// fast-math (no FTZ: subnormal inputs and scales stay subnormal).
+//
+// Data layout handled here (one row at a time):
+//   x row: `cols` elements of F32 / F16 / BF16 (converted to float first).
+//   q row: S8, or packed S4 -- element c in byte c/2, low nibble when c is
+//          even; for odd `cols` the last byte's high nibble is written as 0.
+//
+// A row is walked in units of 8 columns. With `vec` (row starts 16-byte
+// aligned in x and 8/4-byte aligned in q, checked once per launch) a full unit
+// is one or two 16-byte loads and one 8-byte (S8) or 4-byte (S4) store;
+// otherwise, and for the partial last unit, the unit is done column pair by
+// column pair, so an S4 byte is always written whole by one thread.
+#pragma once
+
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
+
+#include "../backend.h"
+#include "device_status.cuh"
+
+namespace lowbit {
+namespace cuda {
+
+constexpr int kUnit = 8;  // columns per unit
+
+// ---- element access -------------------------------------------------------
+
+// Element size in bytes of an input dtype (F32 / F16 / BF16).
+__host__ __device__ constexpr int x_bytes(int x_type) { return x_type == LOWBIT_F32 ? 4 : 2; }
+
+// Column c of a row of XT, as float (exact for F16 and BF16).
+template <int XT>
+__device__ __forceinline__ float load_x(const unsigned char* row, int64_t c) {
+    if constexpr (XT == LOWBIT_F32) {
+        return reinterpret_cast<const float*>(row)[c];
+    } else if constexpr (XT == LOWBIT_F16) {
+        return __half2float(__ushort_as_half(reinterpret_cast<const unsigned short*>(row)[c]));
+    } else {  // BF16: the top half of a float32
+        return __uint_as_float(static_cast<unsigned>(reinterpret_cast<const unsigned short*>(row)[c]) << 16);
+    }
+}
+
+// Columns c .. c+7 (p = address of column c, 16-byte aligned).
+template <int XT>
+__device__ __forceinline__ void load_x8(const unsigned char* p, float v[kUnit]) {
+    if constexpr (XT == LOWBIT_F32) {
+        float4 a = reinterpret_cast<const float4*>(p)[0];
+        float4 b = reinterpret_cast<const float4*>(p)[1];
+        v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w;
+        v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
+    } else {
+        uint4 u = *reinterpret_cast<const uint4*>(p);
+        unsigned w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {  // little endian: the lower column in the low half
+            if constexpr (XT == LOWBIT_F16) {
+                v[2 * i] = __half2float(__ushort_as_half(static_cast<unsigned short>(w[i] & 0xffffu)));
+                v[2 * i + 1] = __half2float(__ushort_as_half(static_cast<unsigned short>(w[i] >> 16)));
+            } else {
+                v[2 * i] = __uint_as_float(w[i] << 16);
+                v[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+            }
+        }
+    }
+}
+
+__device__ __forceinline__ bool is_finite(float v) { return (__float_as_uint(v) & 0x7f800000u) != 0x7f800000u; }
+
+__device__ __forceinline__ unsigned nonfinite_class(float v) { return v != v ? kNaN : (v > 0.0f ? kPosInf : kNegInf); }
+
+// The row being quantized, x'[c]: column c of x's row, or with a flatten plan
+// (lowbit_flatten_quantize) x[src_index[c]] * src_mult[c] in float32. A plan
+// entry that is out of range or has a non-finite multiplier reads as 0 and
+// raises `bad_plan` (never an out-of-bounds read).
+template <int XT>
+struct RowIn {
+    const unsigned char* row;
+    const int32_t* src_index;  // null: no plan
+    const float* src_mult;
+    int64_t src_cols;
+
+    __device__ __forceinline__ float at(int64_t c, bool& bad_plan) const {
+        if (src_index == nullptr) return load_x<XT>(row, c);
+        const int32_t s = src_index[c];
+        const float m = src_mult[c];
+        if (s < 0 || s >= src_cols || !is_finite(m)) {
+            bad_plan = true;
+            return 0.0f;
+        }
+        return __fmul_rn(load_x<XT>(row, s), m);
+    }
+};
+
+template <int XT>
+__device__ __forceinline__ RowIn<XT> row_in(const QuantizeArgs& a, int64_t r) {
+    return RowIn<XT>{static_cast<const unsigned char*>(a.x) + r * a.ldx * x_bytes(XT), a.src_index, a.src_mult,
+                     a.src_cols};
+}
+
+// A thread's smallest findings (kNoIndex = none).
+struct Findings {
+    unsigned long long nonfinite = kNoIndex;  // (row * cols + col) << 2 | class
+    unsigned long long bad_scale = kNoIndex;  // scale index
+    unsigned long long bad_plan = kNoIndex;   // plan entry
+
+    __device__ __forceinline__ static void keep_min(unsigned long long& slot, unsigned long long v) {
+        slot = v < slot ? v : slot;
+    }
+};
+
+// ---- the arithmetic -------------------------------------------------------
+
+// scale = amax / qmax, or 1 when that is 0: amax == 0, or a subnormal amax
+// whose quotient underflows (as the CPU backend does; lowbit.h names only
+// the first case).
+__device__ __forceinline__ float scale_from_amax(float amax, int qmax) {
+    float s = __fdiv_rn(amax, static_cast<float>(qmax));
+    return s == 0.0f ? 1.0f : s;
+}
+
+// q = clamp(rint(x / scale), -qmax, qmax). A NaN quotient (NaN input, or a
+// bad given scale: both reported as errors) gives 0, as on the CPU backend.
+__device__ __forceinline__ int quantize_value(float x, float scale, int qmax) {
+    float r = rintf(__fdiv_rn(x, scale));
+    float fq = static_cast<float>(qmax);
+    r = r > fq ? fq : r;
+    r = r < -fq ? -fq : r;
+    return r == r ? static_cast<int>(r) : 0;
+}
+
+// ---- reductions -----------------------------------------------------------
+
+// fmaxf drops NaN operands; NaN inputs are reported by the quantize pass.
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+// Max over the block (blockDim.x a multiple of 32, <= 1024); every thread gets
+// the result. `smem` holds 32 floats; the block may reuse it after the call.
+__device__ __forceinline__ float block_max(float v, float* smem) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+    v = warp_max(v);
+    __syncthreads();  // smem may still be read by a previous call
+    if (lane == 0) smem[warp] = v;
+    __syncthreads();
+    v = lane < nwarps ? smem[lane] : 0.0f;
+    return warp_max(v);
+}
+
+// max |x'| over columns [c_begin, c_end) of one row, this thread's share:
+// units of 8 columns starting at c_begin, taken `tid`, `tid + nthreads`, ...
+// VEC requires column c_begin to be 16-byte aligned and no flatten plan.
+// Invalid plan entries count as 0 here; quantize_row reports them.
+template <int XT, bool VEC>
+__device__ __forceinline__ float amax_range(const RowIn<XT>& in, int64_t c_begin, int64_t c_end, int64_t tid,
+                                            int64_t nthreads) {
+    float m = 0.0f;
+    bool bad_plan = false;
+    for (int64_t c0 = c_begin + tid * kUnit; c0 < c_end; c0 += nthreads * kUnit) {
+        if (VEC && c0 + kUnit <= c_end) {
+            float v[kUnit];
+            load_x8<XT>(in.row + c0 * x_bytes(XT), v);
+#pragma unroll
+            for (int i = 0; i < kUnit; ++i) m = fmaxf(m, fabsf(v[i]));
+        } else {
+            int64_t n = c_end - c0 < kUnit ? c_end - c0 : kUnit;
+            for (int64_t i = 0; i < n; ++i) m = fmaxf(m, fabsf(in.at(c0 + i, bad_plan)));
+        }
+    }
+    return m;
+}
+
+// ---- scales ---------------------------------------------------------------
+
+// One scale for the whole row (per-row computed in the fused kernel).
+struct RowScale {
+    float s;
+    static constexpr bool kUniform = true;           // one scale per unit of 8 columns
+    __device__ __forceinline__ float at(int64_t) { return s; }
+};
+
+// Scales in device memory, by granularity. With `check`, every scale used is
+// validated (finite and > 0, the rule for given scales) and the smallest bad
+// index is kept in bad_index.
+struct MemoryScales {
+    const float* scales;
+    int granularity;
+    int64_t row;          // the row being quantized
+    int64_t group;        // PER_GROUP: group size
+    int64_t groups;       // PER_GROUP: cols / group
+    bool uniform8;        // the 8 columns of a unit share one scale
+    bool check;
+    unsigned long long bad_index = kNoIndex;
+    static constexpr bool kUniform = false;
+
+    __device__ __forceinline__ int64_t index(int64_t c) const {
+        switch (granularity) {
+            case LOWBIT_PER_TENSOR: return 0;
+            case LOWBIT_PER_ROW: return row;
+            case LOWBIT_PER_COLUMN: return c;
+            default: return row * groups + c / group;
+        }
+    }
+    __device__ __forceinline__ float at(int64_t c) {
+        int64_t i = index(c);
+        float s = scales[i];
+        if (check && !(is_finite(s) && s > 0.0f)) {
+            unsigned long long u = static_cast<unsigned long long>(i);
+            bad_index = u < bad_index ? u : bad_index;
+        }
+        return s;
+    }
+};
+
+// MemoryScales with the granularity's facts filled in.
+__device__ __forceinline__ MemoryScales memory_scales(const float* scales, int granularity, int64_t row,
+                                                      int64_t group, int64_t cols, bool check) {
+    MemoryScales m{scales, granularity, row, group, granularity == LOWBIT_PER_GROUP ? cols / group : 1,
+                   granularity == LOWBIT_PER_TENSOR || granularity == LOWBIT_PER_ROW ||
+                       (granularity == LOWBIT_PER_GROUP && group % kUnit == 0),
+                   check};
+    return m;
+}
+
+// ---- quantizing a row -----------------------------------------------------
+
+// Quantizes this thread's units of one row (units tid, tid + nthreads, ...).
+// Scales come from `sc` (RowScale or MemoryScales). The smallest non-finite
+// column (as col << 2 | class) is merged into bad_col, the smallest invalid
+// plan entry into f.bad_plan.
+template <int XT, int BITS, bool VEC, class Scales>
+__device__ __forceinline__ void quantize_row(const RowIn<XT>& in, unsigned char* qrow, int64_t cols, int64_t tid,
+                                             int64_t nthreads, Scales& sc, unsigned long long& bad_col,
+                                             Findings& f) {
+    constexpr int qmax = BITS == 8 ? 127 : 7;
+    for (int64_t c0 = tid * kUnit; c0 < cols; c0 += nthreads * kUnit) {
+        if (VEC && c0 + kUnit <= cols) {
+            float v[kUnit];
+            load_x8<XT>(in.row + c0 * x_bytes(XT), v);
+            float s[kUnit];
+            bool uniform;
+            if constexpr (Scales::kUniform) uniform = true; else uniform = sc.uniform8;
+            if (uniform) {
+                float s0 = sc.at(c0);
+#pragma unroll
+                for (int i = 0; i < kUnit; ++i) s[i] = s0;
+            } else {
+#pragma unroll
+                for (int i = 0; i < kUnit; ++i) s[i] = sc.at(c0 + i);
+            }
+            unsigned lo = 0, hi = 0;
+#pragma unroll
+            for (int i = 0; i < kUnit; ++i) {
+                if (!is_finite(v[i]))
+                    Findings::keep_min(bad_col, static_cast<unsigned long long>(c0 + i) << 2 | nonfinite_class(v[i]));
+                unsigned q = static_cast<unsigned>(quantize_value(v[i], s[i], qmax));
+                if constexpr (BITS == 8) {
+                    if (i < 4) lo |= (q & 0xffu) << (8 * i); else hi |= (q & 0xffu) << (8 * (i - 4));
+                } else {
+                    lo |= (q & 0xfu) << (4 * i);
+                }
+            }
+            if constexpr (BITS == 8) {
+                *reinterpret_cast<uint2*>(qrow + c0) = make_uint2(lo, hi);
+            } else {
+                *reinterpret_cast<unsigned*>(qrow + c0 / 2) = lo;
+            }
+        } else {
+            // Column pairs (c, c+1), c even: one S4 byte or two S8 bytes.
+            int64_t end = c0 + kUnit < cols ? c0 + kUnit : cols;
+            for (int64_t c = c0; c < end; c += 2) {
+                const bool has2 = c + 1 < cols;
+                bool bp0 = false, bp1 = false;
+                const float v0 = in.at(c, bp0);
+                const float v1 = has2 ? in.at(c + 1, bp1) : 0.0f;
+                if (bp0 || bp1) Findings::keep_min(f.bad_plan, static_cast<unsigned long long>(bp0 ? c : c + 1));
+                if (!is_finite(v0))
+                    Findings::keep_min(bad_col, static_cast<unsigned long long>(c) << 2 | nonfinite_class(v0));
+                else if (!is_finite(v1))
+                    Findings::keep_min(bad_col, static_cast<unsigned long long>(c + 1) << 2 | nonfinite_class(v1));
+                const int q0 = quantize_value(v0, sc.at(c), qmax);
+                const int q1 = has2 ? quantize_value(v1, sc.at(c + 1), qmax) : 0;
+                if constexpr (BITS == 8) {
+                    qrow[c] = static_cast<unsigned char>(q0);
+                    if (has2) qrow[c + 1] = static_cast<unsigned char>(q1);
+                } else {
+                    qrow[c / 2] = static_cast<unsigned char>((q0 & 0xf) | ((q1 & 0xf) << 4));
+                }
+            }
+        }
+    }
+}
+
+// Bytes from the start of q to row r (S4: ldq is even, in nibbles).
+template <int BITS>
+__device__ __forceinline__ int64_t q_row_offset(int64_t r, int64_t ldq) {
+    return BITS == 8 ? r * ldq : r * (ldq / 2);
+}
+
+// Threads walk their rows in increasing order, so the first row with a
+// finding holds the thread's smallest key ((row * cols + col) << 2 | class).
+__device__ __forceinline__ void merge_row_finding(Findings& f, int64_t row, int64_t cols, unsigned long long bad_col) {
+    if (bad_col != kNoIndex && f.nonfinite == kNoIndex)
+        f.nonfinite = (static_cast<unsigned long long>(row) * static_cast<unsigned long long>(cols) << 2) + bad_col;
+}
+
+// Records this thread's findings (if any) into the context's status record.
+__device__ __forceinline__ void report_findings(const StatusRef& st, const Findings& f) {
+    if (f.nonfinite != kNoIndex) record_finding(st, &DeviceStatus::nonfinite, f.nonfinite);
+    if (f.bad_scale != kNoIndex) record_finding(st, &DeviceStatus::bad_scale, f.bad_scale);
+    if (f.bad_plan != kNoIndex) record_finding(st, &DeviceStatus::bad_plan, f.bad_plan);
+}
+
+// ---- host side: choosing an instantiation ---------------------------------
+
+// True when there is no flatten plan, and every row of x starts 16-byte aligned and every row of q 8-byte
+// (S8) or 4-byte (S4) aligned, so full units can use vector loads and stores.
+// cudaMalloc gives 256-byte aligned bases; what varies is the leading dimension.
+inline bool quantize_rows_aligned(const QuantizeArgs& a) {
+    auto x = reinterpret_cast<uintptr_t>(a.x), q = reinterpret_cast<uintptr_t>(a.q);
+    bool x_ok = x % 16 == 0 && (a.ldx * x_bytes(a.x_type)) % 16 == 0;
+    bool q_ok = a.bits == 8 ? (q % 8 == 0 && a.ldq % 8 == 0) : (q % 4 == 0 && a.ldq % 8 == 0);
+    return x_ok && q_ok && a.src_index == nullptr;  // a flatten plan gathers: scalar loads
+}
+
+template <int V>
+using IntC = std::integral_constant<int, V>;
+
+// Calls f(IntC<x_type>, IntC<bits>, std::bool_constant<vec>) with the runtime
+// values as compile-time constants (3 x 2 x 2 instantiations).
+template <class F>
+void dispatch_quantize(int x_type, int bits, bool vec, F&& f) {
+    auto with_vec = [&](auto xt, auto b) {
+        if (vec) f(xt, b, std::true_type{}); else f(xt, b, std::false_type{});
+    };
+    auto with_bits = [&](auto xt) {
+        if (bits == 8) with_vec(xt, IntC<8>{}); else with_vec(xt, IntC<4>{});
+    };
+    switch (x_type) {
+        case LOWBIT_F32: with_bits(IntC<LOWBIT_F32>{}); break;
+        case LOWBIT_F16: with_bits(IntC<LOWBIT_F16>{}); break;
+        default: with_bits(IntC<LOWBIT_BF16>{}); break;
+    }
+}
+
+// Grid size for a grid-stride loop over n items: at most `cap` blocks.
+inline unsigned grid_for(int64_t n, int64_t cap) {
+    int64_t g = n < cap ? n : cap;
+    return static_cast<unsigned>(g < 1 ? 1 : g);
+}
+
+}  // namespace cuda
+}  // namespace lowbit
