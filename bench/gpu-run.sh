@@ -31,7 +31,7 @@ pack() {
     -Dartifact=org.junit.platform:junit-platform-console-standalone:$junit_version \
     -DoutputDirectory="$bundle"
   local jre="$bundle/jre"
-  jlink --add-modules java.base,java.logging,java.management,java.xml,java.naming,jdk.unsupported,jdk.management \
+  jlink --add-modules java.base,java.logging,java.management,java.xml,java.naming,jdk.unsupported,jdk.management,jdk.zipfs \
     --strip-debug --no-header-files --no-man-pages --compress=2 --output "$jre"
   tar czf "$bundle/jre.tgz" -C "$bundle" jre && rm -rf "$jre"
   du -sh "$bundle"
@@ -65,7 +65,7 @@ run() {
   local gpu_rc=$?
   "$java" -cp "$cp" lowbit.bench.GpuBench > "$out/gpubench.txt" 2>&1
   local bench_rc=$?
-  "$java" -cp "$cp" lowbit.cli.Main demo --backend CUDA --m 4096 --n 4096 --k 4096 --repeats 5 > "$out/demo-cuda.txt" 2>&1
+  "$java" -cp "$cp" lowbit.cli.Main demo --backend CUDA --m 256 --n 4096 --k 4096 --repeats 9 > "$out/demo-cuda.txt" 2>&1
   set -e
 
   grep -E "✘|failed|Exception" "$out/tests.txt" | head -40 || true

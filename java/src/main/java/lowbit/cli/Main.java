@@ -9,7 +9,8 @@ import picocli.CommandLine.Command;
         mixinStandardHelpOptions = true,
         version = "lowbit 0.1.0",
         description = "Low-bit (INT4/INT8) LLM inference for the JVM.",
-        subcommands = {DemoCommand.class, InfoCommand.class})
+        subcommands = {DemoCommand.class, DemoLayerCommand.class, EvalCommand.class, QuantizeCommand.class,
+                GenerateCommand.class, InfoCommand.class})
 public final class Main implements Runnable {
     @Override
     public void run() {
@@ -17,6 +18,15 @@ public final class Main implements Runnable {
     }
 
     public static void main(String[] args) {
-        System.exit(new CommandLine(new Main()).execute(args));
+        CommandLine cli = new CommandLine(new Main());
+        cli.setExecutionExceptionHandler((e, line, parsed) -> {
+            // Users get the message; LOWBIT_DEBUG=1 shows the stack trace.
+            if (System.getenv("LOWBIT_DEBUG") != null) {
+                e.printStackTrace();
+            }
+            line.getErr().println("lowbit: " + e.getMessage());
+            return 1;
+        });
+        System.exit(cli.execute(args));
     }
 }
