@@ -57,11 +57,11 @@ run() {
   set +e
   "$java" -jar "$bundle"/junit-platform-console-standalone-$junit_version.jar execute \
     --class-path "$cp" --scan-class-path "$bundle/tests.jar" \
-    --details=tree --disable-banner --reports-dir "$out/junit" > "$out/tests.txt" 2>&1
+    --details=tree --disable-banner --disable-ansi-colors --reports-dir "$out/junit" > "$out/tests.txt" 2>&1
   local test_rc=$?
   "$java" -jar "$bundle"/junit-platform-console-standalone-$junit_version.jar execute \
     --class-path "$cp" --scan-class-path "$bundle/tests.jar" --include-tag gpu \
-    --details=summary --disable-banner > "$out/gpu-tests.txt" 2>&1
+    --details=summary --disable-banner --disable-ansi-colors > "$out/gpu-tests.txt" 2>&1
   local gpu_rc=$?
   "$java" -cp "$cp" lowbit.bench.GpuBench > "$out/gpubench.txt" 2>&1
   local bench_rc=$?
