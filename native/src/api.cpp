@@ -30,6 +30,10 @@ void Backend::set_cpu_isa(int) {
 void Backend::set_threads(int) {
     throw Error(LOWBIT_ERR_UNSUPPORTED, "the thread count can only be set on a CPU context");
 }
+void Backend::gemm_dgq(const DgqGemmArgs&) {
+    throw Error(LOWBIT_ERR_UNSUPPORTED, std::string("the DGQ A8W4 GEMM is not implemented on the ") +
+                                            (kind() == LOWBIT_BACKEND_CUDA ? "CUDA" : "this") + " backend yet");
+}
 
 namespace {
 
@@ -178,6 +182,25 @@ void check_operand_types(int a_type, int b_type) {
     if (!ok)
         invalid(std::string("unsupported operand dtypes (") + dtype_name(a_type) + ", " + dtype_name(b_type) +
                 "): use (S8, S8), (S8, S4) or (S4, S4)");
+}
+
+// The DGQ weight operands of lowbit_dgq_check and lowbit_gemm_dgq: codes,
+// group scales and (optional) zero points; returns the number of groups per row.
+int64_t check_dgq_weights(const lowbit_context* ctx, const lowbit_buffer* w, int64_t ldw,
+                          const lowbit_buffer* group_scales, const lowbit_buffer* zero_points, int64_t group,
+                          int64_t n, int64_t k) {
+    check_dim("N", n);
+    check_dim("K", k);
+    if (group <= 0 || group > k || k % group != 0) {
+        std::ostringstream s;
+        s << "group size " << group << " does not divide K=" << k;
+        invalid(s.str());
+    }
+    check_matrix("w", w, ctx, LOWBIT_S4, n, k, ldw);
+    const int64_t groups = k / group;
+    check_vector("group_scales", group_scales, ctx, n * groups, 1);
+    if (zero_points != nullptr) check_vector("zero_points", zero_points, ctx, n * groups, 1);
+    return groups;
 }
 
 // Shared by lowbit_quantize and lowbit_flatten_quantize: x has src_cols
@@ -448,6 +471,58 @@ int lowbit_dequantize_s32(lowbit_context* ctx, const lowbit_buffer* acc, int64_t
                       bias == nullptr ? nullptr : static_cast<const float*>(bias->ptr),
                       out_type, out->ptr, ldo};
         ctx->backend->dequantize(d);
+    });
+}
+
+int lowbit_dgq_check(lowbit_context* ctx, const lowbit_buffer* w, int64_t ldw, const lowbit_buffer* group_scales,
+                     const lowbit_buffer* zero_points, int64_t group, int64_t n, int64_t k) {
+    return guarded("lowbit_dgq_check", [&] {
+        check_context(ctx);
+        const int64_t groups = check_dgq_weights(ctx, w, ldw, group_scales, zero_points, group, n, k);
+        const int64_t w_bytes = matrix_bytes(LOWBIT_S4, n, k, ldw);
+        const int64_t g_bytes = n * groups;
+        if (ctx->backend->kind() == LOWBIT_BACKEND_CPU) {
+            dgq_check_host(static_cast<const uint8_t*>(w->ptr), ldw, static_cast<const uint8_t*>(group_scales->ptr),
+                           zero_points == nullptr ? nullptr : static_cast<const int8_t*>(zero_points->ptr), group, n,
+                           k);
+            return;
+        }
+        // Device memory: check host copies.
+        std::unique_ptr<uint8_t[]> hw(new uint8_t[w_bytes]), hs(new uint8_t[g_bytes]);
+        std::unique_ptr<int8_t[]> hz(zero_points == nullptr ? nullptr : new int8_t[g_bytes]);
+        ctx->backend->read(hw.get(), w->ptr, w_bytes);
+        ctx->backend->read(hs.get(), group_scales->ptr, g_bytes);
+        if (hz) ctx->backend->read(hz.get(), zero_points->ptr, g_bytes);
+        dgq_check_host(hw.get(), ldw, hs.get(), hz.get(), group, n, k);
+    });
+}
+
+int lowbit_gemm_dgq(lowbit_context* ctx, const lowbit_buffer* a, int64_t lda, const lowbit_buffer* w, int64_t ldw,
+                    const lowbit_buffer* group_scales, const lowbit_buffer* zero_points, int64_t group, int64_t m,
+                    int64_t n, int64_t k, const lowbit_buffer* a_scales, int64_t a_scale_count,
+                    const lowbit_buffer* channel_scales, const lowbit_buffer* bias, int out_type, lowbit_buffer* out,
+                    int64_t ldo) {
+    return guarded("lowbit_gemm_dgq", [&] {
+        check_context(ctx);
+        check_dim("M", m);
+        check_dgq_weights(ctx, w, ldw, group_scales, zero_points, group, n, k);
+        check_float_out(out_type);
+        check_scale_counts(a_scale_count, m, n, n);
+        check_matrix("a", a, ctx, LOWBIT_S8, m, k, lda);
+        check_matrix("out", out, ctx, out_type, m, n, ldo);
+        check_vector("a_scales", a_scales, ctx, a_scale_count, 4);
+        check_vector("channel_scales", channel_scales, ctx, n, 4);
+        if (bias != nullptr) check_vector("bias", bias, ctx, n, 4);
+        DgqGemmArgs g{static_cast<const int8_t*>(a->ptr), lda,
+                      static_cast<const uint8_t*>(w->ptr), ldw,
+                      static_cast<const uint8_t*>(group_scales->ptr),
+                      zero_points == nullptr ? nullptr : static_cast<const int8_t*>(zero_points->ptr),
+                      group, m, n, k,
+                      static_cast<const float*>(a_scales->ptr), a_scale_count,
+                      static_cast<const float*>(channel_scales->ptr),
+                      bias == nullptr ? nullptr : static_cast<const float*>(bias->ptr),
+                      out_type, out->ptr, ldo};
+        ctx->backend->gemm_dgq(g);
     });
 }
 

@@ -80,6 +80,26 @@ struct DequantArgs {
     int64_t ldo;
 };
 
+// out[M,N] = epilogue(A[M,K] * W8[N,K]^T) with W8 expanded from DGQ's packed
+// 4-bit codes and integer group scales; see lowbit_gemm_dgq.
+struct DgqGemmArgs {
+    const int8_t* a;              // S8, M x K
+    int64_t lda;
+    const uint8_t* w;             // packed 4-bit codes, N x K
+    int64_t ldw;                  // elements (nibbles), even
+    const uint8_t* group_scales;  // N x (K / group), each >= 1 when checked
+    const int8_t* zero_points;    // N x (K / group), or null: signed codes
+    int64_t group;                // divides k
+    int64_t m, n, k;
+    const float* a_scales;        // 1 or m entries
+    int64_t a_scale_count;
+    const float* channel_scales;  // n entries
+    const float* bias;            // n entries or null
+    int out_type;                 // LOWBIT_F32 / F16 / BF16
+    void* out;
+    int64_t ldo;
+};
+
 class Backend {
 public:
     virtual ~Backend() = default;
@@ -96,6 +116,10 @@ public:
     virtual void quantize(const QuantizeArgs& args) = 0;
     virtual void gemm(const GemmArgs& args) = 0;
     virtual void dequantize(const DequantArgs& args) = 0;
+    // DGQ A8W4 GEMM. The default throws Error(LOWBIT_ERR_UNSUPPORTED) naming
+    // the backend, so a backend without the kernel still compiles and reports
+    // it clearly.
+    virtual void gemm_dgq(const DgqGemmArgs& args);
 
     // CPU-only knobs; other backends reject them.
     virtual void set_cpu_isa(int isa);
@@ -115,5 +139,11 @@ int cuda_device_count();
 const char* cuda_build_info();
 
 int cpu_isa_best();
+
+// lowbit_dgq_check on host copies of the weights (cpu/dgq_check.cpp): throws
+// Error(LOWBIT_ERR_INVALID_ARGUMENT) naming the first group with S2 == 0 or an
+// element with |W8| > 127.
+void dgq_check_host(const uint8_t* w, int64_t ldw, const uint8_t* group_scales, const int8_t* zero_points,
+                    int64_t group, int64_t n, int64_t k);
 
 }  // namespace lowbit

@@ -231,6 +231,59 @@ LOWBIT_API int lowbit_dequantize_s32(lowbit_context* ctx,
                                      const lowbit_buffer* bias,
                                      int out_type, lowbit_buffer* out, int64_t ldo);
 
+/* ---- DGQ: A8W4 with integer group scales (dual-grained quantization) ------ */
+
+/* Checks DGQ weights once, at upload time, so that the GEMM need not:
+ *   w             packed 4-bit codes, N x K, ldw (elements, even), packed as S4
+ *                 (element c of a row in byte c/2, low nibble when c is even);
+ *   group_scales  U8, N x (K/group) row-major: integer group scales S2;
+ *   zero_points   S8, N x (K/group) row-major, or NULL.
+ * NULL zero points: each nibble is a signed INT4 code q in [-8, 7] (two's
+ * complement, as S4) and W8 = q * S2. Non-NULL: each nibble is an unsigned
+ * code q in [0, 15] and W8 = (q - z) * S2 with z the group's zero point.
+ * Every group must have S2 >= 1 and every element |W8| <= 127 (W8 = -128 is
+ * rejected too: the expanded weight is a symmetric INT8 grid). The first
+ * violation is LOWBIT_ERR_INVALID_ARGUMENT naming its row, group, column and
+ * values. The check reads every code (one pass over the weights; on the CUDA
+ * backend it copies them to the host first). group must divide K. */
+LOWBIT_API int lowbit_dgq_check(lowbit_context* ctx,
+                                const lowbit_buffer* w, int64_t ldw,
+                                const lowbit_buffer* group_scales, const lowbit_buffer* zero_points,
+                                int64_t group, int64_t n, int64_t k);
+
+/* out (F32/F16/BF16, M x N, ldo) = epilogue( A * W8^T ): the DGQ A8W4 GEMM.
+ *   a         S8, M x K, lda: activations (per-token or per-tensor INT8);
+ *   w, group_scales, zero_points, group: the weights, as for lowbit_dgq_check;
+ *   a_scales  F32, a_scale_count 1 or M; channel_scales F32 x N (the per-
+ *             output-channel FP scale s8); bias F32 x N or NULL.
+ * The weight of output channel j, input column c (group g = c / group) is
+ *   W8[j][c] = q * S2[j][g]              (zero_points == NULL, q signed)
+ *   W8[j][c] = (q - z[j][g]) * S2[j][g]  (otherwise, q unsigned)
+ * computed in integers and used as an INT8 GEMM operand: the accumulator is
+ *   acc[i][j] = sum_c a[i][c] * W8[j][c]   (int32, exact as for lowbit_gemm_s32)
+ * and the output is lowbit_gemm_dequant's epilogue with b_scale = channel_scales:
+ *   v = ((float)acc[i][j] * a_scale[i]) * channel_scales[j] (+ bias[j]).
+ * So the real-valued weight is channel_scales[j] * W8[j][c]. No floating point
+ * is used before the epilogue. The GEMM does not re-check the codes (that
+ * would be a pass over the weights per call): weights must pass
+ * lowbit_dgq_check; for weights that do not, W8 is the low 8 bits of the
+ * integer (q - z) * S2 read as two's complement (wrap, identical on every
+ * CPU ISA level), never undefined behaviour. Shapes, strides, buffer sizes and
+ * "group divides K" are validated as for the other GEMMs.
+ * Backends: CPU (scalar, AVX2, AVX-512 VNNI; bit-identical; the weights are
+ * expanded to INT8 block by block into per-thread scratch that stays in L2).
+ * The CUDA backend returns LOWBIT_ERR_UNSUPPORTED for now (the H100 kernel,
+ * with the expansion inside the mainloop, is a later step). */
+LOWBIT_API int lowbit_gemm_dgq(lowbit_context* ctx,
+                               const lowbit_buffer* a, int64_t lda,
+                               const lowbit_buffer* w, int64_t ldw,
+                               const lowbit_buffer* group_scales, const lowbit_buffer* zero_points,
+                               int64_t group, int64_t m, int64_t n, int64_t k,
+                               const lowbit_buffer* a_scales, int64_t a_scale_count,
+                               const lowbit_buffer* channel_scales,
+                               const lowbit_buffer* bias,
+                               int out_type, lowbit_buffer* out, int64_t ldo);
+
 #ifdef __cplusplus
 }
 #endif

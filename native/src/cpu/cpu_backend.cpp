@@ -12,6 +12,7 @@
 #include <string>
 
 #include "backend.h"
+#include "cpu/dgq_kernels.h"
 #include "cpu/isa.h"
 #include "cpu/ops.h"
 
@@ -47,6 +48,9 @@ public:
     }
     void dequantize(const DequantArgs& a) override {
         cpu::dequantize(a, threads_.load(std::memory_order_relaxed));
+    }
+    void gemm_dgq(const DgqGemmArgs& a) override {
+        cpu::gemm_dgq(a, isa_.load(std::memory_order_relaxed), threads_.load(std::memory_order_relaxed));
     }
 
     // api.cpp has checked 0 <= isa <= cpu_isa_best() and 0 <= threads <= 4096.

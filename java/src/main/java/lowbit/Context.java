@@ -379,6 +379,112 @@ public final class Context extends NativeResource {
         }
     }
 
+    // ---- DGQ (A8W4 with integer group scales) ----------------------------------------------------
+
+    /**
+     * Uploads DGQ weights ({@code n × k}, groups of {@code group} columns) and checks them ({@code
+     * lowbit_dgq_check}): {@code packedCodes} holds {@code n} rows of {@code ceil(k/2)} bytes (element
+     * c in byte c/2, low nibble first; signed INT4 when {@code zeroPoints} is null, else unsigned
+     * 0..15); {@code groupScales} the {@code n × k/group} unsigned scales S2 (bytes read as 0..255,
+     * each ≥ 1); {@code zeroPoints} null or {@code n × k/group} INT8 zero points; {@code
+     * channelScales} {@code n} finite floats. A group whose {@code |W8|} exceeds 127 throws {@link
+     * LowbitException} (INVALID_ARGUMENT) naming its row, group and column.
+     */
+    public DgqWeights uploadDgq(byte[] packedCodes, byte[] groupScales, byte[] zeroPoints, float[] channelScales,
+                                int n, int k, int group) {
+        Objects.requireNonNull(packedCodes, "packedCodes");
+        Objects.requireNonNull(groupScales, "groupScales");
+        Objects.requireNonNull(channelScales, "channelScales");
+        if (n <= 0 || k <= 0) {
+            throw new IllegalArgumentException("DGQ weights need positive dimensions, got " + n + " x " + k);
+        }
+        if (group <= 0 || k % group != 0) {
+            throw new IllegalArgumentException("group size " + group + " does not divide K=" + k);
+        }
+        long groups = (long) n * (k / group);
+        if (groupScales.length != groups || (zeroPoints != null && zeroPoints.length != groups)) {
+            throw new IllegalArgumentException("DGQ " + n + " x " + k + " weights with G=" + group + " need " + groups
+                    + " group scales" + (zeroPoints == null ? "" : " and zero points") + ", got " + groupScales.length
+                    + (zeroPoints == null ? "" : " and " + zeroPoints.length));
+        }
+        if (channelScales.length != n) {
+            throw new IllegalArgumentException("DGQ weights need N=" + n + " channel scales, got " + channelScales.length);
+        }
+        for (int j = 0; j < n; j++) {
+            if (!Float.isFinite(channelScales[j])) {
+                throw new IllegalArgumentException("channel scale " + j + " is not finite: " + channelScales[j]);
+            }
+        }
+        java.util.List<Tensor> made = new java.util.ArrayList<>();
+        try {
+            Tensor codes = track(made, upload(packedCodes, DType.S4, n, k));
+            Tensor scales = track(made, upload(groupScales, DType.S8, n, k / group));
+            Tensor zeros = zeroPoints == null ? null : track(made, upload(zeroPoints, DType.S8, n, k / group));
+            Tensor channel = track(made, upload(channelScales, 1, n));
+            try (Lease l = new Lease(this, codes, scales, zeros)) {
+                Lowbit.check(LowbitNative.lowbit_dgq_check(handle, codes.handle(), codes.ld(), scales.handle(),
+                        zeros == null ? null : zeros.handle(), group, n, k));
+            }
+            return new DgqWeights(codes, scales, zeros, channel, group);
+        } catch (RuntimeException e) {
+            made.forEach(Tensor::close);
+            throw e;
+        }
+    }
+
+    private static Tensor track(java.util.List<Tensor> made, Tensor t) {
+        made.add(t);
+        return t;
+    }
+
+    /**
+     * The DGQ A8W4 linear layer: {@code out = (a · W8ᵀ) × aScale × channelScale (+ bias)}, the
+     * weights expanded to INT8 inside the kernel. {@code a} is S8 with per-tensor or per-row (per
+     * token) scales; {@code bias} null or F32 of {@code w.rows()} elements; {@code outType} F32, F16
+     * or BF16. CPU backend only for now (CUDA throws {@link LowbitException} UNSUPPORTED).
+     */
+    public Tensor gemmDgq(QuantizedTensor a, DgqWeights w, Tensor bias, DType outType) {
+        Objects.requireNonNull(a, "a");
+        Objects.requireNonNull(w, "w");
+        Objects.requireNonNull(outType, "outType");
+        Tensor out = allocate(outType, a.values().rows(), w.rows());
+        try {
+            gemmDgqInto(a, w, bias, out);
+            return out;
+        } catch (RuntimeException e) {
+            out.close();
+            throw e;
+        }
+    }
+
+    /** {@link #gemmDgq} into an existing output. */
+    public void gemmDgqInto(QuantizedTensor a, DgqWeights w, Tensor bias, Tensor out) {
+        Objects.requireNonNull(a, "a");
+        Objects.requireNonNull(w, "w");
+        checkOwn(a.values(), "a");
+        checkOwn(a.scales(), "a.scales");
+        checkOwn(w.codes(), "w");
+        checkOwn(out, "out");
+        if (a.values().dtype() != DType.S8) {
+            throw new IllegalArgumentException("the DGQ GEMM needs S8 activations, got " + a.values().dtype());
+        }
+        if (a.values().cols() != w.cols()) {
+            throw new IllegalArgumentException("K mismatch: a is " + a.values().rows() + " x " + a.values().cols()
+                    + " but the DGQ weights are " + w.rows() + " x " + w.cols());
+        }
+        checkEpilogueScales(a, "a");
+        checkEpilogueArgs(bias, w.rows(), out.dtype());
+        checkOutShape(out, a.values().rows(), w.rows());
+        try (Lease l = new Lease(this, a.values(), a.scales(), w.codes(), w.groupScales(), w.zeroPoints(),
+                w.channelScales(), bias, out)) {
+            Lowbit.check(LowbitNative.lowbit_gemm_dgq(handle, a.values().handle(), a.values().ld(), w.codes().handle(),
+                    w.codes().ld(), w.groupScales().handle(), w.zeroPoints() == null ? null : w.zeroPoints().handle(),
+                    w.group(), a.values().rows(), w.rows(), w.cols(), a.scales().handle(), a.scales().elementCount(),
+                    w.channelScales().handle(), bias == null ? null : bias.handle(), out.dtype().code, out.handle(),
+                    out.ld()));
+        }
+    }
+
     @Override
     public String toString() {
         return description() + (isClosed() ? " (closed)" : "");
