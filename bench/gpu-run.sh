@@ -65,7 +65,7 @@ run() {
   local gpu_rc=$?
   "$java" -cp "$cp" lowbit.bench.GpuBench > "$out/gpubench.txt" 2>&1
   local bench_rc=$?
-  "$java" -cp "$cp" lowbit.cli.Main demo --backend CUDA --m 256 --n 4096 --k 4096 --repeats 9 > "$out/demo-cuda.txt" 2>&1
+  "$java" -cp "$cp" lowbit.cli.Main demo-layer --backend CUDA --m 256 --n 4096 --k 4096 --repeats 9 > "$out/demo-cuda.txt" 2>&1
   set -e
 
   grep -E "✘|failed|Exception" "$out/tests.txt" | head -40 || true

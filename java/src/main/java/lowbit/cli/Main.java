@@ -9,7 +9,8 @@ import picocli.CommandLine.Command;
         mixinStandardHelpOptions = true,
         version = "lowbit 0.1.0",
         description = "Low-bit (INT4/INT8) LLM inference for the JVM.",
-        subcommands = {DemoCommand.class, InfoCommand.class})
+        subcommands = {DemoCommand.class, DemoLayerCommand.class, EvalCommand.class, QuantizeCommand.class,
+                GenerateCommand.class, InfoCommand.class})
 public final class Main implements Runnable {
     @Override
     public void run() {

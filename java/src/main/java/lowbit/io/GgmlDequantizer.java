@@ -1,5 +1,7 @@
 package lowbit.io;
 
+import lowbit.Half;
+
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 
@@ -41,10 +43,10 @@ public final class GgmlDequantizer {
                 for (int i = 0; i < count; i++) dst[dstOffset + i] = b.getFloat(s + 4 * i);
                 break;
             case F16:
-                for (int i = 0; i < count; i++) dst[dstOffset + i] = HalfFloat.fp16ToFloat(b.getShort(s + 2 * i));
+                for (int i = 0; i < count; i++) dst[dstOffset + i] = Half.toFloat(b.getShort(s + 2 * i));
                 break;
             case BF16:
-                for (int i = 0; i < count; i++) dst[dstOffset + i] = HalfFloat.bf16ToFloat(b.getShort(s + 2 * i));
+                for (int i = 0; i < count; i++) dst[dstOffset + i] = Half.bf16ToFloat(b.getShort(s + 2 * i));
                 break;
             case Q8_0:
                 for (int blk = 0; blk < blocks; blk++) q8_0(b, s + blk * 34, dst, dstOffset + blk * 32);
@@ -67,7 +69,7 @@ public final class GgmlDequantizer {
     }
 
     private static float half(ByteBuffer b, int at) {
-        return HalfFloat.fp16ToFloat(b.getShort(at));
+        return Half.toFloat(b.getShort(at));
     }
 
     private static void q8_0(ByteBuffer b, int at, float[] dst, int out) {

@@ -7,11 +7,16 @@ package lowbit.model;
  *
  * <p>Activations are row-major {@code float} arrays: {@code x} holds {@code tokens × inFeatures()}
  * values, {@code y} receives {@code tokens × outFeatures()} values (every element is written).
+ * Implementations say whether {@link #forward} may run concurrently.
  */
-public interface LinearOp {
+public interface LinearOp extends AutoCloseable {
     int inFeatures();
 
     int outFeatures();
 
     void forward(float[] x, int tokens, float[] y);
+
+    /** Frees what the layer holds outside the Java heap (native weights); a no-op by default. */
+    @Override
+    default void close() {}
 }

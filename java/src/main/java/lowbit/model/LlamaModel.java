@@ -131,6 +131,40 @@ public final class LlamaModel {
         linears.put(name, op);
     }
 
+    /**
+     * The weight of a normalization, by its GGUF name without {@code .weight}: {@code
+     * "blk.3.attn_norm"} (read by attn_q/k/v), {@code "blk.3.ffn_norm"} (read by ffn_gate/up) or
+     * {@code "output_norm"}. A copy.
+     */
+    public float[] normWeight(String name) {
+        return normArray(name).clone();
+    }
+
+    /**
+     * Replaces a normalization's weight (same length), e.g. with a smoothing vector folded in: the
+     * caller keeps the function unchanged by scaling the consuming layers' weight columns.
+     */
+    public void setNormWeight(String name, float[] weight) {
+        float[] target = normArray(name);
+        if (weight.length != target.length) {
+            throw new IllegalArgumentException(name + " has " + target.length + " values, got " + weight.length);
+        }
+        for (float v : weight) {
+            if (!Float.isFinite(v)) throw new IllegalArgumentException(name + ": norm weight " + v + " is not finite");
+        }
+        System.arraycopy(weight, 0, target, 0, target.length);
+    }
+
+    private float[] normArray(String name) {
+        if (name.equals("output_norm")) return outputNorm;
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("blk\\.(\\d+)\\.(attn_norm|ffn_norm)").matcher(name);
+        if (m.matches()) {
+            int block = Integer.parseInt(m.group(1));
+            if (block < config.blockCount()) return m.group(2).equals("attn_norm") ? attnNorm[block] : ffnNorm[block];
+        }
+        throw new IllegalArgumentException("no normalization " + name + "; names look like blk.0.attn_norm, blk.0.ffn_norm or output_norm");
+    }
+
     public void addInputHook(LinearInputHook hook) {
         hooks.add(hook);
     }

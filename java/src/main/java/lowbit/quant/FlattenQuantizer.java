@@ -5,6 +5,7 @@ import java.util.Arrays;
 import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
+import lowbit.Context;
 
 /**
  * Per-layer search of FlattenQuantize settings: for INT4 and INT8, the smoothing alpha and flatten
@@ -25,9 +26,20 @@ import java.util.Map;
  */
 public final class FlattenQuantizer {
     private final QuantConfig config;
+    private final Context context;
 
+    /** Measures candidates with the Java reference kernel. */
     public FlattenQuantizer(QuantConfig config) {
-        this.config = config;
+        this(config, null);
+    }
+
+    /**
+     * Measures candidates on {@code context}'s native kernels (null: Java). The integer results are
+     * identical, so the search decides the same; only its speed differs.
+     */
+    public FlattenQuantizer(QuantConfig config, Context context) {
+        this.config = java.util.Objects.requireNonNull(config, "config");
+        this.context = context;
     }
 
     public QuantConfig config() {
@@ -48,14 +60,33 @@ public final class FlattenQuantizer {
             throw new ShapeMismatchException("layer '" + name + "': bias must have " + outFeatures + " values, got " + bias.length);
         }
         stats.requireTokens();
-        if (stats.sampleSize() == 0) {
+        return evaluate(name, weights, bias, outFeatures, stats.channelAbsMax(), stats.sample(), stats.sampleSize());
+    }
+
+    /**
+     * As {@link #evaluate(String, float[], float[], int, CalibrationStats)} from the parts of the
+     * statistics it uses: per-channel maxima {@code m[K]} and sampled rows ({@code tokens x K}), e.g.
+     * after a smoothing vector was folded into the producer ({@code m / s}, {@code x / s}).
+     */
+    public LayerEvaluation evaluate(String name, float[] weights, float[] bias, int outFeatures, float[] m, float[] x,
+                                    int tokens) {
+        int k = m.length;
+        if (outFeatures < 1 || weights.length != (long) outFeatures * k) {
+            throw new ShapeMismatchException("layer '" + name + "': weights must be " + outFeatures + " x " + k
+                    + " = " + ((long) outFeatures * k) + " floats, got " + weights.length);
+        }
+        if (bias != null && bias.length != outFeatures) {
+            throw new ShapeMismatchException("layer '" + name + "': bias must have " + outFeatures + " values, got " + bias.length);
+        }
+        if (tokens == 0) {
             throw new IllegalArgumentException("layer '" + name + "': calibration kept no sample tokens"
                     + " (Options.sampleTokens = 0), but threshold search measures error on the sample");
         }
+        if (x.length != (long) tokens * k) {
+            throw new ShapeMismatchException("layer '" + name + "': sample must be " + tokens + " x " + k + " floats, got " + x.length);
+        }
         SymmetricQuant.absMax(weights, 0, weights.length, "layer '" + name + "' weights");
-        float[] x = stats.sample();
-        int tokens = stats.sampleSize();
-        float[] m = stats.channelAbsMax();
+        SymmetricQuant.absMax(x, 0, x.length, "layer '" + name + "' calibration sample");
         double[] reference = referenceProduct(x, tokens, weights, outFeatures, k);
         Map<Precision, PrecisionSetting> settings = new EnumMap<>(Precision.class);
         for (Precision p : new Precision[] {Precision.INT4, Precision.INT8}) {
@@ -70,7 +101,7 @@ public final class FlattenQuantizer {
     private PrecisionSetting search(Precision p, float[] w, int n, int k, float[] m, float[] x, int tokens,
                                     double[] reference) {
         boolean perChannel = config.weightGranularity() == QuantConfig.WeightGranularity.PER_OUTPUT_CHANNEL;
-        boolean dynamic = config.activationScale() == QuantConfig.ActivationScale.DYNAMIC;
+        QuantConfig.ActivationScale mode = config.activationScale();
         List<Double> alphas = new ArrayList<>();
         alphas.add(Double.NaN);
         for (double a : config.smoothingAlphas()) {
@@ -114,9 +145,11 @@ public final class FlattenQuantizer {
                     plan = plan.withInputScale(s);
                 }
                 plan = plan.paddedTo(config.padMultiple());
-                float amax = dynamic ? QuantizedLinear.DYNAMIC : plan.flattenedAbsMax(m);
-                QuantizedLinear layer = QuantizedLinear.create(w, null, n, k, plan, p.bits(), p.bits(), perChannel, clip, amax);
-                layer.forward(x, tokens, yq);
+                QuantizedLinear layer = QuantizedLinear.create(w, null, n, k, plan, p.bits(), p.bits(), perChannel, clip,
+                        mode, plan.flattenedAbsMax(m));
+                try (QuantizedLinear run = context == null ? layer : layer.on(context)) {
+                    run.forward(x, tokens, yq);
+                }
                 double err = relativeError(yq, reference);
                 if (best == null || err < best.relativeError()
                         || (err == best.relativeError() && plan.expandedFeatures() < best.expandedFeatures())) {

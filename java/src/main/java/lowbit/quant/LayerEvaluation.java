@@ -2,6 +2,7 @@ package lowbit.quant;
 
 import java.util.EnumMap;
 import java.util.Map;
+import lowbit.model.FloatLinear;
 import lowbit.model.LinearOp;
 
 /**
@@ -72,9 +73,8 @@ public final class LayerEvaluation {
             return new FloatLinear(weights, bias, outFeatures, inFeatures);
         }
         PrecisionSetting s = settings.get(p);
-        float amax = config.activationScale() == QuantConfig.ActivationScale.DYNAMIC ? QuantizedLinear.DYNAMIC
-                : s.plan().flattenedAbsMax(channelAbsMax);
         return QuantizedLinear.create(weights, bias, outFeatures, inFeatures, s.plan(), p.bits(), p.bits(),
-                config.weightGranularity() == QuantConfig.WeightGranularity.PER_OUTPUT_CHANNEL, s.clipRatios(), amax);
+                config.weightGranularity() == QuantConfig.WeightGranularity.PER_OUTPUT_CHANNEL, s.clipRatios(),
+                config.activationScale(), s.plan().flattenedAbsMax(channelAbsMax));
     }
 }

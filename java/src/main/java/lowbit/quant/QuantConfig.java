@@ -10,8 +10,8 @@ import java.util.Arrays;
  * @param clipSearch how weight clip ratios are chosen: none, minimizing weight MSE (default) or
  *     output MSE on the calibration sample; a clip ratio c quantizes with {@code amax * c}
  * @param clipRatios candidate clip ratios in (0, 1]
- * @param activationScale static (calibrated per-tensor amax of the flattened activations, default)
- *     or dynamic (per call)
+ * @param activationScale static (calibrated per-tensor amax of the flattened activations, default),
+ *     dynamic per tensor (per call) or dynamic per token
  * @param expansionBudget the largest allowed K'/K of flattening, >= 1 (default 1.25)
  * @param smoothingAlphas SmoothQuant alphas tried besides no smoothing (default 0.5 and 0.75)
  * @param thresholdCandidates thresholds tried per alpha, geometrically spaced between the smallest
@@ -26,7 +26,11 @@ public record QuantConfig(WeightGranularity weightGranularity, ClipSearch clipSe
 
     public enum ClipSearch { NONE, WEIGHT_MSE, OUTPUT_MSE }
 
-    public enum ActivationScale { STATIC, DYNAMIC }
+    /**
+     * STATIC: one calibrated per-tensor scale; DYNAMIC: one per-tensor scale per call;
+     * DYNAMIC_PER_TOKEN: one scale per token row per call (the per-token baseline, not FlattenQuant).
+     */
+    public enum ActivationScale { STATIC, DYNAMIC, DYNAMIC_PER_TOKEN }
 
     public QuantConfig {
         if (weightGranularity == null || clipSearch == null || activationScale == null) {

@@ -27,6 +27,14 @@ public final class QuantizationReport {
     private final List<Row> rows;
     private final Map<Precision, Double> shares = new EnumMap<>(Precision.class);
 
+    /** A report of already-made decisions (e.g. a fixed-precision baseline) under a policy description. */
+    public static QuantizationReport of(String policy, List<Row> rows) {
+        if (rows.isEmpty()) {
+            throw new IllegalArgumentException("a quantization report needs at least one layer");
+        }
+        return new QuantizationReport(policy, rows);
+    }
+
     QuantizationReport(String policy, List<Row> rows) {
         this.policy = policy;
         this.rows = List.copyOf(rows);

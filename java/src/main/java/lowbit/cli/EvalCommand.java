@@ -1,0 +1,84 @@
+package lowbit.cli;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import lowbit.Context;
+import lowbit.eval.Perplexity;
+import lowbit.model.LlamaModel;
+import lowbit.pipeline.ModelCalibration;
+import lowbit.pipeline.ModelQuantizer;
+import lowbit.pipeline.PerplexityTable;
+import lowbit.pipeline.QuantMethod;
+import lowbit.pipeline.QuantizedModel;
+import lowbit.pipeline.Workspace;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/**
+ * {@code lowbit eval}: perplexity of the FP model and of quantized configurations (methods
+ * quantized here from one shared calibration, and/or quantized model files) on the same slice of
+ * the evaluation text, as one table.
+ */
+@Command(name = "eval", description = "Perplexity of FP vs quantized configurations on one evaluation slice.")
+final class EvalCommand implements Callable<Integer> {
+    @Mixin
+    ModelOptions options = new ModelOptions();
+
+    @Option(names = "--methods", split = ",", description = "methods to quantize and evaluate (fp, w8a8-static, w8a8-flatten, "
+            + "flatten-mixed, w4a8-rtn, w8a8-token), default: all")
+    List<String> methods = new ArrayList<>(List.of("fp", "w8a8-static", "w8a8-flatten", "flatten-mixed", "w4a8-rtn", "w8a8-token"));
+
+    @Option(names = "--file", description = "quantized model files to evaluate as well (repeatable)")
+    List<Path> files = new ArrayList<>();
+
+    @Option(names = "--windows", description = "evaluation windows, default ${DEFAULT-VALUE}")
+    int windows = 1;
+
+    @Option(names = "--window", description = "tokens per window, default ${DEFAULT-VALUE} (the protocol's)")
+    int window = Perplexity.DEFAULT_WINDOW;
+
+    @Option(names = "--markdown", description = "print the table as Markdown")
+    boolean markdown;
+
+    @Override
+    public Integer call() throws Exception {
+        long start = System.nanoTime();
+        List<QuantMethod> parsed = new ArrayList<>();
+        for (String m : methods) parsed.add(QuantMethod.parse(m));
+        Workspace ws = Workspace.open(options.model);
+        int[] evaluation = ws.evaluationTokens(windows, window);
+        System.out.printf("model %s; evaluation: %d windows of %d tokens (no BOS)%n", ws.gguf(), windows, window);
+        PerplexityTable table = new PerplexityTable();
+        ModelCalibration cal = null;
+        try (Context ctx = Context.open(options.backend())) {
+            for (QuantMethod m : parsed) {
+                LlamaModel model = ws.loadModel();
+                if (m == QuantMethod.FP) {
+                    table.add(m.description(), Perplexity.evaluate(model, evaluation, window, System.out), null);
+                    continue;
+                }
+                if (cal == null) {
+                    cal = ModelCalibration.run(ws.loadModel(), ws.calibrationTokens(options.calibTokens), options.calibWindow,
+                            options.statsOptions(), System.out);
+                }
+                try (QuantizedModel q = new ModelQuantizer(ModelQuantizer.defaultConfig(), ctx, System.out).quantize(model, cal, m)) {
+                    System.out.print(q.table());
+                    table.add(m.description(), Perplexity.evaluate(q.model(), evaluation, window, System.out), q);
+                }
+                System.out.print(table.format(markdown));
+            }
+            for (Path f : files) {
+                try (QuantizedModel q = lowbit.pipeline.QuantizedModelFile.load(f, ws.loadModel(), ctx)) {
+                    table.add(f.getFileName() + " (" + q.method().id() + ")", Perplexity.evaluate(q.model(), evaluation, window, System.out), q);
+                }
+            }
+        }
+        System.out.println();
+        System.out.print(table.format(markdown));
+        System.out.printf("calibration: %d tokens; %.0f s in all%n", options.calibTokens, (System.nanoTime() - start) / 1e9);
+        return 0;
+    }
+}

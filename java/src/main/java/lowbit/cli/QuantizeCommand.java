@@ -1,0 +1,46 @@
+package lowbit.cli;
+
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import lowbit.Context;
+import lowbit.pipeline.ModelCalibration;
+import lowbit.pipeline.ModelQuantizer;
+import lowbit.pipeline.QuantMethod;
+import lowbit.pipeline.QuantizedModel;
+import lowbit.pipeline.QuantizedModelFile;
+import lowbit.pipeline.Workspace;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/** {@code lowbit quantize}: calibrate, quantize by a method, write a quantized model file, print the per-layer report. */
+@Command(name = "quantize", description = "Calibrate and quantize a model; write a quantized model file and print the per-layer report.")
+final class QuantizeCommand implements Callable<Integer> {
+    @Mixin
+    ModelOptions options = new ModelOptions();
+
+    @Option(names = "--method", description = "w8a8-static, w8a8-flatten, flatten-mixed, w4a8-rtn or w8a8-token; default ${DEFAULT-VALUE}")
+    String method = QuantMethod.FLATTEN_MIXED.id();
+
+    @Option(names = {"-o", "--out"}, required = true, description = "quantized model file to write (.safetensors)")
+    Path out;
+
+    @Option(names = "--report-json", description = "also write the per-layer report as JSON here")
+    Path reportJson;
+
+    @Override
+    public Integer call() throws Exception {
+        QuantMethod m = QuantMethod.parse(method);
+        Workspace ws = Workspace.open(options.model);
+        ModelCalibration cal = ModelCalibration.run(ws.loadModel(), ws.calibrationTokens(options.calibTokens),
+                options.calibWindow, options.statsOptions(), System.out);
+        try (Context ctx = Context.open(options.backend());
+             QuantizedModel q = new ModelQuantizer(ModelQuantizer.defaultConfig(), ctx, System.out).quantize(ws.loadModel(), cal, m)) {
+            System.out.print(q.table());
+            QuantizedModelFile.save(q, out);
+            if (reportJson != null) q.report().write(reportJson);
+            System.out.println("wrote " + out);
+        }
+        return 0;
+    }
+}

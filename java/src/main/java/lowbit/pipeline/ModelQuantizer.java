@@ -1,0 +1,277 @@
+package lowbit.pipeline;
+
+import java.io.PrintStream;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.IntStream;
+import lowbit.Context;
+import lowbit.model.FloatLinear;
+import lowbit.model.LinearOp;
+import lowbit.model.LlamaModel;
+import lowbit.quant.BitWidthPolicy;
+import lowbit.quant.CalibrationStats;
+import lowbit.quant.FlattenPlan;
+import lowbit.quant.FlattenQuantizer;
+import lowbit.quant.LayerEvaluation;
+import lowbit.quant.Precision;
+import lowbit.quant.QuantConfig;
+import lowbit.quant.QuantizationReport;
+import lowbit.quant.QuantizedLinear;
+import lowbit.quant.Smoothing;
+
+/**
+ * Quantizes every block linear layer of a {@link LlamaModel} in place by a {@link QuantMethod},
+ * from one {@link ModelCalibration}; the LM head stays FP32.
+ *
+ * <p><b>FlattenQuant methods.</b> Per block: (1) the layers that read one normalization (q/k/v after
+ * {@code attn_norm}, gate/up after {@code ffn_norm}) share one smoothing vector {@code s}, computed
+ * from all their weights ({@link Smoothing#factors}) for each alpha in {none} ∪ the config's alphas;
+ * each consumer is then searched by {@link FlattenQuantizer} (thresholds and clipping, no further
+ * smoothing) on the smoothed statistics ({@code m / s}, sample {@code x / s}), and the alpha with
+ * the smallest FLOP-weighted error sum (INT8 errors, plus INT4 errors under the mixed policy) wins;
+ * its {@code s} is folded into the norm weight and the consumers' weights in FP64 ({@link
+ * Smoothing#foldIntoNorm}). (2) attn_output and ffn_down have no foldable producer here, so
+ * {@link FlattenQuantizer} searches their alpha per layer and keeps {@code s} as the plan's explicit
+ * scale. Then the {@link BitWidthPolicy} (all INT8, or the paper's 48.29% INT4 share) picks each
+ * layer's width and the chosen settings are built.
+ *
+ * <p><b>Baselines</b> use the identity plan, round-to-nearest weights without clipping and no
+ * smoothing; their report's error is measured on the calibration sample against FP32.
+ *
+ * <p>Layers run on {@code context} (null: the Java reference kernels).
+ */
+public final class ModelQuantizer {
+    private final QuantConfig config;
+    private final Context context;
+    private final PrintStream log;
+
+    /** {@code config} governs the FlattenQuant search (its activation scale must be STATIC); log may be null. */
+    public ModelQuantizer(QuantConfig config, Context context, PrintStream log) {
+        this.config = java.util.Objects.requireNonNull(config, "config");
+        this.context = context;
+        this.log = log;
+    }
+
+    /** A config sized for a 2-core machine: 96 sampled tokens are used, 8 thresholds, alphas 0.5 and 0.75. */
+    public static QuantConfig defaultConfig() {
+        return QuantConfig.defaults().withThresholdCandidates(8);
+    }
+
+    public QuantizedModel quantize(LlamaModel model, ModelCalibration calibration, QuantMethod method) {
+        if (method == QuantMethod.FP) {
+            throw new IllegalArgumentException("FP is the unquantized model; nothing to quantize");
+        }
+        long start = System.nanoTime();
+        QuantizedModel result = method.searches() ? flattenQuant(model, calibration, method) : baseline(model, calibration, method);
+        if (log != null) log.printf("quantized %s in %.1f s%n", method.id(), (System.nanoTime() - start) / 1e9);
+        return result;
+    }
+
+    // ---- FlattenQuant ------------------------------------------------------------------------------
+
+    private QuantizedModel flattenQuant(LlamaModel model, ModelCalibration calibration, QuantMethod method) {
+        if (config.activationScale() != QuantConfig.ActivationScale.STATIC) {
+            throw new IllegalArgumentException("FlattenQuant uses static per-tensor activation scales; config has "
+                    + config.activationScale());
+        }
+        boolean mixed = method == QuantMethod.FLATTEN_MIXED;
+        FlattenQuantizer perLayer = new FlattenQuantizer(config, context);
+        FlattenQuantizer flattenOnly = new FlattenQuantizer(config.withSmoothingAlphas(), context);
+        List<LayerEvaluation> evaluations = new ArrayList<>();
+        Map<String, float[]> norms = new LinkedHashMap<>();
+        Map<String, Double> alphas = new LinkedHashMap<>();
+        for (int b = 0; b < model.config().blockCount(); b++) {
+            String p = "blk." + b + ".";
+            evaluations.addAll(foldedGroup(model, calibration, p + "attn_norm",
+                    List.of(p + "attn_q", p + "attn_k", p + "attn_v"), flattenOnly, mixed, norms, alphas));
+            evaluations.addAll(foldedGroup(model, calibration, p + "ffn_norm",
+                    List.of(p + "ffn_gate", p + "ffn_up"), flattenOnly, mixed, norms, alphas));
+            for (String name : List.of(p + "attn_output", p + "ffn_down")) {
+                FloatLinear fp = floatLayer(model, name);
+                evaluations.add(perLayer.evaluate(name, fp.weight(), fp.bias(), fp.outFeatures(), calibration.statsFor(name)));
+            }
+            if (log != null) log.printf("searched block %d / %d%n", b + 1, model.config().blockCount());
+        }
+        BitWidthPolicy policy = mixed ? BitWidthPolicy.flattenQuantPaper() : BitWidthPolicy.int4Share(0, Double.POSITIVE_INFINITY);
+        QuantizationReport report = policy.decide(evaluations);
+        Map<String, LinearOp> layers = new LinkedHashMap<>();
+        for (LayerEvaluation e : evaluations) {
+            layers.put(e.name(), onContext(e.build(report.precisionOf(e.name()))));
+        }
+        String description = method.description() + "; " + config;
+        return QuantizedModel.install(model, method, description, QuantizationReport.of(description, report.rows()), layers,
+                norms, alphas, calibration.tokens());
+    }
+
+    /** Chooses and folds one shared smoothing vector for the consumers of a norm; returns their evaluations. */
+    private List<LayerEvaluation> foldedGroup(LlamaModel model, ModelCalibration calibration, String norm, List<String> consumers,
+                                              FlattenQuantizer quantizer, boolean mixed, Map<String, float[]> norms,
+                                              Map<String, Double> alphas) {
+        CalibrationStats stats = calibration.statsFor(consumers.get(0));
+        float[] m = stats.channelAbsMax();
+        float[] sample = stats.sample();
+        int tokens = stats.sampleSize();
+        int k = m.length;
+        List<FloatLinear> fp = new ArrayList<>();
+        List<float[]> weights = new ArrayList<>();
+        for (String c : consumers) {
+            FloatLinear f = floatLayer(model, c);
+            fp.add(f);
+            weights.add(f.weight());
+        }
+        List<Double> candidates = new ArrayList<>();
+        candidates.add(Double.NaN);
+        for (double a : config.smoothingAlphas()) candidates.add(a);
+        double bestScore = Double.POSITIVE_INFINITY;
+        double bestAlpha = Double.NaN;
+        double[] bestS = null;
+        List<LayerEvaluation> best = null;
+        for (double alpha : candidates) {
+            double[] s = Double.isNaN(alpha) ? null : Smoothing.factors(m, weights, alpha);
+            float[] ms = new float[k];
+            float[] xs = new float[sample.length];
+            for (int j = 0; j < k; j++) ms[j] = s == null ? m[j] : (float) (m[j] / s[j]);
+            for (int i = 0; i < sample.length; i++) xs[i] = s == null ? sample[i] : (float) (sample[i] / s[i % k]);
+            List<double[]> folded = s == null ? null : Smoothing.foldIntoNorm(new double[k], null, toDouble(weights), s).consumerWeights();
+            LayerEvaluation[] evals = new LayerEvaluation[consumers.size()];
+            IntStream.range(0, consumers.size()).parallel().forEach(i -> {
+                FloatLinear f = fp.get(i);
+                float[] w = folded == null ? f.weight() : toFloat(folded.get(i));
+                evals[i] = quantizer.evaluate(consumers.get(i), w, f.bias(), f.outFeatures(), ms, xs, tokens);
+            });
+            double score = 0;
+            for (LayerEvaluation e : evals) {
+                score += e.flopsPerToken(Precision.INT8) * e.setting(Precision.INT8).relativeError();
+                if (mixed) score += e.flopsPerToken(Precision.INT4) * e.setting(Precision.INT4).relativeError();
+            }
+            if (score < bestScore) {
+                bestScore = score;
+                bestAlpha = alpha;
+                bestS = s;
+                best = List.of(evals);
+            }
+        }
+        alphas.put(norm, bestAlpha);
+        if (bestS != null) {
+            norms.put(norm, foldIntoNorm(model, norm, consumers, bestS));
+        }
+        return best;
+    }
+
+    /**
+     * Folds the smoothing vector {@code s} into norm {@code norm} ({@code g / s}) and the FP32
+     * consumers that read it ({@code W[:,j] * s_j}), in FP64 rounded once to float32, replacing
+     * them in {@code model}; the model computes the same function up to that rounding. Returns the
+     * new norm weight.
+     */
+    static float[] foldIntoNorm(LlamaModel model, String norm, List<String> consumers, double[] s) {
+        List<FloatLinear> fp = new ArrayList<>();
+        List<float[]> weights = new ArrayList<>();
+        for (String c : consumers) {
+            FloatLinear f = floatLayer(model, c);
+            if (!ModelCalibration.inputOf(c).equals(norm)) {
+                throw new IllegalArgumentException(c + " does not read " + norm);
+            }
+            fp.add(f);
+            weights.add(f.weight());
+        }
+        double[] g = toDouble(List.of(model.normWeight(norm))).get(0);
+        Smoothing.Folded f = Smoothing.foldIntoNorm(g, null, toDouble(weights), s);
+        float[] gf = toFloat(f.producerWeight());
+        model.setNormWeight(norm, gf);
+        for (int i = 0; i < consumers.size(); i++) {
+            FloatLinear old = fp.get(i);
+            model.replaceLinear(consumers.get(i), new FloatLinear(toFloat(f.consumerWeights().get(i)), old.bias(),
+                    old.outFeatures(), old.inFeatures()));
+        }
+        return gf;
+    }
+
+    // ---- baselines ---------------------------------------------------------------------------------
+
+    private QuantizedModel baseline(LlamaModel model, ModelCalibration calibration, QuantMethod method) {
+        int weightBits = method == QuantMethod.W4A8_RTN ? 4 : 8;
+        QuantConfig.ActivationScale mode = method == QuantMethod.W8A8_STATIC ? QuantConfig.ActivationScale.STATIC
+                : QuantConfig.ActivationScale.DYNAMIC_PER_TOKEN;
+        List<String> names = new ArrayList<>();
+        for (String n : model.linearNames()) if (n.startsWith("blk.")) names.add(n);
+        Map<String, LinearOp> layers = new LinkedHashMap<>();
+        QuantizationReport.Row[] rows = new QuantizationReport.Row[names.size()];
+        IntStream.range(0, names.size()).parallel().forEach(i -> {
+            String name = names.get(i);
+            FloatLinear fp = floatLayer(model, name);
+            CalibrationStats stats = calibration.statsFor(name);
+            int k = fp.inFeatures();
+            QuantizedLinear q = QuantizedLinear.create(fp.weight(), fp.bias(), fp.outFeatures(), k, FlattenPlan.identity(k),
+                    weightBits, 8, true, null, mode, stats.tensorAbsMax());
+            LinearOp run = onContext(q);
+            double err = sampleError(fp, run, stats);
+            synchronized (layers) {
+                layers.put(name, run);
+            }
+            rows[i] = new QuantizationReport.Row(name, Precision.INT8, k, k, fp.outFeatures(), Double.NaN, Double.NaN, err,
+                    2L * fp.outFeatures() * k);
+        });
+        Map<String, LinearOp> ordered = new LinkedHashMap<>();
+        for (String n : names) ordered.put(n, layers.get(n));
+        return QuantizedModel.install(model, method, method.description(), QuantizationReport.of(method.description(), List.of(rows)),
+                ordered, Map.of(), Map.of(), calibration.tokens());
+    }
+
+    /** Relative output MSE of {@code q} against the FP32 layer on the calibration sample (bias excluded). */
+    static double sampleError(FloatLinear fp, LinearOp q, CalibrationStats stats) {
+        int t = stats.sampleSize();
+        if (t == 0) return Double.NaN;
+        float[] x = stats.sample();
+        int n = fp.outFeatures();
+        float[] ref = new float[t * n];
+        float[] got = new float[t * n];
+        fp.forward(x, t, ref);
+        q.forward(x, t, got);
+        double num = 0, den = 0;
+        float[] bias = fp.bias();
+        for (int i = 0; i < ref.length; i++) {
+            double b = bias == null ? 0 : bias[i % n];
+            double d = got[i] - ref[i];
+            num += d * d;
+            den += (ref[i] - b) * (ref[i] - b);
+        }
+        return den == 0 ? (num == 0 ? 0 : Double.POSITIVE_INFINITY) : num / den;
+    }
+
+    // ---- helpers -----------------------------------------------------------------------------------
+
+    private LinearOp onContext(LinearOp op) {
+        if (context != null && op instanceof QuantizedLinear q) {
+            return q.on(context);
+        }
+        return op;
+    }
+
+    private static FloatLinear floatLayer(LlamaModel model, String name) {
+        LinearOp op = model.linear(name);
+        if (!(op instanceof FloatLinear f)) {
+            throw new IllegalStateException(name + " is already replaced (" + op.getClass().getSimpleName()
+                    + "); quantize a freshly loaded model");
+        }
+        return f;
+    }
+
+    private static List<double[]> toDouble(List<float[]> in) {
+        List<double[]> out = new ArrayList<>();
+        for (float[] a : in) {
+            double[] d = new double[a.length];
+            for (int i = 0; i < a.length; i++) d[i] = a[i];
+            out.add(d);
+        }
+        return out;
+    }
+
+    private static float[] toFloat(double[] a) {
+        float[] out = new float[a.length];
+        for (int i = 0; i < a.length; i++) out[i] = (float) a[i];
+        return out;
+    }
+}

@@ -1,0 +1,60 @@
+package lowbit.pipeline;
+
+import java.util.Arrays;
+import java.util.Locale;
+import java.util.stream.Collectors;
+
+/**
+ * The whole-model quantization configurations lowbit compares. The LM head ({@code output}) stays
+ * FP32 in all of them; "per channel" weights have one scale per output channel.
+ */
+public enum QuantMethod {
+    /** The FP32 reference (the GGUF weights dequantized). */
+    FP("fp", "FP32 reference"),
+    /** INT8 weights (per channel, round to nearest), INT8 activations with one calibrated per-tensor scale; no flattening, no smoothing. */
+    W8A8_STATIC("w8a8-static", "W8A8 per-tensor static activations, no flattening or smoothing"),
+    /** FlattenQuant at INT8 everywhere: smoothing, channel flattening, weight clipping, static per-tensor activations. */
+    W8A8_FLATTEN("w8a8-flatten", "W8A8 FlattenQuant (smoothing + flattening, static per-tensor activations)"),
+    /** FlattenQuant with the paper's mixed policy: least sensitive layers W4A4 up to 48.29% of compute, the rest W8A8. */
+    FLATTEN_MIXED("flatten-mixed", "FlattenQuant mixed INT4/INT8 (INT4 share target 48.29%)"),
+    /** INT4 weights (per channel, round to nearest), INT8 activations with a dynamic scale per token. */
+    W4A8_RTN("w4a8-rtn", "W4A8 RTN (per-channel INT4 weights, per-token INT8 activations)"),
+    /** INT8 weights (per channel, round to nearest), INT8 activations with a dynamic scale per token; no smoothing. */
+    W8A8_TOKEN("w8a8-token", "W8A8 per-token dynamic activations (no smoothing)");
+
+    private final String id;
+    private final String description;
+
+    QuantMethod(String id, String description) {
+        this.id = id;
+        this.description = description;
+    }
+
+    /** The command-line name, e.g. {@code w8a8-flatten}. */
+    public String id() {
+        return id;
+    }
+
+    public String description() {
+        return description;
+    }
+
+    /** True for the FlattenQuant methods that search smoothing, thresholds and clipping per layer. */
+    public boolean searches() {
+        return this == W8A8_FLATTEN || this == FLATTEN_MIXED;
+    }
+
+    /** The method named {@code id} (case-insensitive); a clear exception lists the names otherwise. */
+    public static QuantMethod parse(String id) {
+        for (QuantMethod m : values()) {
+            if (m.id.equalsIgnoreCase(id.trim()) || m.name().equalsIgnoreCase(id.trim())) return m;
+        }
+        throw new IllegalArgumentException("unknown method '" + id + "'; use one of "
+                + Arrays.stream(values()).map(QuantMethod::id).collect(Collectors.joining(", ")));
+    }
+
+    @Override
+    public String toString() {
+        return id.toUpperCase(Locale.ROOT);
+    }
+}

@@ -1,0 +1,105 @@
+package lowbit.pipeline;
+
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.Locale;
+import java.util.Map;
+import lowbit.model.LinearOp;
+import lowbit.model.LlamaModel;
+import lowbit.quant.QuantizationReport;
+
+/**
+ * A {@link LlamaModel} whose block linear layers were replaced by a {@link QuantMethod} (by {@link
+ * ModelQuantizer} or from a {@link QuantizedModelFile}): the model, the layers it now runs, the
+ * normalization weights that carry folded smoothing vectors, and the per-layer report. Owns the
+ * layers: {@link #close} frees their native resources (the model must not run afterwards).
+ */
+public final class QuantizedModel implements AutoCloseable {
+    private final LlamaModel model;
+    private final QuantMethod method;
+    private final String description;
+    private final QuantizationReport report;
+    private final Map<String, LinearOp> layers;
+    private final Map<String, float[]> norms;
+    private final Map<String, Double> foldedAlphas;
+    private final long calibrationTokens;
+
+    private QuantizedModel(LlamaModel model, QuantMethod method, String description, QuantizationReport report,
+                           Map<String, LinearOp> layers, Map<String, float[]> norms, Map<String, Double> foldedAlphas,
+                           long calibrationTokens) {
+        this.model = model;
+        this.method = method;
+        this.description = description;
+        this.report = report;
+        this.layers = Collections.unmodifiableMap(new LinkedHashMap<>(layers));
+        this.norms = Collections.unmodifiableMap(new LinkedHashMap<>(norms));
+        this.foldedAlphas = Collections.unmodifiableMap(new LinkedHashMap<>(foldedAlphas));
+        this.calibrationTokens = calibrationTokens;
+    }
+
+    /** Sets {@code norms} and {@code layers} into {@code model} and wraps the result. */
+    static QuantizedModel install(LlamaModel model, QuantMethod method, String description, QuantizationReport report,
+                                  Map<String, LinearOp> layers, Map<String, float[]> norms, Map<String, Double> foldedAlphas,
+                                  long calibrationTokens) {
+        for (Map.Entry<String, float[]> e : norms.entrySet()) model.setNormWeight(e.getKey(), e.getValue());
+        for (Map.Entry<String, LinearOp> e : layers.entrySet()) model.replaceLinear(e.getKey(), e.getValue());
+        return new QuantizedModel(model, method, description, report, layers, norms, foldedAlphas, calibrationTokens);
+    }
+
+    public LlamaModel model() {
+        return model;
+    }
+
+    public QuantMethod method() {
+        return method;
+    }
+
+    /** The method and the search configuration, in words. */
+    public String description() {
+        return description;
+    }
+
+    public QuantizationReport report() {
+        return report;
+    }
+
+    /** The replaced layers by name (QuantizedLinear, or FloatLinear for FP16 fallbacks). */
+    public Map<String, LinearOp> layers() {
+        return layers;
+    }
+
+    /** Normalization weights with a folded smoothing vector, by name (live arrays: do not modify). */
+    public Map<String, float[]> foldedNorms() {
+        return norms;
+    }
+
+    /** The alpha chosen for each norm-sharing group (NaN: no smoothing), FlattenQuant only. */
+    public Map<String, Double> foldedAlphas() {
+        return foldedAlphas;
+    }
+
+    public long calibrationTokens() {
+        return calibrationTokens;
+    }
+
+    /** The report table plus the folded smoothing alphas, one line per block. */
+    public String table() {
+        StringBuilder b = new StringBuilder(report.toTable());
+        if (!foldedAlphas.isEmpty()) {
+            b.append("smoothing folded into norms (alpha; none = not smoothed):");
+            int i = 0;
+            for (Map.Entry<String, Double> e : foldedAlphas.entrySet()) {
+                b.append(i++ % 4 == 0 ? "\n  " : "  ");
+                b.append(String.format(Locale.ROOT, "%s %s", e.getKey(),
+                        e.getValue().isNaN() ? "none" : String.format(Locale.ROOT, "%.2f", e.getValue())));
+            }
+            b.append('\n');
+        }
+        return b.toString();
+    }
+
+    @Override
+    public void close() {
+        for (LinearOp op : layers.values()) op.close();
+    }
+}
