@@ -9,6 +9,10 @@
 #   bash bench/gpu-run.sh run    # on the GPU host, from the repository root with .bundle/ beside it:
 #                                #   runs every test (GPU-tagged ones included) and bench/GpuBench,
 #                                #   logs under ${OUT:-/tmp/lowbit-gpu-run}, a short table last
+#   bash bench/gpu-run.sh gemm   # on the GPU host: the W8A8 GEMM autotuner (GemmTune -> gemm-table.txt),
+#                                #   GemmBench with that table vs cuBLAS FP16, the torch FP16/INT8/FP8
+#                                #   baselines (bench/torch_gemm_baselines.py) and the SASS check of the
+#                                #   INT8 wgmma instruction (IGMMA) in liblowbit.so
 #
 # With the device tool of this workplace: pack here, then run `bash bench/gpu-run.sh run` there with
 # carry [".bundle"].
@@ -79,8 +83,44 @@ run() {
   [ $test_rc -eq 0 ] && [ $gpu_rc -eq 0 ] && [ $bench_rc -eq 0 ]
 }
 
+gemm() {
+  local out="${OUT:-/tmp/lowbit-gpu-run}"
+  mkdir -p "$out"
+  local jre=/tmp/lowbit-jre
+  [ -x "$jre/jre/bin/java" ] || { rm -rf "$jre" && mkdir -p "$jre" && tar xzf "$bundle/jre.tgz" -C "$jre"; }
+  local java="$jre/jre/bin/java"
+  local cp="$bundle/tests.jar"
+  for j in "$bundle"/lib/*.jar; do cp="$cp:$j"; done
+  LOWBIT_DEVICE_NAME="$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)"
+  export LOWBIT_DEVICE_NAME
+  set +e
+  "$java" -cp "$cp" lowbit.bench.GemmTune --out "$out/gemm-table.txt" > "$out/gemm-tune.txt" 2> "$out/gemm-tune.log"
+  local tune_rc=$?
+  "$java" -cp "$cp" lowbit.bench.GemmBench --table "$out/gemm-table.txt" --csv "$out/gemm-bench.csv" \
+    > "$out/gemm-bench.txt" 2> "$out/gemm-bench.log"
+  local bench_rc=$?
+  PYTHONUNBUFFERED=1 python3 "$root/bench/torch_gemm_baselines.py" --csv "$out/torch-baselines.csv" \
+    > "$out/torch-baselines.txt" 2>&1
+  local torch_rc=$?
+  # The INT8 wgmma instruction in the shipped library (liblowbit.so from the presets jar).
+  local so=/tmp/lowbit-so
+  rm -rf "$so" && mkdir -p "$so" && (cd "$so" && "$jre/jre/bin/jar" xf "$bundle"/lib/lowbit-presets-*.jar 2>/dev/null \
+    || python3 -m zipfile -e "$bundle"/lib/lowbit-presets-*.jar .)
+  local lib; lib=$(find "$so" -name liblowbit.so | head -1)
+  {
+    echo "IGMMA instructions: $(cuobjdump -sass "$lib" | grep -c IGMMA)"
+    echo "kinds: $(cuobjdump -sass "$lib" | grep -o 'IGMMA[.A-Z0-9x]*' | sort | uniq -c | tr '\n' ';')"
+    echo "IMMA instructions: $(cuobjdump -sass "$lib" | grep -c 'IMMA')"
+  } > "$out/sass.txt" 2>&1
+  set -e
+  cat "$out/gemm-table.txt" "$out/torch-baselines.txt" "$out/gemm-bench.txt" "$out/sass.txt"
+  printf '%-24s rc=%s tune, rc=%s bench, rc=%s torch\n' "gemm" "$tune_rc" "$bench_rc" "$torch_rc"
+  [ $tune_rc -eq 0 ] && [ $bench_rc -eq 0 ] && [ $torch_rc -eq 0 ]
+}
+
 case "${1:-}" in
   pack) pack ;;
   run) run ;;
-  *) echo "usage: bash bench/gpu-run.sh pack|run" >&2; exit 2 ;;
+  gemm) gemm ;;
+  *) echo "usage: bash bench/gpu-run.sh pack|run|gemm" >&2; exit 2 ;;
 esac

@@ -1,5 +1,7 @@
 // api.cpp -- the C ABI: argument validation, error capture, dispatch to a backend.
+#include <climits>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -33,6 +35,27 @@ void Backend::set_threads(int) {
 void Backend::gemm_dgq(const DgqGemmArgs&) {
     throw Error(LOWBIT_ERR_UNSUPPORTED, std::string("the DGQ A8W4 GEMM is not implemented on the ") +
                                             (kind() == LOWBIT_BACKEND_CUDA ? "CUDA" : "this") + " backend yet");
+}
+
+void Backend::gemm_config(const GemmArgs& args, int config) {
+    if (config != LOWBIT_GEMM_AUTO && config != LOWBIT_GEMM_PORTABLE)
+        throw Error(LOWBIT_ERR_UNSUPPORTED, "GEMM configuration " + std::to_string(config) +
+                                                " is a tuned CUDA kernel; this backend has only its portable kernel");
+    gemm(args);
+}
+int Backend::gemm_choice(const GemmArgs&) { return LOWBIT_GEMM_PORTABLE; }
+void Backend::set_gemm_table(const GemmTable&) {
+    throw Error(LOWBIT_ERR_UNSUPPORTED, "GEMM tuning tables apply to CUDA contexts only (a CPU context has no tuned kernels)");
+}
+void Backend::baseline_gemm_f16(const F16GemmArgs&) {
+    throw Error(LOWBIT_ERR_UNSUPPORTED, "the cuBLAS FP16 baseline needs a CUDA context");
+}
+
+void Backend::bitplane_quantize(const BitplaneQuantizeArgs&) {
+    throw Error(LOWBIT_ERR_UNSUPPORTED, "bit-plane quantization is not implemented on this backend");
+}
+void Backend::bitplane_gemm(const BitplaneGemmArgs&) {
+    throw Error(LOWBIT_ERR_UNSUPPORTED, "the bit-plane GEMM is not implemented on this backend");
 }
 
 namespace {
@@ -203,6 +226,32 @@ int64_t check_dgq_weights(const lowbit_context* ctx, const lowbit_buffer* w, int
     return groups;
 }
 
+// lowbit_gemm_dequant's checks, shared with lowbit_gemm_dequant_config.
+GemmArgs gemm_dequant_args(lowbit_context* ctx, int a_type, const lowbit_buffer* a, int64_t lda, int b_type,
+                           const lowbit_buffer* b, int64_t ldb, int64_t m, int64_t n, int64_t k,
+                           const lowbit_buffer* a_scales, int64_t a_scale_count, const lowbit_buffer* b_scales,
+                           int64_t b_scale_count, const lowbit_buffer* bias, int out_type, lowbit_buffer* out,
+                           int64_t ldo) {
+    check_context(ctx);
+    check_dim("M", m);
+    check_dim("N", n);
+    check_dim("K", k);
+    check_operand_types(a_type, b_type);
+    check_float_out(out_type);
+    check_scale_counts(a_scale_count, m, b_scale_count, n);
+    check_matrix("a", a, ctx, a_type, m, k, lda);
+    check_matrix("b", b, ctx, b_type, n, k, ldb);
+    check_matrix("out", out, ctx, out_type, m, n, ldo);
+    check_vector("a_scales", a_scales, ctx, a_scale_count, 4);
+    check_vector("b_scales", b_scales, ctx, b_scale_count, 4);
+    if (bias != nullptr) check_vector("bias", bias, ctx, n, 4);
+    return GemmArgs{a_type, a->ptr, lda, b_type, b->ptr, ldb, m, n, k,
+                    static_cast<const float*>(a_scales->ptr), a_scale_count,
+                    static_cast<const float*>(b_scales->ptr), b_scale_count,
+                    bias == nullptr ? nullptr : static_cast<const float*>(bias->ptr),
+                    out_type, out->ptr, ldo};
+}
+
 // Shared by lowbit_quantize and lowbit_flatten_quantize: x has src_cols
 // columns, the quantized matrix out_cols.
 void run_quantize(lowbit_context* ctx, const lowbit_buffer* x, int x_type, int64_t rows, int64_t src_cols,
@@ -242,6 +291,46 @@ void run_quantize(lowbit_context* ctx, const lowbit_buffer* x, int x_type, int64
     }
     a.src_cols = src_cols;
     ctx->backend->quantize(a);
+}
+
+// ---- bit-plane operands (lowbit_bitplane_*) ----------------------------------
+
+constexpr int64_t kMaxBitplaneK = int64_t(1) << 23;  // int32 row sums, exact int64 products
+
+void check_bitplane_k(int64_t k) {
+    if (k <= 0 || k > kMaxBitplaneK) {
+        std::ostringstream s;
+        s << "K must be in 1.." << kMaxBitplaneK << " for bit-plane operands, got " << k;
+        invalid(s.str());
+    }
+}
+
+void check_plane_bits(const char* name, int bits, int lo) {
+    if (bits < lo || bits > 8) {
+        std::ostringstream s;
+        s << name << " must be in " << lo << "..8, got " << bits;
+        invalid(s.str());
+    }
+}
+
+// A rows x k operand of `bits` planes with leading dimension ldp words.
+void check_planes(const char* name, const lowbit_buffer* buf, const lowbit_context* ctx, int64_t rows, int64_t k,
+                  int bits, int64_t ldp) {
+    check_buffer(name, buf, ctx);
+    const int64_t words = (k + 63) / 64;
+    if (ldp < words || ldp % 2 != 0 || ldp > kMaxDim) {
+        std::ostringstream s;
+        s << "plane leading dimension of " << name << " must be even and >= ceil(K/64) = " << words << " words, got "
+          << ldp;
+        invalid(s.str());
+    }
+    __int128 need = static_cast<__int128>(rows) * bits * ldp * 8;
+    if (need > buf->bytes) {
+        std::ostringstream s;
+        s << "buffer " << name << " holds " << buf->bytes << " bytes, but " << rows << " rows x " << bits
+          << " planes x " << ldp << " words need " << static_cast<long long>(need);
+        invalid(s.str());
+    }
 }
 
 }  // namespace
@@ -428,25 +517,74 @@ int lowbit_gemm_dequant(lowbit_context* ctx, int a_type, const lowbit_buffer* a,
                         int64_t b_scale_count, const lowbit_buffer* bias, int out_type, lowbit_buffer* out,
                         int64_t ldo) {
     return guarded("lowbit_gemm_dequant", [&] {
+        GemmArgs g = gemm_dequant_args(ctx, a_type, a, lda, b_type, b, ldb, m, n, k, a_scales, a_scale_count,
+                                       b_scales, b_scale_count, bias, out_type, out, ldo);
+        ctx->backend->gemm(g);
+    });
+}
+
+int lowbit_gemm_config_count(void) { return gemm_config_count(); }
+
+const char* lowbit_gemm_config_name(int config) {
+    return config >= 0 && config < gemm_config_count() ? gemm_config_name(config) : nullptr;
+}
+
+int lowbit_gemm_config_select(lowbit_context* ctx, int a_type, int64_t lda, int b_type, int64_t ldb, int64_t m,
+                              int64_t n, int64_t k, int out_type, int64_t ldo, int* config) {
+    return guarded("lowbit_gemm_config_select", [&] {
         check_context(ctx);
+        if (config == nullptr) invalid("config is null");
         check_dim("M", m);
         check_dim("N", n);
         check_dim("K", k);
         check_operand_types(a_type, b_type);
         check_float_out(out_type);
-        check_scale_counts(a_scale_count, m, b_scale_count, n);
-        check_matrix("a", a, ctx, a_type, m, k, lda);
-        check_matrix("b", b, ctx, b_type, n, k, ldb);
-        check_matrix("out", out, ctx, out_type, m, n, ldo);
-        check_vector("a_scales", a_scales, ctx, a_scale_count, 4);
-        check_vector("b_scales", b_scales, ctx, b_scale_count, 4);
-        if (bias != nullptr) check_vector("bias", bias, ctx, n, 4);
-        GemmArgs g{a_type, a->ptr, lda, b_type, b->ptr, ldb, m, n, k,
-                   static_cast<const float*>(a_scales->ptr), a_scale_count,
-                   static_cast<const float*>(b_scales->ptr), b_scale_count,
-                   bias == nullptr ? nullptr : static_cast<const float*>(bias->ptr),
-                   out_type, out->ptr, ldo};
-        ctx->backend->gemm(g);
+        if (lda < k || ldb < k || ldo < n) invalid("leading dimensions must be >= the row lengths (lda, ldb >= K, ldo >= N)");
+        GemmArgs g{a_type, nullptr, lda, b_type, nullptr, ldb, m, n, k,
+                   nullptr, 1, nullptr, 1, nullptr, out_type, nullptr, ldo};
+        *config = ctx->backend->gemm_choice(g);
+    });
+}
+
+int lowbit_gemm_dequant_config(lowbit_context* ctx, int config, int a_type, const lowbit_buffer* a, int64_t lda,
+                               int b_type, const lowbit_buffer* b, int64_t ldb, int64_t m, int64_t n, int64_t k,
+                               const lowbit_buffer* a_scales, int64_t a_scale_count, const lowbit_buffer* b_scales,
+                               int64_t b_scale_count, const lowbit_buffer* bias, int out_type, lowbit_buffer* out,
+                               int64_t ldo) {
+    return guarded("lowbit_gemm_dequant_config", [&] {
+        if (config < LOWBIT_GEMM_PORTABLE || config >= gemm_config_count()) {
+            std::ostringstream s;
+            s << "config must be LOWBIT_GEMM_AUTO (-1), LOWBIT_GEMM_PORTABLE (-2) or an index in 0.."
+              << gemm_config_count() - 1 << " (this build has " << gemm_config_count() << " tuned configurations), got "
+              << config;
+            invalid(s.str());
+        }
+        GemmArgs g = gemm_dequant_args(ctx, a_type, a, lda, b_type, b, ldb, m, n, k, a_scales, a_scale_count,
+                                       b_scales, b_scale_count, bias, out_type, out, ldo);
+        ctx->backend->gemm_config(g, config);
+    });
+}
+
+int lowbit_gemm_tuning_load(lowbit_context* ctx, const char* table) {
+    return guarded("lowbit_gemm_tuning_load", [&] {
+        check_context(ctx);
+        if (table == nullptr) invalid("table is null");
+        ctx->backend->set_gemm_table(GemmTable::parse(table, "(given text)"));
+    });
+}
+
+int lowbit_baseline_gemm_f16(lowbit_context* ctx, const lowbit_buffer* a, const lowbit_buffer* b, lowbit_buffer* out,
+                             int64_t m, int64_t n, int64_t k) {
+    return guarded("lowbit_baseline_gemm_f16", [&] {
+        check_context(ctx);
+        check_dim("M", m);
+        check_dim("N", n);
+        check_dim("K", k);
+        if (m > INT32_MAX || n > INT32_MAX || k > INT32_MAX) invalid("cuBLAS takes M, N and K below 2^31");
+        check_matrix("a", a, ctx, LOWBIT_F16, m, k, k);
+        check_matrix("b", b, ctx, LOWBIT_F16, n, k, k);
+        check_matrix("out", out, ctx, LOWBIT_F16, m, n, n);
+        ctx->backend->baseline_gemm_f16(F16GemmArgs{a->ptr, b->ptr, out->ptr, m, n, k});
     });
 }
 
@@ -523,6 +661,89 @@ int lowbit_gemm_dgq(lowbit_context* ctx, const lowbit_buffer* a, int64_t lda, co
                       bias == nullptr ? nullptr : static_cast<const float*>(bias->ptr),
                       out_type, out->ptr, ldo};
         ctx->backend->gemm_dgq(g);
+    });
+}
+
+int64_t lowbit_bitplane_ld(int64_t k) { return k <= 0 ? 0 : 2 * ((k + 127) / 128); }
+
+int lowbit_bitplane_quantize(lowbit_context* ctx, const lowbit_buffer* x, int x_type, int64_t rows, int64_t cols,
+                             int64_t ldx, int bits, int asymmetric, lowbit_buffer* planes, int64_t ldp,
+                             lowbit_buffer* scales, lowbit_buffer* zeros, lowbit_buffer* sums) {
+    return guarded("lowbit_bitplane_quantize", [&] {
+        check_context(ctx);
+        check_dim("rows", rows);
+        check_bitplane_k(cols);
+        if (x_type != LOWBIT_F32 && x_type != LOWBIT_F16 && x_type != LOWBIT_BF16)
+            invalid(std::string("input dtype must be F32, F16 or BF16, got ") + dtype_name(x_type));
+        check_plane_bits(asymmetric ? "bits (asymmetric)" : "bits (symmetric: a sign and a magnitude bit at least)",
+                         bits, asymmetric ? 1 : 2);
+        check_matrix("x", x, ctx, x_type, rows, cols, ldx);
+        check_planes("planes", planes, ctx, rows, cols, bits, ldp);
+        check_vector("scales", scales, ctx, rows, 4);
+        check_vector("sums", sums, ctx, rows, 4);
+        if (asymmetric) {
+            if (zeros == nullptr) invalid("asymmetric quantization needs a zeros buffer (S32 x rows)");
+            check_vector("zeros", zeros, ctx, rows, 4);
+        } else if (zeros != nullptr) {
+            invalid("symmetric quantization has no zero points: pass zeros = NULL");
+        }
+        BitplaneQuantizeArgs a{x->ptr, x_type, rows, cols, ldx, bits, asymmetric != 0,
+                               static_cast<uint64_t*>(planes->ptr), ldp, static_cast<float*>(scales->ptr),
+                               zeros == nullptr ? nullptr : static_cast<int32_t*>(zeros->ptr),
+                               static_cast<int32_t*>(sums->ptr)};
+        ctx->backend->bitplane_quantize(a);
+    });
+}
+
+int lowbit_bitplane_gemm(lowbit_context* ctx, const lowbit_buffer* x, int x_bits, int x_signed, int64_t ldx,
+                         const lowbit_buffer* x_zeros, const lowbit_buffer* x_sums, const lowbit_buffer* w,
+                         int w_bits, int w_signed, int64_t ldw, const lowbit_buffer* w_zeros,
+                         const lowbit_buffer* w_sums, int64_t m, int64_t n, int64_t k,
+                         const lowbit_buffer* x_scales, int64_t x_scale_count, const lowbit_buffer* w_scales,
+                         int64_t w_scale_count, const lowbit_buffer* bias, int out_type, lowbit_buffer* out,
+                         int64_t ldo) {
+    return guarded("lowbit_bitplane_gemm", [&] {
+        check_context(ctx);
+        check_dim("M", m);
+        check_dim("N", n);
+        check_bitplane_k(k);
+        check_plane_bits("x_bits", x_bits, 1);
+        check_plane_bits("w_bits", w_bits, 1);
+        check_planes("x", x, ctx, m, k, x_bits, ldx);
+        check_planes("w", w, ctx, n, k, w_bits, ldw);
+        if (x_zeros != nullptr) check_vector("x_zeros", x_zeros, ctx, m, 4);
+        if (w_zeros != nullptr) check_vector("w_zeros", w_zeros, ctx, n, 4);
+        if (w_zeros != nullptr) {
+            if (x_sums == nullptr) invalid("x_sums is null, but w has zero points (its term needs the row sums of x)");
+            check_vector("x_sums", x_sums, ctx, m, 4);
+        }
+        if (x_zeros != nullptr) {
+            if (w_sums == nullptr) invalid("w_sums is null, but x has zero points (its term needs the row sums of w)");
+            check_vector("w_sums", w_sums, ctx, n, 4);
+        }
+        const bool raw = out_type == LOWBIT_S32;
+        if (!raw) {
+            check_float_out(out_type);
+            check_scale_counts(x_scale_count, m, w_scale_count, n);
+            check_vector("x_scales", x_scales, ctx, x_scale_count, 4);
+            check_vector("w_scales", w_scales, ctx, w_scale_count, 4);
+            if (bias != nullptr) check_vector("bias", bias, ctx, n, 4);
+        }
+        check_matrix("out", out, ctx, out_type, m, n, ldo);
+        auto s32 = [](const lowbit_buffer* b) {
+            return b == nullptr ? nullptr : static_cast<const int32_t*>(b->ptr);
+        };
+        auto f32 = [raw](const lowbit_buffer* b) {
+            return raw || b == nullptr ? nullptr : static_cast<const float*>(b->ptr);
+        };
+        BitplaneGemmArgs g{static_cast<const uint64_t*>(x->ptr), x_bits, x_signed != 0, ldx,
+                           s32(x_zeros), w_zeros == nullptr ? nullptr : s32(x_sums),
+                           static_cast<const uint64_t*>(w->ptr), w_bits, w_signed != 0, ldw,
+                           s32(w_zeros), x_zeros == nullptr ? nullptr : s32(w_sums),
+                           m, n, k,
+                           f32(x_scales), raw ? 0 : x_scale_count, f32(w_scales), raw ? 0 : w_scale_count,
+                           f32(bias), out_type, out->ptr, ldo};
+        ctx->backend->bitplane_gemm(g);
     });
 }
 

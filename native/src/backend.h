@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "gemm_table.h"
 #include "lowbit/lowbit.h"
 
 namespace lowbit {
@@ -100,6 +101,53 @@ struct DgqGemmArgs {
     int64_t ldo;
 };
 
+// out[M,N] (F16) = a[M,K] (F16) * b[N,K]^T (F16), dense; see lowbit_baseline_gemm_f16.
+struct F16GemmArgs {
+    const void* a;
+    const void* b;
+    void* out;
+    int64_t m, n, k;
+};
+
+// lowbit_bitplane_quantize: per-row quantization of x to bit planes.
+struct BitplaneQuantizeArgs {
+    const void* x;
+    int x_type;               // LOWBIT_F32 / F16 / BF16
+    int64_t rows, cols, ldx;
+    int bits;                 // 1..8 (2..8 when symmetric)
+    bool asymmetric;          // unsigned codes with zero points, else signed
+    uint64_t* planes;         // rows * bits * ldp words
+    int64_t ldp;              // words, even, >= ceil(cols / 64)
+    float* scales;            // rows
+    int32_t* zeros;           // rows (asymmetric), else null
+    int32_t* sums;            // rows
+};
+
+// lowbit_bitplane_gemm: out = epilogue(sum over plane pairs + zero-point terms).
+struct BitplaneGemmArgs {
+    const uint64_t* x;
+    int x_bits;
+    bool x_signed;
+    int64_t ldx;              // words
+    const int32_t* x_zeros;   // m entries or null
+    const int32_t* x_sums;    // m entries or null (needed when w_zeros)
+    const uint64_t* w;
+    int w_bits;
+    bool w_signed;
+    int64_t ldw;
+    const int32_t* w_zeros;   // n entries or null
+    const int32_t* w_sums;    // n entries or null (needed when x_zeros)
+    int64_t m, n, k;
+    const float* x_scales;    // 1 or m (float outputs)
+    int64_t x_scale_count;
+    const float* w_scales;    // 1 or n (float outputs)
+    int64_t w_scale_count;
+    const float* bias;        // n or null
+    int out_type;             // LOWBIT_S32 / F32 / F16 / BF16
+    void* out;
+    int64_t ldo;
+};
+
 class Backend {
 public:
     virtual ~Backend() = default;
@@ -120,6 +168,21 @@ public:
     // the backend, so a backend without the kernel still compiles and reports
     // it clearly.
     virtual void gemm_dgq(const DgqGemmArgs& args);
+    // ABQ-LLM bit-plane operations; the defaults throw Error(LOWBIT_ERR_UNSUPPORTED).
+    virtual void bitplane_quantize(const BitplaneQuantizeArgs& args);
+    virtual void bitplane_gemm(const BitplaneGemmArgs& args);
+
+    // gemm() with a chosen kernel configuration (lowbit_gemm_dequant_config): a config index,
+    // LOWBIT_GEMM_AUTO or LOWBIT_GEMM_PORTABLE. The default runs gemm() for AUTO and PORTABLE (a
+    // backend with one kernel) and throws Error(LOWBIT_ERR_UNSUPPORTED) for an index.
+    virtual void gemm_config(const GemmArgs& args, int config);
+    // The configuration gemm() would run for args (pointers unused): the default is
+    // LOWBIT_GEMM_PORTABLE.
+    virtual int gemm_choice(const GemmArgs& args);
+    // Replaces the dispatch table; the default throws Error(LOWBIT_ERR_UNSUPPORTED).
+    virtual void set_gemm_table(const GemmTable& table);
+    // The cuBLAS FP16 baseline; the default throws Error(LOWBIT_ERR_UNSUPPORTED).
+    virtual void baseline_gemm_f16(const F16GemmArgs& args);
 
     // CPU-only knobs; other backends reject them.
     virtual void set_cpu_isa(int isa);
@@ -139,6 +202,10 @@ int cuda_device_count();
 const char* cuda_build_info();
 
 int cpu_isa_best();
+
+// Tuned GEMM configurations compiled into this build (0 without sm_90a), and their names.
+int gemm_config_count();
+const char* gemm_config_name(int config);
 
 // lowbit_dgq_check on host copies of the weights (cpu/dgq_check.cpp): throws
 // Error(LOWBIT_ERR_INVALID_ARGUMENT) naming the first group with S2 == 0 or an

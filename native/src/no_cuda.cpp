@@ -13,4 +13,8 @@ int cuda_device_count() { return 0; }
 
 const char* cuda_build_info() { return "CUDA: not built"; }
 
+int gemm_config_count() { return 0; }
+
+const char* gemm_config_name(int) { return nullptr; }
+
 }  // namespace lowbit

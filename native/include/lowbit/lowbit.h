@@ -231,6 +231,78 @@ LOWBIT_API int lowbit_dequantize_s32(lowbit_context* ctx,
                                      const lowbit_buffer* bias,
                                      int out_type, lowbit_buffer* out, int64_t ldo);
 
+/* ---- tuned GEMM kernels and their dispatch (CUDA, sm_90) --------------------
+ *
+ * On a CUDA context whose device is sm_90 (H100/H200), lowbit_gemm_dequant with
+ * S8 x S8 operands and an F16 or BF16 output runs a CUTLASS kernel on INT8
+ * wgmma when the shape meets its alignment rules:
+ *     K % 16 == 0, N % 8 == 0, lda % 16 == 0, ldb % 16 == 0, ldo % 8 == 0.
+ * Every other request (S4 operands, F32 or S32 outputs, shapes off those rules,
+ * other GPUs) runs the portable kernel, which handles every shape: misaligned
+ * shapes are slower, never an error. The tuned kernels compute the epilogue in
+ * the same float32 steps without FMA contraction, so their outputs are
+ * bit-identical to the CPU backend's (NaN payloads aside).
+ *
+ * Which configuration (tile, cluster, schedule) runs is read from a dispatch
+ * table keyed by M bucket, K and N (format: native/src/gemm_table.h). The table
+ * compiled into the library is native/tuning/sm90_w8a8.txt; the environment
+ * variable LOWBIT_GEMM_TUNING=<file> replaces it for contexts created
+ * afterwards, lowbit_gemm_tuning_load for one context. Shapes without an entry
+ * get a heuristic on M and the tile count per SM. The tuner
+ * (lowbit.bench.GemmTune) times every configuration through
+ * lowbit_gemm_dequant_config and writes such a table. */
+
+enum lowbit_gemm_config_special {
+    LOWBIT_GEMM_AUTO = -1,     /* the dispatch table's choice (what lowbit_gemm_dequant runs) */
+    LOWBIT_GEMM_PORTABLE = -2  /* the portable kernel, every backend and shape               */
+};
+
+/* Number of tuned kernel configurations compiled into this library (0 without
+ * an sm_90a CUDA build). Configurations are numbered 0 .. count-1. */
+LOWBIT_API int lowbit_gemm_config_count(void);
+
+/* Name of configuration `config`, e.g. "coop_128x256x128_c2x1" (schedule pp =
+ * pingpong, coop = cooperative, sk = stream-K; tile M x N x K; cluster M x N),
+ * or NULL when config is out of range. */
+LOWBIT_API const char* lowbit_gemm_config_name(int config);
+
+/* The configuration lowbit_gemm_dequant would run for these operand types,
+ * shape, strides and output type: a config index, or LOWBIT_GEMM_PORTABLE. */
+LOWBIT_API int lowbit_gemm_config_select(lowbit_context* ctx, int a_type, int64_t lda, int b_type, int64_t ldb,
+                                         int64_t m, int64_t n, int64_t k, int out_type, int64_t ldo,
+                                         int* config);
+
+/* lowbit_gemm_dequant with the configuration chosen by the caller (a config
+ * index, LOWBIT_GEMM_AUTO or LOWBIT_GEMM_PORTABLE); for tuning and tests. A
+ * config index on a context or request it cannot run (not CUDA sm_90, not
+ * S8 x S8 with an F16/BF16 output, shape off the alignment rules above) is
+ * LOWBIT_ERR_UNSUPPORTED with the reason. */
+LOWBIT_API int lowbit_gemm_dequant_config(lowbit_context* ctx, int config,
+                                          int a_type, const lowbit_buffer* a, int64_t lda,
+                                          int b_type, const lowbit_buffer* b, int64_t ldb,
+                                          int64_t m, int64_t n, int64_t k,
+                                          const lowbit_buffer* a_scales, int64_t a_scale_count,
+                                          const lowbit_buffer* b_scales, int64_t b_scale_count,
+                                          const lowbit_buffer* bias,
+                                          int out_type, lowbit_buffer* out, int64_t ldo);
+
+/* Replaces the context's dispatch table by `table` (the text of a tuning file).
+ * A malformed table is LOWBIT_ERR_INVALID_ARGUMENT naming the line; a CPU
+ * context, which has no tuned kernels, LOWBIT_ERR_UNSUPPORTED. Entries naming
+ * configurations this build lacks fall back to the heuristic. */
+LOWBIT_API int lowbit_gemm_tuning_load(lowbit_context* ctx, const char* table);
+
+/* ---- baseline for benchmarks: cuBLAS FP16 ------------------------------------ */
+
+/* out (F16, M x N, dense) = a (F16, M x K, dense) * b (F16, N x K, dense)^T
+ * through cublasGemmEx (FP32 accumulation, the "TN" layout), on the context's
+ * stream: the same-run baseline of lowbit's benchmarks. cuBLAS is not linked:
+ * libcublas.so.13 is loaded at the first call (from the library path, then
+ * $CUDA_HOME/lib64 and /usr/local/cuda/lib64). Without it, or on a CPU context,
+ * LOWBIT_ERR_UNSUPPORTED says why. */
+LOWBIT_API int lowbit_baseline_gemm_f16(lowbit_context* ctx, const lowbit_buffer* a, const lowbit_buffer* b,
+                                        lowbit_buffer* out, int64_t m, int64_t n, int64_t k);
+
 /* ---- DGQ: A8W4 with integer group scales (dual-grained quantization) ------ */
 
 /* Checks DGQ weights once, at upload time, so that the GEMM need not:
@@ -271,9 +343,10 @@ LOWBIT_API int lowbit_dgq_check(lowbit_context* ctx,
  * CPU ISA level), never undefined behaviour. Shapes, strides, buffer sizes and
  * "group divides K" are validated as for the other GEMMs.
  * Backends: CPU (scalar, AVX2, AVX-512 VNNI; bit-identical; the weights are
- * expanded to INT8 block by block into per-thread scratch that stays in L2).
- * The CUDA backend returns LOWBIT_ERR_UNSUPPORTED for now (the H100 kernel,
- * with the expansion inside the mainloop, is a later step). */
+ * expanded to INT8 block by block into per-thread scratch that stays in L2)
+ * and CUDA (any architecture: the codes are expanded to INT8 in registers on
+ * their way into shared memory of the portable __dp4a kernel; the H100 kernel
+ * with the expansion inside a wgmma mainloop is a later step). */
 LOWBIT_API int lowbit_gemm_dgq(lowbit_context* ctx,
                                const lowbit_buffer* a, int64_t lda,
                                const lowbit_buffer* w, int64_t ldw,
@@ -283,6 +356,89 @@ LOWBIT_API int lowbit_gemm_dgq(lowbit_context* ctx,
                                const lowbit_buffer* channel_scales,
                                const lowbit_buffer* bias,
                                int out_type, lowbit_buffer* out, int64_t ldo);
+
+/* ---- ABQ-LLM: any-bit integer GEMMs on binary bit planes ------------------ */
+
+/* Bit-plane operands. A p-bit integer matrix Q (rows x K, p in 1..8) is stored
+ * as p binary planes of packed little-endian 64-bit words along K:
+ *     word(r, i, w) = planes[(r * p + i) * ldp + w]        (uint64)
+ *     bit b of word(r, i, w) = bit i of the code Q[r][64 * w + b]
+ * i.e. row-major by matrix row, the p planes of a row adjacent (a (rows*p) x
+ * ldp word matrix). ldp (words) is even and >= ceil(K / 64), so every row of
+ * a plane starts 16-byte aligned; lowbit_bitplane_ld(K) = 2 * ceil(K / 128)
+ * is the smallest. Every bit of a column >= K (the rest of the last word and
+ * the words up to ldp) must be 0: the packers write them so, and the GEMM
+ * reads padding words as data (a padding bit set in both operands changes
+ * the product; never memory-unsafe).
+ * A code is read either as
+ *     unsigned:  value = sum_i 2^i b_i                        (0 .. 2^p - 1)
+ *     signed:    value = -2^(p-1) b_(p-1) + sum_(i<p-1) 2^i b_i (two's complement)
+ * and optionally has a per-row zero point z (S32): the operand's integer is
+ * value - z. `sums` (S32, one per row) holds sum_c value(Q[r][c]) (without
+ * z); the packers write it, the GEMM uses it for the zero-point terms.
+ * Bit balance (ABQ-LLM's W2*: 2-bit weights on the 5-level grid {-2..2}) is
+ * a signed 3-plane operand (or unsigned codes 0..4 with a zero point); W1*
+ * (ternary {-1, 0, 1}) a signed 2-plane one: 5 levels need 3 planes.
+ */
+
+/* Per-token quantization of x (rows x cols, F32/F16/BF16, ldx) to bit planes:
+ * planes (ldp words, as above), scales (F32 x rows), zeros (S32 x rows, or
+ * NULL when symmetric) and sums (S32 x rows). Numerics in IEEE float32, rint
+ * = round half to even, per row r:
+ *   asymmetric != 0 (unsigned codes, bits 1..8), qmax = 2^bits - 1:
+ *     lo = min(0, min_c x), hi = max(0, max_c x)   (the range holds 0)
+ *     scale = (hi - lo) / qmax   (1 when that is 0; FLT_MAX when hi - lo
+ *                                 overflows to +Inf)
+ *     z = clamp(rint(-lo / scale), 0, qmax)
+ *     q = clamp(rint(x / scale) + z, 0, qmax)       x ~ scale * (q - z)
+ *   asymmetric == 0 (signed codes, bits 2..8), qmax = 2^(bits-1) - 1: as
+ *     lowbit_quantize: scale = amax / qmax (1 when 0),
+ *     q = clamp(rint(x / scale), -qmax, qmax)       x ~ scale * q
+ * NaN/Inf inputs are LOWBIT_ERR_NONFINITE, reported as lowbit_quantize does
+ * (CUDA: from the next call that waits for the device). */
+LOWBIT_API int lowbit_bitplane_quantize(lowbit_context* ctx,
+                                        const lowbit_buffer* x, int x_type, int64_t rows, int64_t cols, int64_t ldx,
+                                        int bits, int asymmetric,
+                                        lowbit_buffer* planes, int64_t ldp,
+                                        lowbit_buffer* scales, lowbit_buffer* zeros, lowbit_buffer* sums);
+
+/* out (M x N, ldo) = epilogue(acc) with the exact integer product
+ *   acc[i][j] = sum_c (X[i][c] - zx[i]) * (W[j][c] - zw[j])
+ *             = S[i][j] - zw[j] * xsum[i] - zx[i] * wsum[j] + K * zx[i] * zw[j]
+ *   S[i][j]   = sum_(a<p) sum_(b<q) sx_a * sw_b * 2^(a+b) * popc(X_a[i] AND W_b[j])
+ * where X_a[i] is plane a of row i (p = x_bits planes), W_b[j] plane b of
+ * row j (q = w_bits), sx_a = -1 for the top plane of a signed operand and +1
+ * otherwise; p, q in 1..8 at run time. x (M rows) holds activations, w (N
+ * rows) weights, both K columns, layout as above. x_zeros / w_zeros: S32 x M /
+ * x N, or NULL (z = 0); x_sums (S32 x M) is needed when w_zeros is given,
+ * w_sums (S32 x N) when x_zeros is given (else they may be NULL).
+ * Accumulation: each plane-pair popcount is an exact integer <= K, combined
+ * and corrected in int64: exact for K <= 2^23 and |z| <= 2^16 (every packer
+ * writes z in [0, 255]); |acc| <= K * 255 * 255 then (2^39 at K = 2^23).
+ * Epilogue, in float32 without FMA, (float)acc rounding to nearest:
+ *   v = ((float)acc * x_scale[i]) * w_scale[j]  (+ bias[j])
+ * x_scales F32 x (1 or M), w_scales F32 x (1 or N), bias F32 x N or NULL,
+ * out_type F32/F16/BF16 (rounded as lowbit_gemm_dequant), or S32: the low 32
+ * bits of acc (two's complement; exact while |acc| < 2^31, i.e. whenever
+ * K * (2^p - 1) * (2^q - 1) < 2^31: K <= 33,024 for 8 x 8 bits), scales and
+ * bias then ignored (may be NULL). Backends: CPU (scalar; POPCNT; AVX-512
+ * VPOPCNTDQ when the context's ISA level is AVX512_VNNI and the CPU has it;
+ * all bit-identical) and CUDA (sm_80+, binary tensor cores
+ * mma.m16n8k256.and.popc). */
+LOWBIT_API int lowbit_bitplane_gemm(lowbit_context* ctx,
+                                    const lowbit_buffer* x, int x_bits, int x_signed, int64_t ldx,
+                                    const lowbit_buffer* x_zeros, const lowbit_buffer* x_sums,
+                                    const lowbit_buffer* w, int w_bits, int w_signed, int64_t ldw,
+                                    const lowbit_buffer* w_zeros, const lowbit_buffer* w_sums,
+                                    int64_t m, int64_t n, int64_t k,
+                                    const lowbit_buffer* x_scales, int64_t x_scale_count,
+                                    const lowbit_buffer* w_scales, int64_t w_scale_count,
+                                    const lowbit_buffer* bias,
+                                    int out_type, lowbit_buffer* out, int64_t ldo);
+
+/* The smallest plane leading dimension for K columns: 2 * ceil(K / 128)
+ * words (0 when K <= 0). */
+LOWBIT_API int64_t lowbit_bitplane_ld(int64_t k);
 
 #ifdef __cplusplus
 }

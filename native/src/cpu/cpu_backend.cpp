@@ -12,6 +12,7 @@
 #include <string>
 
 #include "backend.h"
+#include "cpu/bitplane.h"
 #include "cpu/dgq_kernels.h"
 #include "cpu/isa.h"
 #include "cpu/ops.h"
@@ -51,6 +52,13 @@ public:
     }
     void gemm_dgq(const DgqGemmArgs& a) override {
         cpu::gemm_dgq(a, isa_.load(std::memory_order_relaxed), threads_.load(std::memory_order_relaxed));
+    }
+
+    void bitplane_quantize(const BitplaneQuantizeArgs& a) override {
+        cpu::bitplane_quantize(a, threads_.load(std::memory_order_relaxed));
+    }
+    void bitplane_gemm(const BitplaneGemmArgs& a) override {
+        cpu::bitplane_gemm(a, isa_.load(std::memory_order_relaxed), threads_.load(std::memory_order_relaxed));
     }
 
     // api.cpp has checked 0 <= isa <= cpu_isa_best() and 0 <= threads <= 4096.

@@ -47,6 +47,7 @@ const char* op_name(unsigned long long op) {
     switch (op) {
         case kOpQuantize: return "lowbit_quantize";
         case kOpFlattenQuantize: return "lowbit_flatten_quantize";
+        case kOpBitplaneQuantize: return "lowbit_bitplane_quantize";
         default: return "an earlier operation";
     }
 }
@@ -71,6 +72,8 @@ CudaBackend::CudaBackend(int device) : device_(device) {
         LOWBIT_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
         LOWBIT_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
         LOWBIT_CUDA_CHECK(cudaDeviceGetAttribute(&sm_count_, cudaDevAttrMultiProcessorCount, device));
+        sm90_ = major == 9 && minor == 0;
+        table_ = default_gemm_table();
 
         // The fatbinary holds SASS only (no PTX to JIT), for the archs of
         // LOWBIT_CUDA_ARCHS: a device outside them can run none of our kernels.
@@ -122,6 +125,10 @@ void CudaBackend::destroy() noexcept {
         stream_ = nullptr;
     }
     if (status_ != nullptr) (void)cudaFree(status_);
+    if (workspace_ != nullptr) (void)cudaFree(workspace_);
+    workspace_ = nullptr;
+    workspace_bytes_ = 0;
+    destroy_cublas();
     if (status_host_ != nullptr) (void)cudaFreeHost(status_host_);
     status_ = status_host_ = status_host_dev_ = nullptr;
     (void)cudaGetLastError();

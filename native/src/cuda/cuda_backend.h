@@ -14,13 +14,15 @@
 // The member functions are spread over several files, one idea each:
 //   cuda_backend.cu      construction, memory, copies, synchronization, status
 //   quantize_dispatch.cu quantize()
-//   gemm_dispatch.cu     gemm()
+//   gemm_dispatch.cu     gemm(), gemm_config(), gemm_choice(), set_gemm_table(): which GEMM runs
+//   cublas_baseline.cu   baseline_gemm_f16() (cuBLAS loaded at run time)
 //   dequantize.cu        dequantize()
 #pragma once
 
 #include <cuda_runtime_api.h>
 
 #include <atomic>
+#include <memory>
 #include <mutex>
 
 #include "../backend.h"
@@ -56,10 +58,25 @@ public:
     void quantize(const QuantizeArgs& args) override;
     void gemm(const GemmArgs& args) override;
     void dequantize(const DequantArgs& args) override;
+    void bitplane_quantize(const BitplaneQuantizeArgs& args) override;  // bitplane_quantize.cu
+    void bitplane_gemm(const BitplaneGemmArgs& args) override;          // bitplane_gemm.cu
+    void gemm_dgq(const DgqGemmArgs& args) override;  // gemm_dgq_simt.cu
+    void gemm_config(const GemmArgs& args, int config) override;
+    int gemm_choice(const GemmArgs& args) override;
+    void set_gemm_table(const GemmTable& table) override;
+    void baseline_gemm_f16(const F16GemmArgs& args) override;
 
 private:
+    // gemm_dispatch.cu: the table a context starts with (LOWBIT_GEMM_TUNING or the built-in one).
+    static std::shared_ptr<const GemmTable> default_gemm_table();
+    // Why config cannot run args ("" when it can).
+    std::string tuned_gemm_refusal(const GemmArgs& args, int config) const;
+    // Enqueues the tuned kernel `config` (which can run args).
+    void run_tuned_gemm(const GemmArgs& args, int config);
+
     void activate() const;  // cudaSetDevice(device_)
     void destroy() noexcept;
+    void destroy_cublas() noexcept;  // cublas_baseline.cu
 
     // A LaunchEnv whose StatusRef carries a fresh tag for one operation.
     LaunchEnv launch_env(unsigned long long op, int64_t cols);
@@ -78,6 +95,16 @@ private:
     std::mutex check_mutex_;                 // one status check at a time (owns status_host_)
     std::atomic<unsigned long long> next_tag_{1};
     std::atomic<bool> status_pending_{false};  // findings may have been recorded since the last check
+
+    bool sm90_ = false;                      // compute capability 9.0: the tuned W8A8 kernels can run
+    std::mutex table_mutex_;                 // guards table_ (replaced by set_gemm_table)
+    std::shared_ptr<const GemmTable> table_;
+    std::mutex workspace_mutex_;             // one tuned launch at a time owns the workspace
+    void* workspace_ = nullptr;              // device memory for stream-K partial sums
+    size_t workspace_bytes_ = 0;
+    struct Cublas;                           // cublas_baseline.cu
+    std::mutex cublas_mutex_;
+    Cublas* cublas_ = nullptr;               // created at the first baseline call, owned
 };
 
 // ---- kernel launchers (each in its own .cu file) -----------------------------

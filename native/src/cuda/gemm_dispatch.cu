@@ -1,21 +1,168 @@
-// gemm_dispatch.cu -- CudaBackend::gemm: which GEMM implementation runs.
+// gemm_dispatch.cu -- which GEMM implementation runs a request.
 //
-// Today every request goes to the portable tiled __dp4a kernel (gemm_simt.cu),
-// which handles every shape, stride and operand pair. The tuned CUTLASS paths
-// slot in here, in front of it, each with its own "can it run this?" test, e.g.
+//   S8 x S8, F16/BF16 output, sm_90 device, aligned shape   a tuned CUTLASS kernel on INT8 wgmma
+//   (K % 16, N % 8, lda % 16, ldb % 16, ldo % 8)              (sm90/), chosen by the dispatch table
+//   everything else                                          the portable __dp4a kernel (gemm_simt.cu)
 //
-//     if (sm90_ && cutlass_sm90_can_implement(g)) return launch_gemm_cutlass_sm90(g, env);
-//
-// (wgmma needs sm_90a, K-aligned operands and 16-byte aligned rows; anything
-// else -- odd K, ld % 16 != 0, tiny M -- keeps falling back to the SIMT kernel).
+// The table (gemm_table.h) maps (M bucket, K, N) to a configuration name. It starts as the file
+// named by LOWBIT_GEMM_TUNING, or else the table compiled in from native/tuning/sm90_w8a8.txt;
+// lowbit_gemm_tuning_load replaces it per context. A shape without an entry gets heuristic(),
+// M-bucket rules in the manner of vLLM's sm90 int8 dispatch, fitted to the tuning results.
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
 #include "cuda_backend.h"
+#include "cuda_check.h"
+#if LOWBIT_WITH_SM90_GEMM
+#include "sm90/w8a8_config.h"
+#include "sm90_w8a8_table.h"  // generated: kBuiltinSm90W8a8Table, the text of native/tuning/sm90_w8a8.txt
+#endif
 
 namespace lowbit {
-namespace cuda {
 
-void CudaBackend::gemm(const GemmArgs& g) {
+#if LOWBIT_WITH_SM90_GEMM
+int gemm_config_count() { return cuda::sm90::config_count(); }
+const char* gemm_config_name(int config) { return cuda::sm90::config(config).name; }
+#else
+int gemm_config_count() { return 0; }
+const char* gemm_config_name(int) { return nullptr; }
+#endif
+
+namespace cuda {
+namespace {
+
+#if LOWBIT_WITH_SM90_GEMM
+// The configuration for a shape without a table entry, from the tuning of the GEMM issue's 48
+// shapes on an H100 (native/tuning/sm90_w8a8.txt, 2026-11-24): the 64x128x256 pingpong tile
+// wins every M <= 64 cell (the weight-streaming regime) and M = 256 when N <= 4096; the 128x128
+// pingpong tile wins M = 256 otherwise and M <= 1024 when N <= 16384 and K <= 4096; the 128x256
+// cooperative tile (cluster 2x1) wins most larger cells, the 256x128 tile the rest by <= 10%.
+// Stream-K won no cell of those shapes: the heuristic does not pick it, the tuner may.
+int heuristic(int64_t m, int64_t n, int64_t k) {
+    using namespace sm90;
+    static const int pp64 = config_index("pp_64x128x256_c1x1"), pp128 = config_index("pp_128x128x128_c2x1"),
+                     coop = config_index("coop_128x256x128_c2x1");
+    if (m <= 64 || (m <= 256 && n <= 4096)) return pp64;
+    if (m <= 256 || (m <= 1024 && n > 4096 && n <= 16384 && k <= 4096)) return pp128;
+    return coop;
+}
+#endif
+
+}  // namespace
+
+std::shared_ptr<const GemmTable> CudaBackend::default_gemm_table() {
+#if LOWBIT_WITH_SM90_GEMM
+    const char* path = std::getenv("LOWBIT_GEMM_TUNING");
+    if (path != nullptr && *path != '\0') {
+        std::ifstream in(path);
+        if (!in)
+            throw Error(LOWBIT_ERR_INVALID_ARGUMENT,
+                        std::string("LOWBIT_GEMM_TUNING names ") + path + ", which cannot be read");
+        std::ostringstream text;
+        text << in.rdbuf();
+        return std::make_shared<const GemmTable>(GemmTable::parse(text.str(), path));
+    }
+    static const std::shared_ptr<const GemmTable> builtin =
+        std::make_shared<const GemmTable>(GemmTable::parse(kBuiltinSm90W8a8Table, "native/tuning/sm90_w8a8.txt"));
+    return builtin;
+#else
+    return std::make_shared<const GemmTable>();
+#endif
+}
+
+void CudaBackend::set_gemm_table(const GemmTable& table) {
+    auto t = std::make_shared<const GemmTable>(table);
+    std::lock_guard<std::mutex> lock(table_mutex_);
+    table_ = std::move(t);
+}
+
+std::string CudaBackend::tuned_gemm_refusal(const GemmArgs& g, int config) const {
+#if LOWBIT_WITH_SM90_GEMM
+    (void)config;
+    if (!sm90_) return "the tuned kernels need a compute capability 9.0 GPU (H100/H200)";
+    if (g.a_type != LOWBIT_S8 || g.b_type != LOWBIT_S8) return "the tuned kernels take S8 x S8 operands";
+    if (g.out_type != LOWBIT_F16 && g.out_type != LOWBIT_BF16) return "the tuned kernels write F16 or BF16";
+    if (g.m > INT32_MAX || g.n > INT32_MAX || g.k > INT32_MAX) return "the tuned kernels take M, N, K below 2^31";
+    std::ostringstream s;
+    if (g.k % 16 != 0) s << "K=" << g.k << " is not a multiple of 16";
+    else if (g.n % 8 != 0) s << "N=" << g.n << " is not a multiple of 8";
+    else if (g.lda % 16 != 0) s << "lda=" << g.lda << " is not a multiple of 16";
+    else if (g.ldb % 16 != 0) s << "ldb=" << g.ldb << " is not a multiple of 16";
+    else if (g.ldo % 8 != 0) s << "ldo=" << g.ldo << " is not a multiple of 8";
+    return s.str();
+#else
+    (void)g;
+    (void)config;
+    return "this liblowbit was built without sm_90a kernels (LOWBIT_CUDA_ARCHS lacks 90a)";
+#endif
+}
+
+int CudaBackend::gemm_choice(const GemmArgs& g) {
+#if LOWBIT_WITH_SM90_GEMM
+    if (!tuned_gemm_refusal(g, 0).empty()) return LOWBIT_GEMM_PORTABLE;
+    std::shared_ptr<const GemmTable> table;
+    {
+        std::lock_guard<std::mutex> lock(table_mutex_);
+        table = table_;
+    }
+    if (const std::string* name = table->lookup(g.m, g.k, g.n)) {
+        const int i = sm90::config_index(name->c_str());
+        if (i >= 0) return i;
+    }
+    return heuristic(g.m, g.n, g.k);
+#else
+    (void)g;
+    return LOWBIT_GEMM_PORTABLE;
+#endif
+}
+
+void CudaBackend::gemm(const GemmArgs& g) { gemm_config(g, LOWBIT_GEMM_AUTO); }
+
+void CudaBackend::gemm_config(const GemmArgs& g, int config) {
     activate();
-    launch_gemm_simt(g, launch_env(kOpNone, g.n));
+    if (config == LOWBIT_GEMM_AUTO) config = gemm_choice(g);
+    if (config == LOWBIT_GEMM_PORTABLE) {
+        launch_gemm_simt(g, launch_env(kOpNone, g.n));
+        return;
+    }
+    const std::string why = tuned_gemm_refusal(g, config);
+    if (!why.empty())
+        throw Error(LOWBIT_ERR_UNSUPPORTED, std::string("GEMM configuration ") + gemm_config_name(config) +
+                                                " cannot run this request: " + why);
+    run_tuned_gemm(g, config);
+}
+
+void CudaBackend::run_tuned_gemm(const GemmArgs& g, int config) {
+#if LOWBIT_WITH_SM90_GEMM
+    const sm90::W8A8Config& c = sm90::config(config);
+    const sm90::W8A8Ops& ops = g.out_type == LOWBIT_F16 ? c.f16 : c.bf16;
+    const sm90::W8A8Problem p{g.a, g.lda, g.b, g.ldb, g.m, g.n, g.k, g.a_scales, g.a_scale_count,
+                              g.b_scales, g.b_scale_count, g.bias, g.out, g.ldo, device_, sm_count_};
+    const size_t need = ops.workspace_bytes(p);
+    std::lock_guard<std::mutex> lock(workspace_mutex_);
+    if (need > workspace_bytes_) {
+        // cudaFree waits for the kernels still using the old workspace.
+        if (workspace_ != nullptr) LOWBIT_CUDA_CHECK(cudaFree(workspace_));
+        workspace_ = nullptr;
+        workspace_bytes_ = 0;
+        const size_t bytes = std::max<size_t>(need, size_t(1) << 20);
+        cudaError_t err = cudaMalloc(&workspace_, bytes);
+        if (err != cudaSuccess) {
+            (void)cudaGetLastError();
+            workspace_ = nullptr;
+            throw Error(LOWBIT_ERR_OUT_OF_MEMORY, "cudaMalloc of " + std::to_string(bytes) +
+                                                      " bytes of GEMM workspace failed: " + cudaGetErrorString(err));
+        }
+        workspace_bytes_ = bytes;
+    }
+    ops.run(p, workspace_, stream_, c.name);
+#else
+    (void)g;
+    (void)config;
+    throw Error(LOWBIT_ERR_UNSUPPORTED, "this liblowbit was built without sm_90a kernels");
+#endif
 }
 
 }  // namespace cuda

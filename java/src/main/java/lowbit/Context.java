@@ -323,6 +323,103 @@ public final class Context extends NativeResource {
 
     /** {@link #gemm(QuantizedTensor, QuantizedTensor, Tensor, DType)} into an existing output. */
     public void gemmInto(QuantizedTensor a, QuantizedTensor b, Tensor bias, Tensor out) {
+        runGemm(a, b, bias, out, GEMM_AUTO);
+    }
+
+    /** What {@link #gemmConfigFor} answers when the portable kernel runs. */
+    public static final String PORTABLE = "portable";
+    /** The dispatch table's choice, for {@link #gemmInto(QuantizedTensor, QuantizedTensor, Tensor, Tensor, String)}. */
+    public static final String AUTO = "auto";
+    private static final int GEMM_AUTO = LowbitNative.LOWBIT_GEMM_AUTO;
+    private static final int GEMM_PORTABLE = LowbitNative.LOWBIT_GEMM_PORTABLE;
+
+    /**
+     * {@link #gemmInto(QuantizedTensor, QuantizedTensor, Tensor, Tensor)} with a chosen kernel:
+     * a name from {@link Lowbit#gemmConfigs()}, {@link #AUTO} or {@link #PORTABLE}. A tuned
+     * configuration that cannot run the request (not an sm_90 CUDA context, not S8×S8 with an
+     * F16/BF16 output, K % 16, N % 8 or the strides off the alignment rules of {@code lowbit.h})
+     * throws {@link LowbitException} with status UNSUPPORTED and the reason. For tuning and tests.
+     */
+    public void gemmInto(QuantizedTensor a, QuantizedTensor b, Tensor bias, Tensor out, String config) {
+        Objects.requireNonNull(config, "config");
+        runGemm(a, b, bias, out, configIndex(config));
+    }
+
+    /**
+     * The kernel {@link #gemmInto(QuantizedTensor, QuantizedTensor, Tensor, Tensor)} runs for these
+     * operands and an output of {@code outType} with dense rows: a name from {@link
+     * Lowbit#gemmConfigs()} or {@link #PORTABLE}.
+     */
+    public String gemmConfigFor(QuantizedTensor a, QuantizedTensor b, DType outType) {
+        Objects.requireNonNull(a, "a");
+        Objects.requireNonNull(b, "b");
+        Objects.requireNonNull(outType, "outType");
+        checkOperands(a.values(), b.values());
+        int[] config = new int[1];
+        try (Lease l = new Lease(this, a.values(), b.values())) {
+            Lowbit.check(LowbitNative.lowbit_gemm_config_select(handle, a.values().dtype().code, a.values().ld(),
+                    b.values().dtype().code, b.values().ld(), a.values().rows(), b.values().rows(), a.values().cols(),
+                    outType.code, b.values().rows(), config));
+        }
+        return config[0] == GEMM_PORTABLE ? PORTABLE : Lowbit.gemmConfigs().get(config[0]);
+    }
+
+    /**
+     * Replaces this context's GEMM dispatch table by {@code table}, the text of a tuning file as
+     * {@code lowbit.bench.GemmTune} writes it (format: {@code native/src/gemm_table.h}). A
+     * malformed table throws {@link LowbitException} (INVALID_ARGUMENT) naming the line; a CPU
+     * context, which has no tuned kernels, UNSUPPORTED.
+     */
+    public void loadGemmTuning(String table) {
+        Objects.requireNonNull(table, "table");
+        try (Lease l = new Lease(this)) {
+            Lowbit.check(LowbitNative.lowbit_gemm_tuning_load(handle, table));
+        }
+    }
+
+    /**
+     * The benchmarks' same-run baseline: {@code out = a · bᵀ} in FP16 through cuBLAS ({@code
+     * cublasGemmEx}, FP32 accumulation), {@code a} F16 {@code M × K}, {@code b} F16 {@code N × K},
+     * {@code out} F16 {@code M × N}. cuBLAS is loaded at the first call; without it (or on a CPU
+     * context) this throws {@link LowbitException} with status UNSUPPORTED saying why.
+     */
+    public void baselineGemmF16(Tensor a, Tensor b, Tensor out) {
+        checkOwn(a, "a");
+        checkOwn(b, "b");
+        checkOwn(out, "out");
+        for (Tensor t : new Tensor[] {a, b, out}) {
+            if (t.dtype() != DType.F16 || t.ld() != t.cols()) {
+                throw new IllegalArgumentException("the FP16 baseline takes dense F16 tensors, got " + t);
+            }
+        }
+        if (a.cols() != b.cols()) {
+            throw new IllegalArgumentException("K mismatch: a is " + a.rows() + " x " + a.cols() + " but b is "
+                    + b.rows() + " x " + b.cols());
+        }
+        checkOutShape(out, a.rows(), b.rows());
+        try (Lease l = new Lease(this, a, b, out)) {
+            Lowbit.check(LowbitNative.lowbit_baseline_gemm_f16(handle, a.handle(), b.handle(), out.handle(), a.rows(),
+                    b.rows(), a.cols()));
+        }
+    }
+
+    private static int configIndex(String config) {
+        if (config.equals(AUTO)) {
+            return GEMM_AUTO;
+        }
+        if (config.equals(PORTABLE)) {
+            return GEMM_PORTABLE;
+        }
+        java.util.List<String> names = Lowbit.gemmConfigs();
+        int i = names.indexOf(config);
+        if (i < 0) {
+            throw new IllegalArgumentException("unknown GEMM configuration '" + config + "': use " + AUTO + ", "
+                    + PORTABLE + " or one of " + names);
+        }
+        return i;
+    }
+
+    private void runGemm(QuantizedTensor a, QuantizedTensor b, Tensor bias, Tensor out, int config) {
         Objects.requireNonNull(a, "a");
         Objects.requireNonNull(b, "b");
         checkOperands(a.values(), b.values());
@@ -334,9 +431,9 @@ public final class Context extends NativeResource {
         checkEpilogueArgs(bias, b.values().rows(), out.dtype());
         checkOutShape(out, a.values().rows(), b.values().rows());
         try (Lease l = new Lease(this, a.values(), a.scales(), b.values(), b.scales(), bias, out)) {
-            Lowbit.check(LowbitNative.lowbit_gemm_dequant(handle, a.values().dtype().code, a.values().handle(),
-                    a.values().ld(), b.values().dtype().code, b.values().handle(), b.values().ld(),
-                    a.values().rows(), b.values().rows(), a.values().cols(), a.scales().handle(),
+            Lowbit.check(LowbitNative.lowbit_gemm_dequant_config(handle, config, a.values().dtype().code,
+                    a.values().handle(), a.values().ld(), b.values().dtype().code, b.values().handle(),
+                    b.values().ld(), a.values().rows(), b.values().rows(), a.values().cols(), a.scales().handle(),
                     a.scales().elementCount(), b.scales().handle(), b.scales().elementCount(),
                     bias == null ? null : bias.handle(), out.dtype().code, out.handle(), out.ld()));
         }
@@ -441,7 +538,7 @@ public final class Context extends NativeResource {
      * The DGQ A8W4 linear layer: {@code out = (a · W8ᵀ) × aScale × channelScale (+ bias)}, the
      * weights expanded to INT8 inside the kernel. {@code a} is S8 with per-tensor or per-row (per
      * token) scales; {@code bias} null or F32 of {@code w.rows()} elements; {@code outType} F32, F16
-     * or BF16. CPU backend only for now (CUDA throws {@link LowbitException} UNSUPPORTED).
+     * or BF16. CPU and CUDA backends.
      */
     public Tensor gemmDgq(QuantizedTensor a, DgqWeights w, Tensor bias, DType outType) {
         Objects.requireNonNull(a, "a");
@@ -482,6 +579,186 @@ public final class Context extends NativeResource {
                     w.group(), a.values().rows(), w.rows(), w.cols(), a.scales().handle(), a.scales().elementCount(),
                     w.channelScales().handle(), bias == null ? null : bias.handle(), out.dtype().code, out.handle(),
                     out.ld()));
+        }
+    }
+
+    // ---- bit planes (ABQ-LLM: any-bit GEMMs as binary plane products) ----------------------------
+
+    /**
+     * Uploads an operand packed offline from integer codes ({@link BitPlanes#pack}): {@code codes} is
+     * {@code rows × cols} row-major in the {@code bits}-bit signed or unsigned range; {@code
+     * zeroPoints} null or one per row (the operand's integer is {@code code − z}); {@code scales} one
+     * finite value per row or a single one. Weights use this (one output channel per row).
+     */
+    public BitPlaneTensor uploadBitPlanes(int[] codes, int rows, int cols, int bits, boolean signed, int[] zeroPoints,
+                                          float[] scales) {
+        Objects.requireNonNull(codes, "codes");
+        Objects.requireNonNull(scales, "scales");
+        int[] words = BitPlanes.pack(codes, rows, cols, bits, signed);
+        if (zeroPoints != null && zeroPoints.length != rows) {
+            throw new IllegalArgumentException("zero points: need " + rows + " (one per row), got " + zeroPoints.length);
+        }
+        if (scales.length != 1 && scales.length != rows) {
+            throw new IllegalArgumentException("scales: need 1 or " + rows + " (one per row), got " + scales.length);
+        }
+        for (int i = 0; i < scales.length; i++) {
+            if (!Float.isFinite(scales[i])) {
+                throw new IllegalArgumentException("scale " + i + " is not finite: " + scales[i]);
+            }
+        }
+        int[] sums = BitPlanes.rowSums(codes, rows, cols);
+        java.util.List<Tensor> made = new java.util.ArrayList<>();
+        try {
+            Tensor planes = track(made, allocate(DType.S32, rows, 2L * bits * BitPlanes.ld(cols)));
+            planes.copyFrom(words);
+            Tensor sumT = track(made, allocate(DType.S32, 1, rows));
+            sumT.copyFrom(sums);
+            Tensor zeroT = null;
+            if (zeroPoints != null) {
+                zeroT = track(made, allocate(DType.S32, 1, rows));
+                zeroT.copyFrom(zeroPoints);
+            }
+            Tensor scaleT = track(made, upload(scales, 1, scales.length));
+            return new BitPlaneTensor(planes, sumT, zeroT, scaleT, bits, signed, rows, cols);
+        } catch (RuntimeException e) {
+            made.forEach(Tensor::close);
+            throw e;
+        }
+    }
+
+    /**
+     * Storage for per-token bit-plane activations: {@code bits} planes, unsigned codes with zero
+     * points when {@code asymmetric} (bits 1..8), two's-complement codes otherwise (bits 2..8).
+     */
+    public BitPlaneTensor allocateBitPlanes(long rows, long cols, int bits, boolean asymmetric) {
+        checkActivationBits(bits, asymmetric);
+        if (rows <= 0) {
+            throw new IllegalArgumentException("rows must be positive, got " + rows);
+        }
+        int ld = BitPlanes.ld(cols);
+        java.util.List<Tensor> made = new java.util.ArrayList<>();
+        try {
+            Tensor planes = track(made, allocate(DType.S32, rows, 2L * bits * ld));
+            Tensor sums = track(made, allocate(DType.S32, 1, rows));
+            Tensor zeros = asymmetric ? track(made, allocate(DType.S32, 1, rows)) : null;
+            Tensor scales = track(made, allocate(DType.F32, 1, rows));
+            return new BitPlaneTensor(planes, sums, zeros, scales, bits, !asymmetric, rows, cols);
+        } catch (RuntimeException e) {
+            made.forEach(Tensor::close);
+            throw e;
+        }
+    }
+
+    private static void checkActivationBits(int bits, boolean asymmetric) {
+        int lo = asymmetric ? 1 : 2;
+        if (bits < lo || bits > 8) {
+            throw new IllegalArgumentException((asymmetric ? "asymmetric" : "symmetric") + " bit-plane quantization needs "
+                    + lo + "..8 bits, got " + bits);
+        }
+    }
+
+    /**
+     * Per-token dynamic quantization of {@code x} (F32/F16/BF16) to bit planes; the numerics are
+     * {@code lowbit_bitplane_quantize}'s (asymmetric: scale = (max(0,max x) − min(0,min x))/(2^bits−1)
+     * with an integer zero point; symmetric: amax/(2^(bits−1)−1)).
+     */
+    public BitPlaneTensor quantizeBitPlanes(Tensor x, int bits, boolean asymmetric) {
+        checkOwn(x, "x");
+        BitPlaneTensor out = allocateBitPlanes(x.rows(), x.cols(), bits, asymmetric);
+        try {
+            quantizeBitPlanesInto(x, out);
+            return out;
+        } catch (RuntimeException e) {
+            out.close();
+            throw e;
+        }
+    }
+
+    /** {@link #quantizeBitPlanes} into storage from {@link #allocateBitPlanes} of the same shape. */
+    public void quantizeBitPlanesInto(Tensor x, BitPlaneTensor out) {
+        checkOwn(x, "x");
+        Objects.requireNonNull(out, "out");
+        checkBitPlanes(out, "out");
+        if (!x.dtype().isFloat()) {
+            throw new IllegalArgumentException("quantize needs an F32, F16 or BF16 input, got " + x.dtype());
+        }
+        if (out.rows() != x.rows() || out.cols() != x.cols()) {
+            throw new IllegalArgumentException("bit-plane output is " + out.rows() + " x " + out.cols() + " but x is "
+                    + x.rows() + " x " + x.cols());
+        }
+        boolean asymmetric = out.hasZeroPoints();
+        if (out.isSigned() == asymmetric || out.scales().elementCount() != out.rows()) {
+            throw new IllegalArgumentException("out must come from allocateBitPlanes (per-row scales; unsigned codes "
+                    + "with zero points, or signed codes without), got " + out);
+        }
+        checkActivationBits(out.bits(), asymmetric);
+        try (Lease l = new Lease(this, x, out.planes(), out.scales(), out.zeroPoints(), out.sums())) {
+            Lowbit.check(LowbitNative.lowbit_bitplane_quantize(handle, x.handle(), x.dtype().code, x.rows(), x.cols(),
+                    x.ld(), out.bits(), asymmetric ? 1 : 0, out.planes().handle(), out.ld(), out.scales().handle(),
+                    asymmetric ? out.zeroPoints().handle() : null, out.sums().handle()));
+        }
+    }
+
+    /**
+     * The bit-plane linear layer {@code out = acc × xScale × wScale (+ bias)} with the exact integer
+     * {@code acc[i][j] = Σ_c (x[i][c] − zx[i])·(w[j][c] − zw[j])} computed from plane-pair popcounts
+     * ({@code lowbit_bitplane_gemm}). {@code x}: activations (M rows), {@code w}: weights (N rows),
+     * same column count; {@code bias} null or F32 of N elements; {@code outType} F32/F16/BF16.
+     */
+    public Tensor gemmBitPlanes(BitPlaneTensor x, BitPlaneTensor w, Tensor bias, DType outType) {
+        Objects.requireNonNull(x, "x");
+        Objects.requireNonNull(w, "w");
+        Objects.requireNonNull(outType, "outType");
+        if (!outType.isFloat()) {
+            throw new IllegalArgumentException("output dtype must be F32, F16 or BF16 (S32 through gemmBitPlanesInto), got "
+                    + outType);
+        }
+        Tensor out = allocate(outType, x.rows(), w.rows());
+        try {
+            gemmBitPlanesInto(x, w, bias, out);
+            return out;
+        } catch (RuntimeException e) {
+            out.close();
+            throw e;
+        }
+    }
+
+    /**
+     * {@link #gemmBitPlanes} into an existing output; an S32 {@code out} receives the raw accumulator
+     * (its low 32 bits; exact while |acc| < 2^31), scales and bias unused.
+     */
+    public void gemmBitPlanesInto(BitPlaneTensor x, BitPlaneTensor w, Tensor bias, Tensor out) {
+        Objects.requireNonNull(x, "x");
+        Objects.requireNonNull(w, "w");
+        checkBitPlanes(x, "x");
+        checkBitPlanes(w, "w");
+        checkOwn(out, "out");
+        if (x.cols() != w.cols()) {
+            throw new IllegalArgumentException("K mismatch: x is " + x.rows() + " x " + x.cols() + " but w is " + w.rows()
+                    + " x " + w.cols());
+        }
+        boolean raw = out.dtype() == DType.S32;
+        if (!raw) {
+            checkEpilogueArgs(bias, w.rows(), out.dtype());
+        }
+        checkOutShape(out, x.rows(), w.rows());
+        try (Lease l = new Lease(this, x.planes(), x.sums(), x.zeroPoints(), x.scales(), w.planes(), w.sums(),
+                w.zeroPoints(), w.scales(), raw ? null : bias, out)) {
+            Lowbit.check(LowbitNative.lowbit_bitplane_gemm(handle, x.planes().handle(), x.bits(), x.isSigned() ? 1 : 0,
+                    x.ld(), x.hasZeroPoints() ? x.zeroPoints().handle() : null, x.sums().handle(), w.planes().handle(),
+                    w.bits(), w.isSigned() ? 1 : 0, w.ld(), w.hasZeroPoints() ? w.zeroPoints().handle() : null,
+                    w.sums().handle(), x.rows(), w.rows(), x.cols(), x.scales().handle(), x.scales().elementCount(),
+                    w.scales().handle(), w.scales().elementCount(), raw || bias == null ? null : bias.handle(),
+                    out.dtype().code, out.handle(), out.ld()));
+        }
+    }
+
+    private void checkBitPlanes(BitPlaneTensor t, String name) {
+        checkOwn(t.planes(), name + ".planes");
+        checkOwn(t.sums(), name + ".sums");
+        checkOwn(t.scales(), name + ".scales");
+        if (t.hasZeroPoints()) {
+            checkOwn(t.zeroPoints(), name + ".zeroPoints");
         }
     }
 

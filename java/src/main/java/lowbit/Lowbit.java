@@ -64,6 +64,21 @@ public final class Lowbit {
         return count[0];
     }
 
+    /**
+     * Names of the tuned GEMM kernel configurations compiled into liblowbit (CUTLASS SM90 W8A8
+     * kernels: {@code pp} pingpong, {@code coop} cooperative, {@code sk} stream-K, then tile M×N×K
+     * and cluster M×N), in the order of their native indices; empty without an sm_90a build.
+     */
+    public static java.util.List<String> gemmConfigs() {
+        ensureLoaded();
+        int count = LowbitNative.lowbit_gemm_config_count();
+        java.util.List<String> names = new java.util.ArrayList<>(count);
+        for (int i = 0; i < count; i++) {
+            names.add(LowbitNative.lowbit_gemm_config_name(i).getString());
+        }
+        return java.util.Collections.unmodifiableList(names);
+    }
+
     /** The best integer-kernel ISA this CPU supports. */
     public static CpuIsa cpuIsaBest() {
         ensureLoaded();

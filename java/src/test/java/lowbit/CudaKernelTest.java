@@ -97,6 +97,16 @@ class CudaKernelTest {
         }
     }
 
+    @Test
+    void dgqGemmMatchesReference() {
+        int[][] shapes = {{1, 7, 128, 32}, {5, 13, 192, 64}, {17, 9, 256, 128}, {70, 130, 384, 128}, {3, 5, 96, 32}};
+        for (int[] s : shapes) {
+            for (boolean asym : new boolean[] {false, true}) {
+                DgqKernelTest.check(gpu, "CUDA", s[0], s[1], s[2], s[3], asym);
+            }
+        }
+    }
+
     /** Large shapes: CUDA and CPU backends agree bit for bit. */
     @Test
     void agreesWithCpuOnLargeShapes() {

@@ -121,6 +121,13 @@ class DgqKernelTest {
     @ParameterizedTest(name = "{0} M={1} N={2} K={3} G={4} asym={5}")
     @MethodSource("cases")
     void matchesIntegerReference(CpuIsa isa, int m, int n, int k, int group, boolean asym) {
+        try (Context ctx = open(isa)) {
+            check(ctx, isa.toString(), m, n, k, group, asym);
+        }
+    }
+
+    /** One case on any context (the CUDA tests call it too): bit-exact against {@link #reference}. */
+    static void check(Context ctx, String label, int m, int n, int k, int group, boolean asym) {
         Random rnd = new Random(31L * m + 7L * n + k + group + (asym ? 1000 : 0));
         Weights w = new Weights(rnd, n, k, group, asym);
         byte[] a = new byte[m * k];
@@ -131,8 +138,7 @@ class DgqKernelTest {
         float[] perTensor = {0.37f};
         float[] bias = new float[n];
         for (int j = 0; j < n; j++) bias[j] = (float) rnd.nextGaussian();
-        try (Context ctx = open(isa);
-             DgqWeights dw = ctx.uploadDgq(w.packed(k + (k & 1)), w.s2Bytes(), w.zBytes(), w.cs, n, k, group);
+        try (DgqWeights dw = ctx.uploadDgq(w.packed(k + (k & 1)), w.s2Bytes(), w.zBytes(), w.cs, n, k, group);
              Tensor bt = ctx.upload(bias, 1, n)) {
             for (float[] as : new float[][] {perToken, perTensor}) {
                 for (DType out : new DType[] {DType.F32, DType.F16, DType.BF16}) {
@@ -149,7 +155,7 @@ class DgqKernelTest {
                             float e = out == DType.F32 ? want[i] : out == DType.F16 ? Half.toFloat(Half.fromFloat(want[i]))
                                     : Half.bf16ToFloat(Half.bf16FromFloat(want[i]));
                             if (Float.floatToIntBits(got[i]) != Float.floatToIntBits(e)) {
-                                fail(isa + " " + m + "x" + n + "x" + k + " G=" + group + " asym=" + asym + " -> " + out
+                                fail(label + " " + m + "x" + n + "x" + k + " G=" + group + " asym=" + asym + " -> " + out
                                         + ": out[" + i / n + "][" + i % n + "] = " + got[i] + ", reference " + e);
                             }
                         }

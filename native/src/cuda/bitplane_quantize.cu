@@ -1,0 +1,163 @@
+// bitplane_quantize.cu -- CudaBackend::bitplane_quantize: per-token
+// quantization of activations straight into bit planes (lowbit_bitplane_quantize).
+//
+// One thread block per row (grid-stride over rows), 256 threads:
+//   1. every thread reduces its columns: min / max (asymmetric) or max |x|
+//      (symmetric), and the first non-finite column it sees;
+//   2. block reduction; thread 0 derives scale and zero point exactly as the
+//      CPU backend (lowbit.h; __fdiv_rn / __fsub_rn, rintf = half to even, no
+//      FTZ) and writes them;
+//   3. warps take 64-column words: lane l quantizes columns 64w + l and
+//      64w + 32 + l, and for every plane i the two __ballot_sync masks of bit i
+//      are the plane's word (column 64w + b in bit b, as lowbit.h lays it
+//      out); lane i stores plane i. Padding columns (>= cols, up to ldp words)
+//      get code 0, so every padding bit is written 0. Row sums of the codes
+//      are reduced along the way.
+// Non-finite inputs are recorded in the context's status (device_status.cuh)
+// and reported by the next synchronize() / read(), as lowbit_quantize does.
+#include <cuda_runtime.h>
+
+#include <cfloat>
+#include <cstdint>
+
+#include "cuda_backend.h"
+#include "cuda_check.h"
+#include "quant_math.cuh"
+
+namespace lowbit {
+namespace cuda {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kWarps = kThreads / 32;
+
+template <int XT>
+__global__ void __launch_bounds__(kThreads) bitplane_quantize_kernel(BitplaneQuantizeArgs a, StatusRef st) {
+    __shared__ float red_lo[kWarps], red_hi[kWarps];
+    __shared__ long long red_sum[kWarps];
+    __shared__ float s_scale;
+    __shared__ int s_zero;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int bits = a.bits;
+    const int qmax = a.asymmetric ? (1 << bits) - 1 : (1 << (bits - 1)) - 1;
+    Findings found;
+
+    for (int64_t r = blockIdx.x; r < a.rows; r += gridDim.x) {
+        const unsigned char* row = static_cast<const unsigned char*>(a.x) + r * a.ldx * x_bytes(XT);
+        // 1. Range and the first non-finite column of this thread.
+        float lo = 0.0f, hi = 0.0f;  // asymmetric: min(0, x), max(0, x); symmetric: hi = max |x|
+        unsigned long long bad_col = kNoIndex;
+        for (int64_t c = threadIdx.x; c < a.cols; c += kThreads) {
+            const float v = load_x<XT>(row, c);
+            if (!is_finite(v)) {
+                Findings::keep_min(bad_col, static_cast<unsigned long long>(c) << 2 | nonfinite_class(v));
+                continue;
+            }
+            if (a.asymmetric) {
+                lo = fminf(lo, v);
+                hi = fmaxf(hi, v);
+            } else {
+                hi = fmaxf(hi, fabsf(v));
+            }
+        }
+        merge_row_finding(found, r, a.cols, bad_col);
+        // 2. Block reduction, scale and zero point.
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) {
+            lo = fminf(lo, __shfl_xor_sync(0xffffffffu, lo, o));
+            hi = fmaxf(hi, __shfl_xor_sync(0xffffffffu, hi, o));
+        }
+        if (lane == 0) {
+            red_lo[warp] = lo;
+            red_hi[warp] = hi;
+        }
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            float l = red_lo[0], h = red_hi[0];
+            for (int w = 1; w < kWarps; ++w) {
+                l = fminf(l, red_lo[w]);
+                h = fmaxf(h, red_hi[w]);
+            }
+            float scale;
+            int z = 0;
+            if (a.asymmetric) {
+                scale = __fdiv_rn(__fsub_rn(h, l), static_cast<float>(qmax));
+                if (scale == 0.0f) scale = 1.0f;
+                if (!(scale <= FLT_MAX)) scale = FLT_MAX;
+                const float zf = fminf(fmaxf(rintf(__fdiv_rn(-l, scale)), 0.0f), static_cast<float>(qmax));
+                z = static_cast<int>(zf);
+                a.zeros[r] = z;
+            } else {
+                scale = __fdiv_rn(h, static_cast<float>(qmax));
+                if (scale == 0.0f) scale = 1.0f;
+            }
+            a.scales[r] = scale;
+            s_scale = scale;
+            s_zero = z;
+        }
+        __syncthreads();
+        const float scale = s_scale;
+        const int z = s_zero;
+        // 3. Codes and planes, one 64-column word per warp step.
+        long long sum = 0;
+        for (int64_t w = warp; w < a.ldp; w += kWarps) {
+            int code[2];
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const int64_t c = w * 64 + h * 32 + lane;
+                int v = 0;
+                if (c < a.cols) {
+                    const float x = load_x<XT>(row, c);
+                    if (a.asymmetric) {
+                        const float t = fminf(fmaxf(rintf(__fdiv_rn(x, scale)), -512.0f), 512.0f);
+                        v = min(max(static_cast<int>(t) + z, 0), qmax);
+                    } else {
+                        const float fq = static_cast<float>(qmax);
+                        v = static_cast<int>(fminf(fmaxf(rintf(__fdiv_rn(x, scale)), -fq), fq));
+                    }
+                }
+                code[h] = v;
+                sum += v;
+            }
+            uint64_t* out = a.planes + r * bits * a.ldp + w;
+            for (int i = 0; i < bits; ++i) {
+                const unsigned lo_word = __ballot_sync(0xffffffffu, (static_cast<unsigned>(code[0]) >> i) & 1u);
+                const unsigned hi_word = __ballot_sync(0xffffffffu, (static_cast<unsigned>(code[1]) >> i) & 1u);
+                if (lane == i) out[i * a.ldp] = static_cast<uint64_t>(lo_word) | (static_cast<uint64_t>(hi_word) << 32);
+            }
+        }
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+        if (lane == 0) red_sum[warp] = sum;
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            long long t = 0;
+            for (int w = 0; w < kWarps; ++w) t += red_sum[w];
+            a.sums[r] = static_cast<int32_t>(t);
+        }
+        // The shared scratch is reused by the next row only after everyone has read it.
+        __syncthreads();
+    }
+    report_findings(st, found);
+}
+
+}  // namespace
+
+void CudaBackend::bitplane_quantize(const BitplaneQuantizeArgs& a) {
+    activate();
+    LaunchEnv env = launch_env(kOpBitplaneQuantize, a.cols);
+    struct MarkPending {
+        CudaBackend* self;
+        ~MarkPending() { self->mark_status_pending(); }
+    } mark{this};
+    const unsigned blocks = grid_for(a.rows, int64_t(env.sm_count) * 8);
+    switch (a.x_type) {
+        case LOWBIT_F32: bitplane_quantize_kernel<LOWBIT_F32><<<blocks, kThreads, 0, env.stream>>>(a, env.status); break;
+        case LOWBIT_F16: bitplane_quantize_kernel<LOWBIT_F16><<<blocks, kThreads, 0, env.stream>>>(a, env.status); break;
+        default: bitplane_quantize_kernel<LOWBIT_BF16><<<blocks, kThreads, 0, env.stream>>>(a, env.status); break;
+    }
+    LOWBIT_CUDA_CHECK_LAUNCH("bitplane_quantize_kernel");
+}
+
+}  // namespace cuda
+}  // namespace lowbit
