@@ -3,7 +3,7 @@ package lowbit.cli;
 import java.util.concurrent.Callable;
 import lowbit.Context;
 import lowbit.eval.Perplexity;
-import lowbit.model.LlamaModel;
+import lowbit.model.DecoderModel;
 import lowbit.pipeline.ModelCalibration;
 import lowbit.pipeline.ModelQuantizer;
 import lowbit.pipeline.PerplexityTable;
@@ -46,7 +46,7 @@ final class DemoCommand implements Callable<Integer> {
         System.out.println("model: " + ws.gguf());
         int[] calibration = ws.calibrationTokens(options.calibTokens);
         int[] evaluation = ws.evaluationTokens(windows, window);
-        LlamaModel model = ws.loadModel();
+        DecoderModel model = ws.loadModel();
         System.out.printf("evaluation: %d windows of %d tokens (no BOS); calibration: %d tokens%n", windows, window, calibration.length);
         PerplexityTable table = new PerplexityTable();
         table.add(QuantMethod.FP.description(), Perplexity.evaluate(model, evaluation, window, System.out), null);

@@ -6,7 +6,7 @@ import java.util.List;
 import java.util.concurrent.Callable;
 import lowbit.Context;
 import lowbit.eval.Perplexity;
-import lowbit.model.LlamaModel;
+import lowbit.model.DecoderModel;
 import lowbit.pipeline.ModelCalibration;
 import lowbit.pipeline.ModelQuantizer;
 import lowbit.pipeline.PerplexityTable;
@@ -55,7 +55,7 @@ final class EvalCommand implements Callable<Integer> {
         ModelCalibration cal = null;
         try (Context ctx = Context.open(options.backend())) {
             for (QuantMethod m : parsed) {
-                LlamaModel model = ws.loadModel();
+                DecoderModel model = ws.loadModel();
                 if (m == QuantMethod.FP) {
                     table.add(m.description(), Perplexity.evaluate(model, evaluation, window, System.out), null);
                     continue;

@@ -4,7 +4,7 @@ import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import lowbit.Context;
 import lowbit.model.Generator;
-import lowbit.model.LlamaModel;
+import lowbit.model.DecoderModel;
 import lowbit.model.Sampler;
 import lowbit.pipeline.QuantizedModel;
 import lowbit.pipeline.QuantizedModelFile;
@@ -53,7 +53,7 @@ final class GenerateCommand implements Callable<Integer> {
         if (maxTokens < 1) throw new IllegalArgumentException("--max-tokens must be >= 1");
         Workspace ws = Workspace.open(options.model);
         BpeTokenizer tok = ws.tokenizer();
-        LlamaModel model = ws.loadModel();
+        DecoderModel model = ws.loadModel();
         boolean sampling = !greedy && (topK > 0 || topP < 1f || temperature != 1f);
         Sampler sampler = sampling ? Sampler.topKTopP(topK, topP, temperature, seed) : Sampler.greedy();
         int[] input = chat ? tok.encodeWithSpecialTokens(ChatPrompt.chatMl(ChatPrompt.DEFAULT_SYSTEM, prompt)) : tok.encode(prompt);

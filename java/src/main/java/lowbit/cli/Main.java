@@ -10,7 +10,7 @@ import picocli.CommandLine.Command;
         version = "lowbit 0.1.0",
         description = "Low-bit (INT4/INT8) LLM inference for the JVM.",
         subcommands = {DemoCommand.class, DemoLayerCommand.class, EvalCommand.class, QuantizeCommand.class,
-                GenerateCommand.class, InfoCommand.class})
+                GenerateCommand.class, InfoCommand.class, BenchCpuCommand.class})
 public final class Main implements Runnable {
     @Override
     public void run() {

@@ -8,7 +8,7 @@ import picocli.CommandLine.Option;
 
 /** Options shared by the real-model commands: base model, backend, calibration sizes. */
 final class ModelOptions {
-    @Option(names = "--model", description = "base model, a llama GGUF file (default: the embedded SmolLM2-135M-Instruct, fetched into ~/.cache/lowbit)")
+    @Option(names = "--model", description = "base model: a llama GGUF file or a Hugging Face checkpoint directory (llama, mistral, opt; default: the embedded SmolLM2-135M-Instruct, fetched into ~/.cache/lowbit)")
     Path model;
 
     @Option(names = "--backend", description = "CPU, CUDA or AUTO for the integer kernels, default ${DEFAULT-VALUE}")

@@ -2,7 +2,7 @@ package lowbit.eval;
 
 import java.io.PrintStream;
 import lowbit.model.KvCache;
-import lowbit.model.LlamaModel;
+import lowbit.model.DecoderModel;
 import me.tongfei.progressbar.ConsoleProgressBarConsumer;
 import me.tongfei.progressbar.ProgressBar;
 import me.tongfei.progressbar.ProgressBarBuilder;
@@ -33,8 +33,8 @@ public final class Perplexity {
     private Perplexity() {}
 
     /** The protocol's window length for {@code model}: {@code min(2048, context length)}. */
-    public static int windowFor(LlamaModel model) {
-        return Math.min(DEFAULT_WINDOW, model.config().contextLength());
+    public static int windowFor(DecoderModel model) {
+        return Math.min(DEFAULT_WINDOW, model.shape().contextLength());
     }
 
     /**
@@ -42,12 +42,12 @@ public final class Perplexity {
      * protocol; a smaller one for quick checks). Progress and tokens/s go to {@code progress} (null
      * for silence).
      */
-    public static Result evaluate(LlamaModel model, int[] tokens, int window, PrintStream progress) {
-        if (window < 2 || window > model.config().contextLength()) throw new IllegalArgumentException("window " + window);
+    public static Result evaluate(DecoderModel model, int[] tokens, int window, PrintStream progress) {
+        if (window < 2 || window > model.shape().contextLength()) throw new IllegalArgumentException("window " + window);
         int windows = tokens.length / window;
         if (windows == 0) throw new IllegalArgumentException(tokens.length + " tokens are fewer than one window of " + window);
-        int vocab = model.config().vocabSize();
-        int dim = model.config().dim();
+        int vocab = model.shape().vocabSize();
+        int dim = model.shape().dim();
         double nllSum = 0;
         long scored = 0;
         long start = System.nanoTime();

@@ -4,10 +4,15 @@ import java.util.stream.IntStream;
 
 /**
  * Causal grouped-query attention over a {@link KvCache}: query head h reads KV head {@code h /
- * (heads / kvHeads)}. Each (head, block of query tokens) pair is an independent parallel task.
+ * (heads / kvHeads)}. Each (head, block of query tokens) pair is an independent task, run in
+ * parallel when the work is large enough to pay for it. Both products are multiply-adds over whole
+ * arrays from index 0 ({@code scores[j] += q_d · K_d[j]} over positions j with the cache's
+ * transposed keys, {@code acc[d] += p_j · V_j[d]} over dimensions d): the loop form C2 vectorizes.
  */
 final class Attention {
     private static final int QUERY_BLOCK = 16;
+    /** Below this many multiply-adds a call runs on the calling thread (decode with a short context). */
+    private static final long PARALLEL_WORK = 1 << 17;
 
     private Attention() {}
 
@@ -15,45 +20,51 @@ final class Attention {
      * {@code out[t]} for query rows {@code q[t]} (already rotated) at positions {@code firstPos + t},
      * attending to cache positions {@code 0 .. firstPos + t} of {@code layer}.
      */
-    static void compute(LlamaConfig c, KvCache cache, int layer, float[] q, int tokens, int firstPos, float[] out) {
-        int heads = c.headCount();
+    static void compute(int heads, int kvHeads, int headDim, KvCache cache, int layer, float[] q, int tokens, int firstPos, float[] out) {
         int blocks = (tokens + QUERY_BLOCK - 1) / QUERY_BLOCK;
-        IntStream.range(0, heads * blocks).parallel().forEach(task -> {
-            int h = task % heads;
-            int t0 = (task / heads) * QUERY_BLOCK;
-            int t1 = Math.min(tokens, t0 + QUERY_BLOCK);
-            float[] scores = new float[firstPos + t1];
-            for (int t = t0; t < t1; t++) head(c, cache, layer, q, t, h, firstPos + t, scores, out);
-        });
+        int tasks = heads * blocks;
+        long work = (long) heads * tokens * (firstPos + tokens) * headDim;
+        if (work < PARALLEL_WORK || tasks == 1) {
+            for (int task = 0; task < tasks; task++) block(heads, kvHeads, headDim, cache, layer, q, tokens, firstPos, out, task, blocks);
+        } else {
+            IntStream.range(0, tasks).parallel().forEach(task -> block(heads, kvHeads, headDim, cache, layer, q, tokens, firstPos, out, task, blocks));
+        }
     }
 
-    private static void head(LlamaConfig c, KvCache cache, int layer, float[] q, int t, int h, int pos, float[] scores, float[] out) {
-        int hd = c.headDim();
-        int kvDim = c.kvDim();
-        int kvHead = h / (c.headCount() / c.kvHeadCount());
-        int qOff = t * c.dim() + h * hd;
-        float[] keys = cache.keys[layer];
-        float[] values = cache.values[layer];
+    private static void block(int heads, int kvHeads, int hd, KvCache cache, int layer, float[] q, int tokens, int firstPos, float[] out,
+                              int task, int blocks) {
+        int h = task / blocks;
+        int t0 = (task % blocks) * QUERY_BLOCK;
+        int t1 = Math.min(tokens, t0 + QUERY_BLOCK);
+        int kvHead = h / (heads / kvHeads);
+        int rowLength = heads * hd;
+        float[][] keys = cache.keys[layer];
+        float[][] values = cache.values[layer];
+        float[] acc = new float[hd];
         float scale = (float) (1.0 / Math.sqrt(hd));
-        float max = Float.NEGATIVE_INFINITY;
-        for (int j = 0; j <= pos; j++) {
-            float s = MatMul.dot(q, qOff, keys, j * kvDim + kvHead * hd, hd) * scale;
-            scores[j] = s;
-            if (s > max) max = s;
+        float[] scores = new float[firstPos + t1];
+        for (int t = t0; t < t1; t++) {
+            int len = firstPos + t + 1;
+            int qOff = t * rowLength + h * hd;
+            java.util.Arrays.fill(scores, 0, len, 0f);
+            for (int d = 0; d < hd; d++) axpy(scores, q[qOff + d] * scale, keys[kvHead * hd + d], len);
+            float max = Float.NEGATIVE_INFINITY;
+            for (int j = 0; j < len; j++) max = Math.max(max, scores[j]);
+            float sum = 0;
+            for (int j = 0; j < len; j++) {
+                float e = FastExp.exp(scores[j] - max);
+                scores[j] = e;
+                sum += e;
+            }
+            float inv = 1f / sum;
+            java.util.Arrays.fill(acc, 0f);
+            for (int j = 0; j < len; j++) axpy(acc, scores[j] * inv, values[j * kvHeads + kvHead], hd);
+            System.arraycopy(acc, 0, out, t * rowLength + h * hd, hd);
         }
-        float sum = 0;
-        for (int j = 0; j <= pos; j++) {
-            float e = (float) Math.exp(scores[j] - max);
-            scores[j] = e;
-            sum += e;
-        }
-        float inv = 1f / sum;
-        int oOff = t * c.dim() + h * hd;
-        java.util.Arrays.fill(out, oOff, oOff + hd, 0f);
-        for (int j = 0; j <= pos; j++) {
-            float a = scores[j] * inv;
-            int vOff = j * kvDim + kvHead * hd;
-            for (int d = 0; d < hd; d++) out[oOff + d] += a * values[vOff + d];
-        }
+    }
+
+    /** {@code y[i] += a · x[i]} for {@code i < n}: both arrays from index 0, so C2 vectorizes it. */
+    private static void axpy(float[] y, float a, float[] x, int n) {
+        for (int i = 0; i < n; i++) y[i] += a * x[i];
     }
 }

@@ -5,9 +5,9 @@ import java.util.function.IntPredicate;
 
 /** Autoregressive generation: one prefill of the prompt, then single-token decode steps. */
 public final class Generator {
-    private final LlamaModel model;
+    private final DecoderModel model;
 
-    public Generator(LlamaModel model) {
+    public Generator(DecoderModel model) {
         this.model = model;
     }
 
@@ -17,7 +17,7 @@ public final class Generator {
      * onToken} (may be null) as soon as it is chosen. Returns the new tokens.
      */
     public int[] generate(int[] prompt, int maxNewTokens, Sampler sampler, IntPredicate isStop, IntConsumer onToken) {
-        int capacity = Math.min(model.config().contextLength(), prompt.length + maxNewTokens);
+        int capacity = Math.min(model.shape().contextLength(), prompt.length + maxNewTokens);
         KvCache cache = model.newKvCache(capacity);
         int[] generated = new int[Math.max(0, capacity - prompt.length)];
         int count = 0;

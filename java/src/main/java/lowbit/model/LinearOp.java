@@ -7,7 +7,9 @@ package lowbit.model;
  *
  * <p>Activations are row-major {@code float} arrays: {@code x} holds {@code tokens × inFeatures()}
  * values, {@code y} receives {@code tokens × outFeatures()} values (every element is written).
- * Implementations say whether {@link #forward} may run concurrently.
+ * Implementations say whether {@link #forward} may run concurrently. The graph never calls one
+ * layer concurrently with itself, but for a few tokens (decode) it runs layers that read the same
+ * input (q/k/v, gate/up) at the same time, so layers must not share unsynchronized mutable state.
  */
 public interface LinearOp extends AutoCloseable {
     int inFeatures();

@@ -1,6 +1,9 @@
 package lowbit.model;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import lowbit.io.GgufFile;
+import lowbit.io.HfCheckpoint;
+import lowbit.io.MalformedModelException;
 
 /**
  * Hyper-parameters of a LLaMA-family decoder, read from GGUF metadata ({@code <arch>.block_count},
@@ -60,6 +63,60 @@ public record LlamaConfig(
         return new LlamaConfig(
                 g.getInt(p + "block_count"), dim, g.getInt(p + "feed_forward_length"), heads, kvHeads, headDim, ropeDims,
                 base, scale, (float) g.getDouble(p + "attention.layer_norm_rms_epsilon"), g.getInt(p + "context_length"), vocab);
+    }
+
+    /** Model types whose Hugging Face config.json {@link #fromHf} reads (all LLaMA-shaped decoders). */
+    static final java.util.Set<String> HF_MODEL_TYPES = java.util.Set.of("llama", "mistral");
+
+    /**
+     * Reads a Hugging Face {@code config.json} of a LLaMA-family model ({@code model_type} llama or
+     * mistral): hidden_size, intermediate_size, num_hidden_layers, num_attention_heads,
+     * num_key_value_heads, rope_theta, rms_norm_eps, max_position_embeddings, vocab_size and
+     * rope_scaling (none, {@code linear}, or {@code llama3}, whose per-frequency factors {@link
+     * LlamaModel#load(HfCheckpoint)} computes). A Mistral {@code sliding_window} caps the context
+     * length (positions beyond it would need the window), so the graph stays exact.
+     */
+    public static LlamaConfig fromHf(HfCheckpoint hf) throws MalformedModelException {
+        String type = hf.stringValue("model_type", null);
+        if (type == null || !HF_MODEL_TYPES.contains(type)) {
+            throw new MalformedModelException(hf.directory().resolve("config.json") + ": model_type " + type
+                    + " is not a LLaMA-family type " + HF_MODEL_TYPES, -1);
+        }
+        int dim = hf.intValue("hidden_size");
+        int heads = hf.intValue("num_attention_heads");
+        if (heads <= 0 || dim % heads != 0) throw new MalformedModelException("config.json: hidden_size " + dim + " is not divisible by num_attention_heads " + heads, -1);
+        int headDim = hf.intValue("head_dim", dim / heads);
+        if (headDim != dim / heads) {
+            throw new MalformedModelException("config.json: head_dim " + headDim + " differs from hidden_size / num_attention_heads = "
+                    + dim / heads + "; not supported", -1);
+        }
+        int kvHeads = hf.intValue("num_key_value_heads", heads);
+        double scale = 1.0;
+        JsonNode scaling = hf.config().get("rope_scaling");
+        if (scaling != null && !scaling.isNull()) {
+            String kind = ropeScalingType(scaling);
+            if (kind.equals("linear")) {
+                scale = scaling.path("factor").asDouble(Double.NaN);
+                if (!(scale > 0)) throw new MalformedModelException("config.json: linear rope_scaling needs a positive factor, has " + scaling, -1);
+            } else if (!kind.equals("llama3") && !kind.equals("default")) {
+                throw new MalformedModelException("config.json: rope_scaling type " + kind + " is not supported (linear, llama3)", -1);
+            }
+        }
+        if (hf.doubleValue("partial_rotary_factor", 1.0) != 1.0) {
+            throw new MalformedModelException("config.json: partial_rotary_factor other than 1 is not supported", -1);
+        }
+        int context = hf.intValue("max_position_embeddings");
+        int window = hf.intValue("sliding_window", context);
+        return new LlamaConfig(hf.intValue("num_hidden_layers"), dim, hf.intValue("intermediate_size"), heads, kvHeads, headDim,
+                headDim, hf.doubleValue("rope_theta", 10000.0), scale, (float) hf.doubleValue("rms_norm_eps"),
+                Math.min(context, window), hf.intValue("vocab_size"));
+    }
+
+    /** {@code rope_scaling.rope_type} (newer configs) or {@code .type}. */
+    static String ropeScalingType(JsonNode scaling) throws MalformedModelException {
+        JsonNode t = scaling.has("rope_type") ? scaling.get("rope_type") : scaling.get("type");
+        if (t == null || !t.isTextual()) throw new MalformedModelException("config.json: rope_scaling " + scaling + " names no type", -1);
+        return t.asText();
     }
 
     private static boolean has(GgufFile g, String key) {

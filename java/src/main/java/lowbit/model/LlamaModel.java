@@ -6,9 +6,9 @@ import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.CopyOnWriteArrayList;
 import lowbit.io.GgufFile;
 import lowbit.io.GgufTensorInfo;
+import lowbit.io.HfCheckpoint;
 
 /**
  * A LLaMA-family decoder (LLaMA 2/3, SmolLM2, Mistral-style configurations), written to be read
@@ -30,7 +30,7 @@ import lowbit.io.GgufTensorInfo;
  * <p>{@link #forward} runs a batch of tokens (prefill) or a single one (decode) against a {@link
  * KvCache}. Instances are not thread-safe: run one forward pass at a time.
  */
-public final class LlamaModel {
+public final class LlamaModel implements DecoderModel {
     /** Linear layers of one block, in the order they run. */
     public static final List<String> BLOCK_LINEARS =
             List.of("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down");
@@ -42,9 +42,10 @@ public final class LlamaModel {
     private final float[][] ffnNorm;
     private final float[] outputNorm;
     private final String[][] names;
-    private final Map<String, LinearOp> linears = new LinkedHashMap<>();
+    private final String[][] qkvNames;
+    private final String[][] gateUpNames;
+    private final LinearLayers linears = new LinearLayers();
     private final Rope rope;
-    private final List<LinearInputHook> hooks = new CopyOnWriteArrayList<>();
 
     private LlamaModel(LlamaConfig config, float[] embedding, float[][] attnNorm, float[][] ffnNorm, float[] outputNorm,
                        Map<String, LinearOp> linears, Rope rope) {
@@ -58,20 +59,39 @@ public final class LlamaModel {
         for (int l = 0; l < config.blockCount(); l++) {
             for (int i = 0; i < BLOCK_LINEARS.size(); i++) names[l][i] = "blk." + l + "." + BLOCK_LINEARS.get(i);
         }
-        this.linears.putAll(linears);
+        this.qkvNames = new String[config.blockCount()][];
+        this.gateUpNames = new String[config.blockCount()][];
+        for (int l = 0; l < config.blockCount(); l++) {
+            qkvNames[l] = new String[] {names[l][Q], names[l][K], names[l][V]};
+            gateUpNames[l] = new String[] {names[l][GATE], names[l][UP]};
+        }
+        linears.forEach(this.linears::add);
     }
 
     /** Loads a {@code llama}-architecture GGUF file, dequantizing every weight to FP32. */
     public static LlamaModel load(GgufFile g) throws IOException {
-        LlamaConfig c = LlamaConfig.fromGguf(g);
-        float[] embedding = tensor(g, "token_embd.weight", c.dim(), c.vocabSize());
+        return build(LlamaConfig.fromGguf(g), ggufWeights(g));
+    }
+
+    /**
+     * Loads a Hugging Face LLaMA-family checkpoint ({@code config.json} + safetensors, F32/F16/BF16),
+     * converting each tensor to FP32 from its memory mapping; q_proj/k_proj rows are permuted into
+     * the adjacent-pair RoPE order (see {@link HfLlamaWeights}).
+     */
+    public static LlamaModel load(HfCheckpoint hf) throws IOException {
+        LlamaConfig c = LlamaConfig.fromHf(hf);
+        return build(c, new HfLlamaWeights(hf, c));
+    }
+
+    private static LlamaModel build(LlamaConfig c, WeightSource g) throws IOException {
+        float[] embedding = g.read("token_embd.weight", c.dim(), c.vocabSize());
         float[][] attnNorm = new float[c.blockCount()][];
         float[][] ffnNorm = new float[c.blockCount()][];
         Map<String, LinearOp> linears = new LinkedHashMap<>();
         for (int l = 0; l < c.blockCount(); l++) {
             String p = "blk." + l + ".";
-            attnNorm[l] = tensor(g, p + "attn_norm.weight", c.dim());
-            ffnNorm[l] = tensor(g, p + "ffn_norm.weight", c.dim());
+            attnNorm[l] = g.read(p + "attn_norm.weight", c.dim());
+            ffnNorm[l] = g.read(p + "ffn_norm.weight", c.dim());
             linears.put(p + "attn_q", linear(g, p + "attn_q", c.dim(), c.dim()));
             linears.put(p + "attn_k", linear(g, p + "attn_k", c.dim(), c.kvDim()));
             linears.put(p + "attn_v", linear(g, p + "attn_v", c.dim(), c.kvDim()));
@@ -80,28 +100,38 @@ public final class LlamaModel {
             linears.put(p + "ffn_up", linear(g, p + "ffn_up", c.dim(), c.ffnDim()));
             linears.put(p + "ffn_down", linear(g, p + "ffn_down", c.ffnDim(), c.dim()));
         }
-        float[] outputNorm = tensor(g, "output_norm.weight", c.dim());
-        LinearOp output = g.hasTensor("output.weight")
+        float[] outputNorm = g.read("output_norm.weight", c.dim());
+        LinearOp output = g.has("output.weight")
                 ? linear(g, "output", c.dim(), c.vocabSize())
                 : new FloatLinear(embedding, null, c.vocabSize(), c.dim());
         linears.put("output", output);
-        float[] freqFactors = g.hasTensor("rope_freqs.weight") ? tensor(g, "rope_freqs.weight", c.ropeDimensions() / 2) : null;
+        float[] freqFactors = g.has("rope_freqs.weight") ? g.read("rope_freqs.weight", c.ropeDimensions() / 2) : null;
         return new LlamaModel(c, embedding, attnNorm, ffnNorm, outputNorm, linears, new Rope(c, freqFactors));
     }
 
-    /** A tensor checked against its expected GGML dims (innermost first). */
-    private static float[] tensor(GgufFile g, String name, long... dims) throws IOException {
-        GgufTensorInfo t = g.tensor(name);
-        if (!java.util.Arrays.equals(t.dims(), dims)) {
-            throw new IOException("tensor " + name + " has dims " + java.util.Arrays.toString(t.dims())
-                    + ", the configuration implies " + java.util.Arrays.toString(dims));
-        }
-        return g.readFloats(name);
+    /** A GGUF file's tensors as they are, checked against their expected GGML dims (innermost first). */
+    private static WeightSource ggufWeights(GgufFile g) {
+        return new WeightSource() {
+            @Override
+            public boolean has(String name) {
+                return g.hasTensor(name);
+            }
+
+            @Override
+            public float[] read(String name, long... dims) throws IOException {
+                GgufTensorInfo t = g.tensor(name);
+                if (!java.util.Arrays.equals(t.dims(), dims)) {
+                    throw new IOException("tensor " + name + " has dims " + java.util.Arrays.toString(t.dims())
+                            + ", the configuration implies " + java.util.Arrays.toString(dims));
+                }
+                return g.readFloats(name);
+            }
+        };
     }
 
-    private static LinearOp linear(GgufFile g, String name, int in, int out) throws IOException {
-        float[] w = tensor(g, name + ".weight", in, out);
-        float[] bias = g.hasTensor(name + ".bias") ? tensor(g, name + ".bias", out) : null;
+    private static LinearOp linear(WeightSource g, String name, int in, int out) throws IOException {
+        float[] w = g.read(name + ".weight", in, out);
+        float[] bias = g.has(name + ".bias") ? g.read(name + ".bias", out) : null;
         return new FloatLinear(w, bias, out, in);
     }
 
@@ -109,26 +139,51 @@ public final class LlamaModel {
         return config;
     }
 
+    @Override
+    public String architecture() {
+        return "llama";
+    }
+
+    @Override
+    public Shape shape() {
+        LlamaConfig c = config;
+        return new Shape(c.blockCount(), c.dim(), c.ffnDim(), c.headCount(), c.kvHeadCount(), c.vocabSize(), c.contextLength());
+    }
+
     /** Names of all linear layers, block by block, then {@code "output"}. */
+    @Override
     public List<String> linearNames() {
-        return Collections.unmodifiableList(new ArrayList<>(linears.keySet()));
+        return linears.names();
     }
 
     /** The linear layer called {@code name}. */
+    @Override
     public LinearOp linear(String name) {
-        LinearOp op = linears.get(name);
-        if (op == null) throw new IllegalArgumentException("no linear layer " + name + "; names look like blk.0.attn_q or output");
-        return op;
+        return linears.get(name);
     }
 
     /** Replaces the linear layer {@code name}; the replacement must have the same shape. */
+    @Override
     public void replaceLinear(String name, LinearOp op) {
-        LinearOp old = linear(name);
-        if (op.inFeatures() != old.inFeatures() || op.outFeatures() != old.outFeatures()) {
-            throw new IllegalArgumentException(name + " is " + old.outFeatures() + "×" + old.inFeatures()
-                    + ", the replacement " + op.outFeatures() + "×" + op.inFeatures());
-        }
-        linears.put(name, op);
+        linears.replace(name, op);
+    }
+
+    /** RMSNorm has no bias: always null (after checking the name). */
+    @Override
+    public float[] normBias(String name) {
+        normArray(name);
+        return null;
+    }
+
+    @Override
+    public void setNormBias(String name, float[] bias) {
+        normArray(name);
+        throw new IllegalArgumentException(name + " is an RMSNorm and has no bias");
+    }
+
+    @Override
+    public boolean normsFeedLinears() {
+        return true;
     }
 
     /**
@@ -136,6 +191,7 @@ public final class LlamaModel {
      * "blk.3.attn_norm"} (read by attn_q/k/v), {@code "blk.3.ffn_norm"} (read by ffn_gate/up) or
      * {@code "output_norm"}. A copy.
      */
+    @Override
     public float[] normWeight(String name) {
         return normArray(name).clone();
     }
@@ -144,6 +200,7 @@ public final class LlamaModel {
      * Replaces a normalization's weight (same length), e.g. with a smoothing vector folded in: the
      * caller keeps the function unchanged by scaling the consuming layers' weight columns.
      */
+    @Override
     public void setNormWeight(String name, float[] weight) {
         float[] target = normArray(name);
         if (weight.length != target.length) {
@@ -165,26 +222,30 @@ public final class LlamaModel {
         throw new IllegalArgumentException("no normalization " + name + "; names look like blk.0.attn_norm, blk.0.ffn_norm or output_norm");
     }
 
+    @Override
     public void addInputHook(LinearInputHook hook) {
-        hooks.add(hook);
+        linears.addHook(hook);
     }
 
+    @Override
     public void removeInputHook(LinearInputHook hook) {
-        hooks.remove(hook);
+        linears.removeHook(hook);
     }
 
     /** A KV cache for one sequence of up to {@code capacity} tokens (at most the context length). */
+    @Override
     public KvCache newKvCache(int capacity) {
         if (capacity < 1 || capacity > config.contextLength()) {
             throw new IllegalArgumentException("capacity " + capacity + " must be in 1.." + config.contextLength());
         }
-        return new KvCache(config.blockCount(), capacity, config.kvDim());
+        return new KvCache(config.blockCount(), capacity, config.kvHeadCount(), config.headDim());
     }
 
     /**
      * Runs {@code tokens} after the positions already in {@code cache} (prefill when several, decode
      * when one) and returns the logits of the last token.
      */
+    @Override
     public float[] forward(KvCache cache, int[] tokens) {
         float[] hidden = forwardHidden(cache, tokens);
         float[] last = java.util.Arrays.copyOfRange(hidden, (tokens.length - 1) * config.dim(), tokens.length * config.dim());
@@ -196,6 +257,7 @@ public final class LlamaModel {
      * every token ({@code tokens × dim}); {@link #logits} turns any rows of it into logits, so
      * callers that need all positions (perplexity) can do so in chunks.
      */
+    @Override
     public float[] forwardHidden(KvCache cache, int[] tokens) {
         LlamaConfig c = config;
         int n = tokens.length;
@@ -223,19 +285,16 @@ public final class LlamaModel {
             String[] name = names[l];
             // attention
             VectorOps.rmsNorm(x, attnNorm[l], c.rmsEps(), n, dim, normed);
-            run(name[Q], normed, n, q);
-            run(name[K], normed, n, k);
-            run(name[V], normed, n, v);
+            linears.runAll(qkvNames[l], normed, n, new float[][] {q, k, v});
             rope.apply(q, n, c.headCount(), pos);
             rope.apply(k, n, c.kvHeadCount(), pos);
             cache.store(l, pos, k, v, n);
-            Attention.compute(c, cache, l, q, n, pos, attention);
+            Attention.compute(c.headCount(), c.kvHeadCount(), c.headDim(), cache, l, q, n, pos, attention);
             run(name[O], attention, n, projected);
             VectorOps.addInPlace(x, projected, n * dim);
             // SwiGLU feed-forward
             VectorOps.rmsNorm(x, ffnNorm[l], c.rmsEps(), n, dim, normed);
-            run(name[GATE], normed, n, gate);
-            run(name[UP], normed, n, up);
+            linears.runAll(gateUpNames[l], normed, n, new float[][] {gate, up});
             VectorOps.siluMultiply(gate, up, n * c.ffnDim());
             run(name[DOWN], gate, n, projected);
             VectorOps.addInPlace(x, projected, n * dim);
@@ -246,6 +305,7 @@ public final class LlamaModel {
     }
 
     /** Logits ({@code rows × vocabSize}) of {@code rows} final hidden states from {@link #forwardHidden}. */
+    @Override
     public float[] logits(float[] hidden, int rows) {
         float[] out = new float[rows * config.vocabSize()];
         run("output", hidden, rows, out);
@@ -253,8 +313,6 @@ public final class LlamaModel {
     }
 
     private void run(String name, float[] x, int tokens, float[] y) {
-        LinearOp op = linears.get(name);
-        for (LinearInputHook hook : hooks) hook.onInput(name, x, tokens, op.inFeatures());
-        op.forward(x, tokens, y);
+        linears.run(name, x, tokens, y);
     }
 }

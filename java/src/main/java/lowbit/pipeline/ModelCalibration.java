@@ -6,7 +6,7 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import lowbit.model.KvCache;
 import lowbit.model.LinearInputHook;
-import lowbit.model.LlamaModel;
+import lowbit.model.DecoderModel;
 import lowbit.quant.CalibrationStats;
 
 /**
@@ -57,19 +57,26 @@ public final class ModelCalibration {
      * (each from an empty KV cache; a trailing partial window runs too) and observes every block
      * linear layer's input.
      */
-    public static ModelCalibration run(LlamaModel model, int[] tokens, int window, CalibrationStats.Options options,
+    public static ModelCalibration run(DecoderModel model, int[] tokens, int window, CalibrationStats.Options options,
                                        PrintStream progress) {
         if (tokens.length == 0) {
             throw new IllegalArgumentException("calibration needs at least one token");
         }
-        if (window < 1 || window > model.config().contextLength()) {
-            throw new IllegalArgumentException("calibration window " + window + " must be in 1.." + model.config().contextLength());
+        int context = model.shape().contextLength();
+        if (window < 1 || window > context) {
+            throw new IllegalArgumentException("calibration window " + window + " must be in 1.." + context);
+        }
+        // layers that read one activation share its statistics: observe it at the first of them
+        java.util.Set<String> firstReaders = new java.util.HashSet<>();
+        java.util.Set<String> inputs = new java.util.HashSet<>();
+        for (String name : model.linearNames()) {
+            if (name.startsWith("blk.") && inputs.add(inputOf(name))) firstReaders.add(name);
         }
         Map<String, CalibrationStats> stats = new LinkedHashMap<>();
         LinearInputHook hook = (layer, x, n, in) -> {
             if (!layer.startsWith("blk.")) return;
+            if (!firstReaders.contains(layer)) return;
             String input = inputOf(layer);
-            if (!input.equals(layer) && !layer.endsWith("attn_q") && !layer.endsWith("ffn_gate")) return; // same input as q / gate
             CalibrationStats s = stats.computeIfAbsent(input, name -> CalibrationStats.create(name, in, options));
             s.observe(x.length == n * in ? x : Arrays.copyOf(x, n * in), n);
         };

@@ -9,7 +9,7 @@ import java.util.stream.IntStream;
 import lowbit.Context;
 import lowbit.model.FloatLinear;
 import lowbit.model.LinearOp;
-import lowbit.model.LlamaModel;
+import lowbit.model.DecoderModel;
 import lowbit.quant.BitWidthPolicy;
 import lowbit.quant.CalibrationStats;
 import lowbit.quant.FlattenPlan;
@@ -22,7 +22,7 @@ import lowbit.quant.QuantizedLinear;
 import lowbit.quant.Smoothing;
 
 /**
- * Quantizes every block linear layer of a {@link LlamaModel} in place by a {@link QuantMethod},
+ * Quantizes every block linear layer of a {@link DecoderModel} in place by a {@link QuantMethod},
  * from one {@link ModelCalibration}; the LM head stays FP32.
  *
  * <p><b>FlattenQuant methods.</b> Per block: (1) the layers that read one normalization (q/k/v after
@@ -59,7 +59,7 @@ public final class ModelQuantizer {
         return QuantConfig.defaults().withThresholdCandidates(8);
     }
 
-    public QuantizedModel quantize(LlamaModel model, ModelCalibration calibration, QuantMethod method) {
+    public QuantizedModel quantize(DecoderModel model, ModelCalibration calibration, QuantMethod method) {
         if (method == QuantMethod.FP) {
             throw new IllegalArgumentException("FP is the unquantized model; nothing to quantize");
         }
@@ -71,10 +71,14 @@ public final class ModelQuantizer {
 
     // ---- FlattenQuant ------------------------------------------------------------------------------
 
-    private QuantizedModel flattenQuant(LlamaModel model, ModelCalibration calibration, QuantMethod method) {
+    private QuantizedModel flattenQuant(DecoderModel model, ModelCalibration calibration, QuantMethod method) {
         if (config.activationScale() != QuantConfig.ActivationScale.STATIC) {
             throw new IllegalArgumentException("FlattenQuant uses static per-tensor activation scales; config has "
                     + config.activationScale());
+        }
+        if (!model.normsFeedLinears()) {
+            throw new IllegalArgumentException("FlattenQuant folds smoothing into the normalizations, which needs pre-norm blocks; this "
+                    + model.architecture() + " model normalizes after the residual add (use a baseline method)");
         }
         boolean mixed = method == QuantMethod.FLATTEN_MIXED;
         FlattenQuantizer perLayer = new FlattenQuantizer(config, context);
@@ -82,17 +86,17 @@ public final class ModelQuantizer {
         List<LayerEvaluation> evaluations = new ArrayList<>();
         Map<String, float[]> norms = new LinkedHashMap<>();
         Map<String, Double> alphas = new LinkedHashMap<>();
-        for (int b = 0; b < model.config().blockCount(); b++) {
+        for (int b = 0; b < model.shape().blockCount(); b++) {
             String p = "blk." + b + ".";
             evaluations.addAll(foldedGroup(model, calibration, p + "attn_norm",
                     List.of(p + "attn_q", p + "attn_k", p + "attn_v"), flattenOnly, mixed, norms, alphas));
             evaluations.addAll(foldedGroup(model, calibration, p + "ffn_norm",
-                    List.of(p + "ffn_gate", p + "ffn_up"), flattenOnly, mixed, norms, alphas));
+                    present(model, p + "ffn_gate", p + "ffn_up"), flattenOnly, mixed, norms, alphas));
             for (String name : List.of(p + "attn_output", p + "ffn_down")) {
                 FloatLinear fp = floatLayer(model, name);
                 evaluations.add(perLayer.evaluate(name, fp.weight(), fp.bias(), fp.outFeatures(), calibration.statsFor(name)));
             }
-            if (log != null) log.printf("searched block %d / %d%n", b + 1, model.config().blockCount());
+            if (log != null) log.printf("searched block %d / %d%n", b + 1, model.shape().blockCount());
         }
         BitWidthPolicy policy = mixed ? BitWidthPolicy.flattenQuantPaper() : BitWidthPolicy.int4Share(0, Double.POSITIVE_INFINITY);
         QuantizationReport report = policy.decide(evaluations);
@@ -106,7 +110,7 @@ public final class ModelQuantizer {
     }
 
     /** Chooses and folds one shared smoothing vector for the consumers of a norm; returns their evaluations. */
-    private List<LayerEvaluation> foldedGroup(LlamaModel model, ModelCalibration calibration, String norm, List<String> consumers,
+    private List<LayerEvaluation> foldedGroup(DecoderModel model, ModelCalibration calibration, String norm, List<String> consumers,
                                               FlattenQuantizer quantizer, boolean mixed, Map<String, float[]> norms,
                                               Map<String, Double> alphas) {
         CalibrationStats stats = calibration.statsFor(consumers.get(0));
@@ -166,7 +170,7 @@ public final class ModelQuantizer {
      * them in {@code model}; the model computes the same function up to that rounding. Returns the
      * new norm weight.
      */
-    static float[] foldIntoNorm(LlamaModel model, String norm, List<String> consumers, double[] s) {
+    static float[] foldIntoNorm(DecoderModel model, String norm, List<String> consumers, double[] s) {
         List<FloatLinear> fp = new ArrayList<>();
         List<float[]> weights = new ArrayList<>();
         for (String c : consumers) {
@@ -178,9 +182,11 @@ public final class ModelQuantizer {
             weights.add(f.weight());
         }
         double[] g = toDouble(List.of(model.normWeight(norm))).get(0);
-        Smoothing.Folded f = Smoothing.foldIntoNorm(g, null, toDouble(weights), s);
+        float[] bias = model.normBias(norm);
+        Smoothing.Folded f = Smoothing.foldIntoNorm(g, bias == null ? null : toDouble(List.of(bias)).get(0), toDouble(weights), s);
         float[] gf = toFloat(f.producerWeight());
         model.setNormWeight(norm, gf);
+        if (bias != null) model.setNormBias(norm, toFloat(f.producerBias()));
         for (int i = 0; i < consumers.size(); i++) {
             FloatLinear old = fp.get(i);
             model.replaceLinear(consumers.get(i), new FloatLinear(toFloat(f.consumerWeights().get(i)), old.bias(),
@@ -191,7 +197,7 @@ public final class ModelQuantizer {
 
     // ---- baselines ---------------------------------------------------------------------------------
 
-    private QuantizedModel baseline(LlamaModel model, ModelCalibration calibration, QuantMethod method) {
+    private QuantizedModel baseline(DecoderModel model, ModelCalibration calibration, QuantMethod method) {
         int weightBits = method == QuantMethod.W4A8_RTN ? 4 : 8;
         QuantConfig.ActivationScale mode = method == QuantMethod.W8A8_STATIC ? QuantConfig.ActivationScale.STATIC
                 : QuantConfig.ActivationScale.DYNAMIC_PER_TOKEN;
@@ -250,13 +256,20 @@ public final class ModelQuantizer {
         return op;
     }
 
-    private static FloatLinear floatLayer(LlamaModel model, String name) {
+    private static FloatLinear floatLayer(DecoderModel model, String name) {
         LinearOp op = model.linear(name);
         if (!(op instanceof FloatLinear f)) {
             throw new IllegalStateException(name + " is already replaced (" + op.getClass().getSimpleName()
                     + "); quantize a freshly loaded model");
         }
         return f;
+    }
+
+    /** The layers among {@code names} that the model has (OPT has no ffn_gate). */
+    private static List<String> present(DecoderModel model, String... names) {
+        List<String> out = new ArrayList<>();
+        for (String n : names) if (model.linearNames().contains(n)) out.add(n);
+        return out;
     }
 
     private static List<double[]> toDouble(List<float[]> in) {

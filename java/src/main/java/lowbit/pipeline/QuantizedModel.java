@@ -5,17 +5,17 @@ import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
 import lowbit.model.LinearOp;
-import lowbit.model.LlamaModel;
+import lowbit.model.DecoderModel;
 import lowbit.quant.QuantizationReport;
 
 /**
- * A {@link LlamaModel} whose block linear layers were replaced by a {@link QuantMethod} (by {@link
+ * A {@link DecoderModel} whose block linear layers were replaced by a {@link QuantMethod} (by {@link
  * ModelQuantizer} or from a {@link QuantizedModelFile}): the model, the layers it now runs, the
  * normalization weights that carry folded smoothing vectors, and the per-layer report. Owns the
  * layers: {@link #close} frees their native resources (the model must not run afterwards).
  */
 public final class QuantizedModel implements AutoCloseable {
-    private final LlamaModel model;
+    private final DecoderModel model;
     private final QuantMethod method;
     private final String description;
     private final QuantizationReport report;
@@ -24,7 +24,7 @@ public final class QuantizedModel implements AutoCloseable {
     private final Map<String, Double> foldedAlphas;
     private final long calibrationTokens;
 
-    private QuantizedModel(LlamaModel model, QuantMethod method, String description, QuantizationReport report,
+    private QuantizedModel(DecoderModel model, QuantMethod method, String description, QuantizationReport report,
                            Map<String, LinearOp> layers, Map<String, float[]> norms, Map<String, Double> foldedAlphas,
                            long calibrationTokens) {
         this.model = model;
@@ -38,7 +38,7 @@ public final class QuantizedModel implements AutoCloseable {
     }
 
     /** Sets {@code norms} and {@code layers} into {@code model} and wraps the result. */
-    static QuantizedModel install(LlamaModel model, QuantMethod method, String description, QuantizationReport report,
+    static QuantizedModel install(DecoderModel model, QuantMethod method, String description, QuantizationReport report,
                                   Map<String, LinearOp> layers, Map<String, float[]> norms, Map<String, Double> foldedAlphas,
                                   long calibrationTokens) {
         for (Map.Entry<String, float[]> e : norms.entrySet()) model.setNormWeight(e.getKey(), e.getValue());
@@ -46,7 +46,7 @@ public final class QuantizedModel implements AutoCloseable {
         return new QuantizedModel(model, method, description, report, layers, norms, foldedAlphas, calibrationTokens);
     }
 
-    public LlamaModel model() {
+    public DecoderModel model() {
         return model;
     }
 

@@ -22,8 +22,7 @@ import lowbit.io.SafetensorsFile;
 import lowbit.io.SafetensorsTensorInfo;
 import lowbit.model.FloatLinear;
 import lowbit.model.LinearOp;
-import lowbit.model.LlamaConfig;
-import lowbit.model.LlamaModel;
+import lowbit.model.DecoderModel;
 import lowbit.quant.FlattenPlan;
 import lowbit.quant.Precision;
 import lowbit.quant.QuantConfig;
@@ -37,7 +36,7 @@ import lowbit.quant.QuantizedLinear;
  * <p>JSON: {@code format} ({@value #FORMAT}), {@code version} ({@value #VERSION}; other versions are
  * rejected), {@code method}, {@code description}, {@code calibrationTokens}, {@code base} (the base
  * model's shape: dim, blocks, ffn, heads, kvHeads, vocab; the file replaces block linears and norms
- * of that model, whose other weights come from its GGUF), {@code layers} (per layer: name, kind
+ * of that model, whose other weights come from its GGUF or checkpoint; {@code architecture} is present for non-LLaMA models), {@code layers} (per layer: name, kind
  * {@code quantized} or {@code float}; quantized: weightBits, activationBits, activationMode,
  * activationScale (null when dynamic), outFeatures, weightLd, plan (the {@link FlattenPlan} JSON),
  * hasBias), {@code norms} (names of norm weights with folded smoothing), {@code foldedAlphas} and
@@ -62,7 +61,7 @@ public final class QuantizedModelFile {
         root.put("method", q.method().id());
         root.put("description", q.description());
         root.put("calibrationTokens", q.calibrationTokens());
-        root.set("base", baseShape(q.model().config()));
+        root.set("base", baseShape(q.model()));
         Map<String, Blob> tensors = new LinkedHashMap<>();
         ArrayNode layers = root.putArray("layers");
         for (Map.Entry<String, LinearOp> e : q.layers().entrySet()) {
@@ -116,7 +115,7 @@ public final class QuantizedModelFile {
      * format or version, malformed files and shape mismatches throw {@link IOException} or {@link
      * IllegalArgumentException} naming the problem.
      */
-    public static QuantizedModel load(Path file, LlamaModel base, Context ctx) throws IOException {
+    public static QuantizedModel load(Path file, DecoderModel base, Context ctx) throws IOException {
         Map<String, LinearOp> layers = new LinkedHashMap<>();
         try (SafetensorsFile st = SafetensorsFile.open(file)) {
             String text = st.metadata().get(KEY);
@@ -136,9 +135,9 @@ public final class QuantizedModelFile {
             }
             QuantMethod method = QuantMethod.parse(required(root, "method", file).asText());
             JsonNode baseShape = required(root, "base", file);
-            if (!baseShape.equals(baseShape(base.config()))) {
+            if (!baseShape.equals(baseShape(base))) {
                 throw new IllegalArgumentException(file + " was made for a model of shape " + baseShape + ", the given model is "
-                        + baseShape(base.config()));
+                        + baseShape(base));
             }
             try {
                 for (JsonNode l : required(root, "layers", file)) {
@@ -162,7 +161,7 @@ public final class QuantizedModelFile {
         }
     }
 
-    private static LinearOp readLayer(SafetensorsFile st, JsonNode l, String name, LlamaModel base, Context ctx, Path file)
+    private static LinearOp readLayer(SafetensorsFile st, JsonNode l, String name, DecoderModel base, Context ctx, Path file)
             throws IOException {
         LinearOp fp = base.linear(name);
         String kind = required(l, "kind", file).asText();
@@ -227,8 +226,11 @@ public final class QuantizedModelFile {
         return st.readFloats(name);
     }
 
-    private static ObjectNode baseShape(LlamaConfig c) {
+    /** The base model's shape as the file records it ({@code architecture} only when not llama, so LLaMA files stay as they were). */
+    private static ObjectNode baseShape(DecoderModel m) {
+        DecoderModel.Shape c = m.shape();
         ObjectNode b = JSON.createObjectNode();
+        if (!m.architecture().equals("llama")) b.put("architecture", m.architecture());
         b.put("dim", c.dim());
         b.put("blocks", c.blockCount());
         b.put("ffn", c.ffnDim());

@@ -5,37 +5,53 @@ import java.nio.file.Path;
 import java.util.Arrays;
 import lowbit.eval.ShakespeareCorpus;
 import lowbit.io.GgufFile;
+import lowbit.io.HfCheckpoint;
 import lowbit.io.ModelCache;
+import lowbit.model.DecoderModel;
 import lowbit.model.LlamaModel;
+import lowbit.model.OptModel;
 import lowbit.tokenizer.BpeTokenizer;
 
 /**
- * A base model (a {@code llama} GGUF; default: the embedded SmolLM2-135M from {@link ModelCache})
- * with its tokenizer, and the Shakespeare text split into calibration and evaluation tokens. No
- * BOS is added to either (the perplexity protocol's choice, the same for every method).
+ * A base model with its tokenizer, and the Shakespeare text split into calibration and evaluation
+ * tokens. The model is a {@code llama} GGUF file (default: the embedded SmolLM2-135M from {@link
+ * ModelCache}, tokenizer embedded) or a Hugging Face checkpoint directory ({@code config.json} of
+ * model_type llama, mistral or opt, safetensors, and a byte-level BPE {@code tokenizer.json}). No
+ * BOS is added to either text (the perplexity protocol's choice, the same for every method).
  */
 public final class Workspace {
     private final Path gguf;
+    private final boolean checkpoint;
     private final BpeTokenizer tokenizer;
     private final ModelCache cache;
 
-    private Workspace(Path gguf, BpeTokenizer tokenizer, ModelCache cache) {
+    private Workspace(Path gguf, boolean checkpoint, BpeTokenizer tokenizer, ModelCache cache) {
         this.gguf = gguf;
+        this.checkpoint = checkpoint;
         this.tokenizer = tokenizer;
         this.cache = cache;
     }
 
-    /** {@code gguf} null: the default model, fetched into the cache on first use. */
-    public static Workspace open(Path gguf) throws IOException {
+    /** {@code model}: a GGUF file or a Hugging Face checkpoint directory; null: the default model, fetched into the cache on first use. */
+    public static Workspace open(Path model) throws IOException {
         ModelCache cache = ModelCache.defaultCache();
-        Path file = gguf == null ? cache.smolLm2Gguf() : gguf;
+        Path file = model == null ? cache.smolLm2Gguf() : model;
+        if (java.nio.file.Files.isDirectory(file)) {
+            return new Workspace(file, true, BpeTokenizer.fromHfJson(file.resolve("tokenizer.json")), cache);
+        }
         try (GgufFile g = GgufFile.open(file)) {
-            return new Workspace(file, BpeTokenizer.fromGguf(g), cache);
+            return new Workspace(file, false, BpeTokenizer.fromGguf(g), cache);
         }
     }
 
+    /** The model's path: the GGUF file or the checkpoint directory. */
     public Path gguf() {
         return gguf;
+    }
+
+    /** True for a Hugging Face checkpoint directory, false for a GGUF file. */
+    public boolean isCheckpoint() {
+        return checkpoint;
     }
 
     public BpeTokenizer tokenizer() {
@@ -43,7 +59,12 @@ public final class Workspace {
     }
 
     /** A freshly loaded FP32 model (every call loads anew, so quantizing one leaves others untouched). */
-    public LlamaModel loadModel() throws IOException {
+    public DecoderModel loadModel() throws IOException {
+        if (checkpoint) {
+            try (HfCheckpoint hf = HfCheckpoint.open(gguf)) {
+                return "opt".equals(hf.stringValue("model_type", null)) ? OptModel.load(hf) : LlamaModel.load(hf);
+            }
+        }
         try (GgufFile g = GgufFile.open(gguf)) {
             return LlamaModel.load(g);
         }

@@ -17,9 +17,15 @@ import lowbit.Tensor;
  * per token) and {@code lowbit_gemm_dequant} with the fused epilogue, and reads the F32 result back.
  * Because lowbit.h fixes every rounding, the result equals {@link JavaLinearKernel}'s bit for bit.
  *
- * <p>Thread-safe: the uploaded state is read-only and every call allocates its own activation and
- * output tensors (the context itself is thread-safe). {@link #close} frees the uploaded state; a
- * call after it throws {@link IllegalStateException}.
+ * <p>The activation, quantized-activation and output tensors of a call are scratch kept for the
+ * next call with the same token count ({@link Scratch}); a small pool holds the most recently used
+ * sets, so prefill, decode and perplexity chunks each reuse theirs instead of allocating native
+ * memory per call.
+ *
+ * <p>Thread-safe: the uploaded state is read-only, a scratch set is taken out of the pool for the
+ * duration of one call (concurrent calls get different sets, allocating one when none is free), and
+ * the context itself is thread-safe. {@link #close} frees the uploaded state and the pooled scratch;
+ * a call after it throws {@link IllegalStateException}.
  */
 final class NativeLinearKernel implements LinearKernel {
     private final Context ctx;
@@ -28,6 +34,43 @@ final class NativeLinearKernel implements LinearKernel {
     private final Tensor bias;
     private final ExpansionPlan plan;
     private final Granularity activationGranularity;
+    private final java.util.Deque<Scratch> pool = new java.util.ArrayDeque<>();
+    private boolean closed;
+
+    /** Scratch sets kept per layer: enough for prefill, decode and a perplexity chunk size, or two threads. */
+    static final int POOL_SIZE = 4;
+
+    /** Native tensors for one call of {@code tokens} rows. */
+    private final class Scratch implements AutoCloseable {
+        final int tokens;
+        final Tensor x;
+        final QuantizedTensor qa;
+        final Tensor out;
+
+        Scratch(int tokens) {
+            this.tokens = tokens;
+            Tensor xt = null;
+            QuantizedTensor q = null;
+            try {
+                xt = ctx.allocate(DType.F32, tokens, layer.inFeatures());
+                q = allocateActivations(tokens);
+                this.out = ctx.allocate(DType.F32, tokens, layer.outFeatures());
+            } catch (RuntimeException e) {
+                if (xt != null) xt.close();
+                if (q != null) q.close();
+                throw e;
+            }
+            this.x = xt;
+            this.qa = q;
+        }
+
+        @Override
+        public void close() {
+            x.close();
+            qa.close();
+            out.close();
+        }
+    }
 
     NativeLinearKernel(Context ctx, QuantizedLinear layer) {
         this.ctx = Objects.requireNonNull(ctx, "context");
@@ -69,25 +112,85 @@ final class NativeLinearKernel implements LinearKernel {
         int k = layer.inFeatures();
         int n = layer.outFeatures();
         float[] in = x.length == tokens * k ? x : Arrays.copyOf(x, tokens * k);
-        try (Tensor xt = ctx.upload(in, tokens, k);
-             QuantizedTensor qa = quantize(xt, tokens);
-             Tensor out = ctx.allocate(DType.F32, tokens, n)) {
-            ctx.gemmInto(qa, weights, bias, out);
-            float[] r = out.toFloatArray();
+        Scratch s = take(tokens);
+        boolean ok = false;
+        try {
+            s.x.copyFrom(in);
+            quantizeInto(s.x, s.qa);
+            ctx.gemmInto(s.qa, weights, bias, s.out);
+            float[] r = s.out.toFloatArray();
             System.arraycopy(r, 0, y, 0, tokens * n);
+            ok = true;
+        } finally {
+            if (ok) give(s);
+            else s.close();
+        }
+    }
+
+    /** A pooled scratch set for {@code tokens} rows, or a new one. */
+    private Scratch take(int tokens) {
+        synchronized (pool) {
+            if (closed) throw new IllegalStateException("the layer's native kernel is closed");
+            for (java.util.Iterator<Scratch> it = pool.iterator(); it.hasNext(); ) {
+                Scratch s = it.next();
+                if (s.tokens == tokens) {
+                    it.remove();
+                    return s;
+                }
+            }
+        }
+        return new Scratch(tokens);
+    }
+
+    /** Returns {@code s} to the pool (most recent first), freeing the least recently used beyond {@link #POOL_SIZE}. */
+    private void give(Scratch s) {
+        Scratch evicted = null;
+        synchronized (pool) {
+            if (closed) {
+                evicted = s;
+            } else {
+                pool.addFirst(s);
+                if (pool.size() > POOL_SIZE) evicted = pool.removeLast();
+            }
+        }
+        if (evicted != null) evicted.close();
+    }
+
+    /** Scratch sets currently pooled (for tests). */
+    int pooledScratch() {
+        synchronized (pool) {
+            return pool.size();
+        }
+    }
+
+    /** Quantized-activation storage for {@code tokens} rows; a static scale is written once here. */
+    private QuantizedTensor allocateActivations(int tokens) {
+        QuantizedTensor qa = ctx.allocateQuantized(tokens, plan.outCols(), layer.activationBits(), activationGranularity, 0);
+        try {
+            if (layer.activationMode() == QuantConfig.ActivationScale.STATIC) {
+                qa.scales().copyFrom(new float[] {layer.activationScale()});
+            }
+            return qa;
+        } catch (RuntimeException e) {
+            qa.close();
+            throw e;
+        }
+    }
+
+    /** Flattens and quantizes {@code xt} into {@code qa} (static: with its preset scale). */
+    private void quantizeInto(Tensor xt, QuantizedTensor qa) {
+        if (layer.activationMode() == QuantConfig.ActivationScale.STATIC) {
+            ctx.flattenQuantizeWithScales(xt, plan, qa);
+        } else {
+            ctx.flattenQuantizeInto(xt, plan, qa);
         }
     }
 
     /** The flattened, quantized activations as the GEMM sees them (caller closes). */
     QuantizedTensor quantize(Tensor xt, int tokens) {
-        QuantizedTensor qa = ctx.allocateQuantized(tokens, plan.outCols(), layer.activationBits(), activationGranularity, 0);
+        QuantizedTensor qa = allocateActivations(tokens);
         try {
-            if (layer.activationMode() == QuantConfig.ActivationScale.STATIC) {
-                qa.scales().copyFrom(new float[] {layer.activationScale()});
-                ctx.flattenQuantizeWithScales(xt, plan, qa);
-            } else {
-                ctx.flattenQuantizeInto(xt, plan, qa);
-            }
+            quantizeInto(xt, qa);
             return qa;
         } catch (RuntimeException e) {
             qa.close();
@@ -113,6 +216,13 @@ final class NativeLinearKernel implements LinearKernel {
 
     @Override
     public void close() {
+        java.util.List<Scratch> pooled;
+        synchronized (pool) {
+            closed = true;
+            pooled = new java.util.ArrayList<>(pool);
+            pool.clear();
+        }
+        for (Scratch s : pooled) s.close();
         weights.close();
         if (bias != null) bias.close();
         plan.close();

@@ -32,7 +32,18 @@ public final class BpeTokenizer {
     private final int eosId;
     private final Map<String, int[]> pieceCache = new ConcurrentHashMap<>();
 
+    private final boolean ignoreMerges;
+
     BpeTokenizer(String[] tokens, int[] types, String[] merges, String pre, int bosId, int eosId) {
+        this(tokens, types, merges, PreTokenizer.forName(pre), false, bosId, eosId);
+    }
+
+    /**
+     * {@code ignoreMerges}: a pre-tokenized piece that is itself a vocabulary entry becomes that
+     * token without merging (Hugging Face's {@code ignore_merges}).
+     */
+    BpeTokenizer(String[] tokens, int[] types, String[] merges, PreTokenizer preTokenizer, boolean ignoreMerges, int bosId, int eosId) {
+        if (types.length != tokens.length) throw new IllegalArgumentException(types.length + " token types for " + tokens.length + " tokens");
         this.tokens = tokens.clone();
         this.types = types.clone();
         for (int i = 0; i < tokens.length; i++) {
@@ -46,7 +57,8 @@ public final class BpeTokenizer {
             if (space < 0) throw new IllegalArgumentException("merge #" + rank + " \"" + m + "\" has no separating space");
             mergeRanks.putIfAbsent(m, rank);
         }
-        this.preTokenizer = PreTokenizer.forName(pre);
+        this.preTokenizer = preTokenizer;
+        this.ignoreMerges = ignoreMerges;
         this.bosId = bosId;
         this.eosId = eosId;
     }
@@ -68,6 +80,14 @@ public final class BpeTokenizer {
         int bos = gguf.metadata().containsKey("tokenizer.ggml.bos_token_id") ? gguf.getInt("tokenizer.ggml.bos_token_id") : -1;
         int eos = gguf.metadata().containsKey("tokenizer.ggml.eos_token_id") ? gguf.getInt("tokenizer.ggml.eos_token_id") : -1;
         return new BpeTokenizer(tokens, types, gguf.getStringArray("tokenizer.ggml.merges"), pre, bos, eos);
+    }
+
+    /**
+     * A Hugging Face {@code tokenizer.json} of a byte-level BPE model (see {@link HfTokenizerJson}
+     * for the subset read); BOS/EOS from {@code tokenizer_config.json} beside it, -1 without one.
+     */
+    public static BpeTokenizer fromHfJson(java.nio.file.Path tokenizerJson) throws java.io.IOException {
+        return HfTokenizerJson.read(tokenizerJson);
     }
 
     public int vocabularySize() {
@@ -145,6 +165,10 @@ public final class BpeTokenizer {
         byte[] utf8 = piece.getBytes(StandardCharsets.UTF_8);
         List<String> symbols = new ArrayList<>(utf8.length);
         for (byte b : utf8) symbols.add(String.valueOf(ByteLevelAlphabet.charOf(b & 0xFF)));
+        if (ignoreMerges) {
+            Integer whole = ids.get(String.join("", symbols));
+            if (whole != null) return new int[] {whole};
+        }
         while (symbols.size() > 1) {
             int bestRank = Integer.MAX_VALUE;
             int best = -1;

@@ -6,51 +6,88 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
- * Splits text into the pieces that BPE encodes separately, as selected by a GGUF file's {@code
- * tokenizer.ggml.pre}. {@code gpt2} (and a missing value) uses GPT-2's regex; {@code smollm} (also
- * StarCoder-family and a few others, as in llama.cpp) first isolates every numeric character, then
- * applies GPT-2's regex to the rest — the same as Hugging Face's {@code Digits(individual_digits)}
- * followed by {@code ByteLevel}.
+ * Splits text into the pieces that BPE encodes separately: a sequence of steps, each cutting every
+ * piece of the previous step further, as Hugging Face's {@code Sequence} pre-tokenizer does. The
+ * steps byte-level BPE models use are {@link #byteLevel} (GPT-2's regex, optionally a prefix
+ * space), {@link #digits} and {@link #split} (a regex whose matches become pieces of their own,
+ * behaviour {@code Isolated}).
+ *
+ * <p>{@link #forName} gives the pre-tokenizer a GGUF file's {@code tokenizer.ggml.pre} names: {@code
+ * gpt2} (and a missing value) is GPT-2's regex; {@code smollm} (also StarCoder-family and a few
+ * others, as in llama.cpp) first isolates every numeric character, then applies GPT-2's regex to the
+ * rest — the same as Hugging Face's {@code Digits(individual_digits)} followed by {@code ByteLevel}.
  */
 final class PreTokenizer {
-    private static final Pattern GPT2 = Pattern.compile(
-            "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+",
-            Pattern.UNICODE_CHARACTER_CLASS);
+    static final String GPT2_REGEX = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+    private static final Pattern GPT2 = Pattern.compile(GPT2_REGEX, Pattern.UNICODE_CHARACTER_CLASS);
 
-    private final boolean splitDigits;
+    /** One step: appends the pieces of {@code piece} to {@code out}. */
+    @FunctionalInterface
+    interface Step {
+        void split(String piece, List<String> out);
+    }
 
-    private PreTokenizer(boolean splitDigits) {
-        this.splitDigits = splitDigits;
+    private final List<Step> steps;
+
+    PreTokenizer(List<Step> steps) {
+        this.steps = List.copyOf(steps);
     }
 
     static PreTokenizer forName(String pre) {
-        if (pre == null || pre.equals("gpt2") || pre.equals("default")) return new PreTokenizer(false);
+        if (pre == null || pre.equals("gpt2") || pre.equals("default")) return new PreTokenizer(List.of(byteLevel(false, true)));
         switch (pre) {
             case "smollm": case "starcoder": case "refact": case "command-r": case "codeshell": case "exaone": case "minerva-7b":
-                return new PreTokenizer(true);
+                return new PreTokenizer(List.of(digits(true), byteLevel(false, true)));
             default:
                 throw new IllegalArgumentException("unsupported pre-tokenizer " + pre + " (supported: gpt2, smollm and its StarCoder-style relatives)");
         }
     }
 
-    List<String> split(String text) {
-        List<String> pieces = new ArrayList<>();
-        if (!splitDigits) {
-            regexSplit(text, pieces);
-            return pieces;
-        }
-        int runStart = 0;
-        for (int i = 0; i < text.length(); ) {
-            int cp = text.codePointAt(i);
-            int width = Character.charCount(cp);
-            if (isNumeric(cp)) {
-                if (i > runStart) regexSplit(text.substring(runStart, i), pieces);
-                pieces.add(text.substring(i, i + width));
-                runStart = i + width;
+    /** Hugging Face's {@code ByteLevel}: optionally prefix a space to a piece not starting with one, then GPT-2's regex if {@code useRegex}. */
+    static Step byteLevel(boolean addPrefixSpace, boolean useRegex) {
+        return (piece, out) -> {
+            String p = addPrefixSpace && !piece.startsWith(" ") ? " " + piece : piece;
+            if (useRegex) isolate(GPT2, p, out);
+            else out.add(p);
+        };
+    }
+
+    /** Hugging Face's {@code Digits}: each numeric character its own piece, or runs of them when not {@code individual}. */
+    static Step digits(boolean individual) {
+        return (text, out) -> {
+            int runStart = 0;
+            for (int i = 0; i < text.length(); ) {
+                int cp = text.codePointAt(i);
+                int width = Character.charCount(cp);
+                if (isNumeric(cp)) {
+                    if (i > runStart) out.add(text.substring(runStart, i));
+                    int end = i + width;
+                    if (!individual) {
+                        while (end < text.length() && isNumeric(text.codePointAt(end))) end += Character.charCount(text.codePointAt(end));
+                    }
+                    out.add(text.substring(i, end));
+                    runStart = end;
+                    i = end;
+                    continue;
+                }
+                i += width;
             }
-            i += width;
+            if (runStart < text.length()) out.add(text.substring(runStart));
+        };
+    }
+
+    /** Hugging Face's {@code Split} with behaviour {@code Isolated}: every match and every gap between matches is a piece. */
+    static Step split(Pattern pattern) {
+        return (piece, out) -> isolate(pattern, piece, out);
+    }
+
+    List<String> split(String text) {
+        List<String> pieces = List.of(text);
+        for (Step step : steps) {
+            List<String> next = new ArrayList<>();
+            for (String p : pieces) step.split(p, next);
+            pieces = next;
         }
-        if (runStart < text.length()) regexSplit(text.substring(runStart), pieces);
         return pieces;
     }
 
@@ -59,11 +96,12 @@ final class PreTokenizer {
         return type == Character.DECIMAL_DIGIT_NUMBER || type == Character.LETTER_NUMBER || type == Character.OTHER_NUMBER;
     }
 
-    private static void regexSplit(String text, List<String> pieces) {
-        Matcher m = GPT2.matcher(text);
+    private static void isolate(Pattern pattern, String text, List<String> pieces) {
+        Matcher m = pattern.matcher(text);
         int end = 0;
         while (m.find()) {
-            if (m.start() > end) pieces.add(text.substring(end, m.start())); // unreachable: the regex covers every character
+            if (m.end() == m.start()) continue; // empty matches cut nothing
+            if (m.start() > end) pieces.add(text.substring(end, m.start()));
             pieces.add(m.group());
             end = m.end();
         }

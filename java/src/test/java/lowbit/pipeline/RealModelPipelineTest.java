@@ -56,7 +56,7 @@ class RealModelPipelineTest {
         return LlamaModel.load(RealModelFixture.gguf());
     }
 
-    private static float[] logits(LlamaModel m) {
+    private static float[] logits(lowbit.model.DecoderModel m) {
         return m.forward(m.newKvCache(PROMPT.length), PROMPT);
     }
 
