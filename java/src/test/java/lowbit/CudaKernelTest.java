@@ -97,6 +97,94 @@ class CudaKernelTest {
         }
     }
 
+    /**
+     * The one-pass kernel (quantize_tile.cu) and its fallbacks: short rows (several per block),
+     * LLaMA-width and the longest covered rows (16384 columns) and one past them (the fallback),
+     * computed PER_GROUP with 1 to 32 units per group, every input dtype and both output widths.
+     */
+    @Test
+    void onePassQuantizeMatchesReference() {
+        long seed = 900;
+        int[][] shapes = {{37, 8}, {9, 24}, {33, 64}, {5, 200}, {6, 4096}, {3, 14336}, {2, 16384}, {2, 16392}};
+        for (int[] s : shapes) {
+            for (int bits : new int[] {8, 4}) {
+                for (DType in : new DType[] {DType.F32, DType.F16, DType.BF16}) {
+                    KernelChecks.quantize(gpu, seed++, s[0], s[1], bits, Granularity.PER_ROW, 0, in);
+                    KernelChecks.quantize(gpu, seed++, s[0], s[1], bits, Granularity.PER_TENSOR, 0, in);
+                }
+                for (int group : new int[] {8, 16, 64, 256}) {
+                    if (s[1] % group == 0) {
+                        KernelChecks.quantize(gpu, seed++, s[0], s[1], bits, Granularity.PER_GROUP, group, DType.F16);
+                    }
+                }
+            }
+        }
+    }
+
+    /** Given scales through the one-pass kernel: the values the computed scales gave, again. */
+    @Test
+    void staticScalesReproduceComputedOnes() {
+        Random rnd = new Random(77);
+        int[][] shapes = {{17, 8}, {40, 577}, {64, 4096}, {3, 14336}};
+        for (int[] s : shapes) {
+            float[] x = KernelChecks.activations(rnd, s[0], s[1]);
+            for (Granularity g : new Granularity[] {Granularity.PER_TENSOR, Granularity.PER_ROW, Granularity.PER_GROUP}) {
+                int group = g == Granularity.PER_GROUP ? (s[1] % 64 == 0 ? 64 : s[1] % 8 == 0 ? 8 : 1) : 0;
+                for (int bits : new int[] {8, 4}) {
+                    for (DType in : new DType[] {DType.F32, DType.F16, DType.BF16}) {
+                        try (Tensor t = KernelChecks.upload(gpu, in, KernelChecks.roundTo(in, x), s[0], s[1]);
+                                QuantizedTensor q = gpu.quantize(t, bits, g, group)) {
+                            byte[] want = q.values().toByteArray();
+                            KernelChecks.poison(q.values());
+                            gpu.quantizeWithScales(t, q);
+                            assertArrayEquals(want, q.values().toByteArray(),
+                                    "static " + g + " " + in + " " + bits + "-bit " + s[0] + "x" + s[1]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /** Flatten plans into LLaMA-width rows (staged source rows), both dtypes of half width. */
+    @Test
+    void flattenQuantizeLongRowsMatchesReference() {
+        long seed = 1300;
+        for (int[] s : new int[][] {{9, 4096}, {3, 11000}, {70, 40}}) {
+            for (int bits : new int[] {8, 4}) {
+                for (DType in : new DType[] {DType.F32, DType.F16, DType.BF16}) {
+                    KernelChecks.flattenQuantize(gpu, seed++, s[0], s[1], bits, Granularity.PER_ROW, in);
+                    KernelChecks.flattenQuantize(gpu, seed++, s[0], s[1], bits, Granularity.PER_TENSOR, in);
+                }
+                KernelChecks.flattenQuantize(gpu, seed++, s[0], s[1], bits, Granularity.PER_GROUP, DType.F16);
+            }
+        }
+    }
+
+    /** The first non-finite element in row-major order is reported, whatever order rows are walked in. */
+    @Test
+    void firstNonFiniteOfLongRowsIsReported() {
+        int rows = 40;
+        int cols = 4096;
+        short[] x = new short[rows * cols];
+        x[7 * cols + 3500] = Half.fromFloat(Float.POSITIVE_INFINITY);
+        x[7 * cols + 3001] = Half.fromFloat(Float.NaN);
+        x[20 * cols + 5] = Half.fromFloat(Float.NaN);
+        x[39 * cols + 1] = Half.fromFloat(Float.NEGATIVE_INFINITY);
+        for (Granularity g : Granularity.values()) {
+            try (Tensor t = gpu.upload(x, DType.F16, rows, cols)) {
+                NonFiniteInputException e = assertThrows(NonFiniteInputException.class, () -> {
+                    try (QuantizedTensor q = gpu.quantize(t, 8, g, 128)) {
+                        gpu.synchronize();
+                    }
+                });
+                assertTrue(e.getMessage().contains("row 7") && e.getMessage().contains("column 3001"),
+                        g + ": " + e.getMessage());
+            }
+        }
+        KernelChecks.gemmS32(gpu, 3, 5, 7, 9, DType.S8, DType.S8);
+    }
+
     @Test
     void dgqGemmMatchesReference() {
         int[][] shapes = {{1, 7, 128, 32}, {5, 13, 192, 64}, {17, 9, 256, 128}, {70, 130, 384, 128}, {3, 5, 96, 32}};

@@ -8,6 +8,7 @@ import java.util.Random;
 import lowbit.Backend;
 import lowbit.Context;
 import lowbit.DType;
+import lowbit.ExpansionPlan;
 import lowbit.Granularity;
 import lowbit.Half;
 import lowbit.Lowbit;
@@ -66,10 +67,132 @@ public final class GpuBench {
         }
         System.out.printf(Locale.ROOT, "%nshape %d x %d, median of %d batches x %d launches%n", rows, cols, BATCHES,
                 PER_BATCH);
-        System.out.printf(Locale.ROOT, "%-34s %12s %12s %10s %9s%n", "kernel", "MB moved", "us/launch", "GB/s", "vs copy");
+        print(table);
+        llamaShapes();
+    }
+
+    private static void print(List<String[]> table) {
+        System.out.printf(Locale.ROOT, "%-44s %12s %12s %10s %9s%n", "kernel", "MB moved", "us/launch", "GB/s", "vs copy");
         for (String[] r : table) {
-            System.out.printf(Locale.ROOT, "%-34s %12s %12s %10s %9s%n", (Object[]) r);
+            System.out.printf(Locale.ROOT, "%-44s %12s %12s %10s %9s%n", (Object[]) r);
         }
+    }
+
+    private static final int LLAMA_M = 4096;
+    private static final int[][] LAYER_SHAPES = {{4096, 4096}, {4096, 14336}, {14336, 4096}};
+
+    /**
+     * LLaMA activations, M = 4096: per-token quantize at K = 4096 and 14336, FlattenQuant's
+     * flatten-and-quantize (static per-tensor scale, a plan expanding K = 4096 to 5120: every
+     * fourth channel split in two), each against the device copy of its own input in the same run;
+     * then whole W8A8 layers (per-token quantize + tuned GEMM with its fused epilogue, F16 out)
+     * against cuBLAS FP16 on the same shapes.
+     */
+    private static void llamaShapes() {
+        List<String[]> table = new ArrayList<>();
+        List<String> layers = new ArrayList<>();
+        Random rnd = new Random(2);
+        try (Context gpu = Context.open(Backend.CUDA)) {
+            for (int k : new int[] {4096, 14336}) {
+                long n = (long) LLAMA_M * k;
+                try (Tensor x = gpu.upload(gaussianF16(rnd, n), DType.F16, LLAMA_M, k);
+                        Tensor copy = gpu.allocate(DType.F16, LLAMA_M, k);
+                        QuantizedTensor row8 = gpu.allocateQuantized(LLAMA_M, k, 8, Granularity.PER_ROW, 0);
+                        QuantizedTensor row4 = gpu.allocateQuantized(LLAMA_M, k, 4, Granularity.PER_ROW, 0);
+                        QuantizedTensor tensor8 = gpu.allocateQuantized(LLAMA_M, k, 8, Granularity.PER_TENSOR, 0)) {
+                    double copySec = time(gpu, () -> copy.copyFrom(x));
+                    double copyBw = 4.0 * n / copySec;
+                    String shape = " " + LLAMA_M + "x" + k;
+                    table.add(row("device copy F16" + shape, 4.0 * n, copySec, copyBw));
+                    addQuant(table, gpu, "per-token F16->S8" + shape, x, row8, 3.0 * n + 4.0 * LLAMA_M, copyBw);
+                    addQuant(table, gpu, "per-token F16->S4" + shape, x, row4, 2.5 * n + 4.0 * LLAMA_M, copyBw);
+                    addQuant(table, gpu, "per-tensor dynamic F16->S8" + shape, x, tensor8, 3.0 * n + 4, copyBw);
+                    if (k == 4096) {
+                        flatten(table, gpu, x, k, copyBw);
+                    }
+                }
+            }
+            for (int[] kn : LAYER_SHAPES) {
+                layers.add(layer(gpu, rnd, kn[0], kn[1]));
+            }
+        }
+        System.out.printf(Locale.ROOT, "%nLLaMA activations, M = %d (bytes = minimum read + written)%n", LLAMA_M);
+        print(table);
+        System.out.printf(Locale.ROOT, "%nW8A8 linear layer, M = %d: per-token quantize + tuned GEMM (F16 out) vs cuBLAS FP16%n",
+                LLAMA_M);
+        System.out.printf(Locale.ROOT, "%-7s %-6s %-28s %10s %10s %10s %10s %9s %9s%n", "K", "N", "config", "quant us",
+                "gemm us", "layer us", "cuBLAS us", "x cuBLAS", "quant %");
+        layers.forEach(System.out::println);
+    }
+
+    /** FlattenQuant's static per-tensor flatten-and-quantize, K = 4096 -> 5120, S8 and S4. */
+    private static void flatten(List<String[]> table, Context gpu, Tensor x, int k, double copyBw) {
+        int outCols = k + k / 4;
+        int[] src = new int[outCols];
+        float[] mult = new float[outCols];
+        int j = 0;
+        for (int c = 0; c < k; c++) {
+            int copies = c % 4 == 3 ? 2 : 1;
+            float smooth = 0.5f + (c % 7) * 0.125f;
+            for (int i = 0; i < copies; i++) {
+                src[j] = c;
+                mult[j++] = smooth / copies;
+            }
+        }
+        long n = (long) LLAMA_M * k;
+        long nOut = (long) LLAMA_M * outCols;
+        try (ExpansionPlan plan = gpu.uploadPlan(src, mult, k);
+                QuantizedTensor q8 = gpu.allocateQuantized(LLAMA_M, outCols, 8, Granularity.PER_TENSOR, 0);
+                QuantizedTensor q4 = gpu.allocateQuantized(LLAMA_M, outCols, 4, Granularity.PER_TENSOR, 0);
+                QuantizedTensor d8 = gpu.allocateQuantized(LLAMA_M, outCols, 8, Granularity.PER_ROW, 0)) {
+            q8.scales().copyFrom(new float[] {0.05f});
+            q4.scales().copyFrom(new float[] {0.8f});
+            String shape = " " + LLAMA_M + "x" + k + "->" + outCols;
+            double sec8 = time(gpu, () -> gpu.flattenQuantizeWithScales(x, plan, q8));
+            table.add(ratio(row("flatten static F16->S8" + shape, 2.0 * n + nOut, sec8, (2.0 * n + nOut) / sec8), copyBw));
+            double sec4 = time(gpu, () -> gpu.flattenQuantizeWithScales(x, plan, q4));
+            table.add(ratio(row("flatten static F16->S4" + shape, 2.0 * n + nOut / 2.0, sec4,
+                    (2.0 * n + nOut / 2.0) / sec4), copyBw));
+            double secD = time(gpu, () -> gpu.flattenQuantizeInto(x, plan, d8));
+            double bytesD = 2.0 * n + nOut + 4.0 * LLAMA_M;
+            table.add(ratio(row("flatten per-token F16->S8" + shape, bytesD, secD, bytesD / secD), copyBw));
+        }
+    }
+
+    /** One W8A8 layer row: quantize, GEMM, both back to back, and cuBLAS FP16 on the same operands. */
+    private static String layer(Context gpu, Random rnd, int k, int n) {
+        try (Tensor x = gpu.upload(gaussianF16(rnd, (long) LLAMA_M * k), DType.F16, LLAMA_M, k);
+                Tensor w = gpu.upload(gaussianF16(rnd, (long) n * k), DType.F16, n, k);
+                QuantizedTensor qw = gpu.quantize(w, 8, Granularity.PER_ROW);
+                QuantizedTensor qx = gpu.allocateQuantized(LLAMA_M, k, 8, Granularity.PER_ROW, 0);
+                Tensor out = gpu.allocate(DType.F16, LLAMA_M, n);
+                Tensor ref = gpu.allocate(DType.F16, LLAMA_M, n)) {
+            gpu.quantizeInto(x, qx);
+            String config = gpu.gemmConfigFor(qx, qw, DType.F16);
+            double quant = time(gpu, () -> gpu.quantizeInto(x, qx));
+            double gemm = time(gpu, () -> gpu.gemmInto(qx, qw, null, out));
+            double whole = time(gpu, () -> {
+                gpu.quantizeInto(x, qx);
+                gpu.gemmInto(qx, qw, null, out);
+            });
+            double cublas = time(gpu, () -> gpu.baselineGemmF16(x, w, ref));
+            return String.format(Locale.ROOT, "%-7d %-6d %-28s %10.1f %10.1f %10.1f %10.1f %9.2f %8.1f%%", k, n, config,
+                    quant * 1e6, gemm * 1e6, whole * 1e6, cublas * 1e6, cublas / whole, 100 * quant / whole);
+        }
+    }
+
+    private static short[] gaussianF16(Random rnd, long n) {
+        short[] h = new short[Math.toIntExact(n)];
+        for (int i = 0; i < h.length; i++) {
+            h[i] = Half.fromFloat((float) rnd.nextGaussian());
+        }
+        return h;
+    }
+
+    private static String[] ratio(String[] r, double copyBw) {
+        double bw = Double.parseDouble(r[3]) * 1e9;
+        r[4] = String.format(Locale.ROOT, "%.2f", bw / copyBw);
+        return r;
     }
 
     private static void addQuant(List<String[]> table, Context gpu, String name, Tensor x, QuantizedTensor q,

@@ -39,7 +39,7 @@ public final class AffineFactor {
     }
 
     /** {@code P} and {@code P⁻ᵀ} on {@code tape} (sharing U and V). */
-    Var[] matrixAndInverseTranspose(Tape tape) {
+    public Var[] matrixAndInverseTranspose(Tape tape) {
         Var u = MatrixOps.matmul(tape, baseU, Cayley.apply(tape, rawU.var()));
         Var vt = MatrixOps.transpose(tape, MatrixOps.matmul(tape, baseV, Cayley.apply(tape, rawV.var())));
         Var p = MatrixOps.matmul(tape, MatrixOps.scaleColumns(tape, u, sigma.var(), false), vt);

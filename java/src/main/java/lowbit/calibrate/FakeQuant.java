@@ -27,7 +27,7 @@ public final class FakeQuant {
      * Elements are rounded as {@code round(x/s + z)}, equal to {@code round(x/s) + z} for the
      * integer zero-point z.
      */
-    interface Rounding {
+    public interface Rounding {
         double round(double v, int slot);
     }
 
@@ -40,7 +40,8 @@ public final class FakeQuant {
         return apply(tape, x, spec, clip, NEAREST_EVEN);
     }
 
-    static Var apply(Tape tape, Var x, QuantSpec spec, ClipFactors clip, Rounding rounding) {
+    /** As {@link #apply(Tape, Var, QuantSpec, ClipFactors)} with an explicit rounding function (gradient checks freeze it). */
+    public static Var apply(Tape tape, Var x, QuantSpec spec, ClipFactors clip, Rounding rounding) {
         int len = spec.groupLength(x.rows, x.cols);
         int groups = x.value.length / len;
         Var logits = clip == null ? null : clip.param().var();

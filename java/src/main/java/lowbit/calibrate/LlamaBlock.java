@@ -97,6 +97,27 @@ public final class LlamaBlock implements DecoderBlock {
         return config;
     }
 
+    /** The RoPE this block applies. */
+    public RotaryEmbedding rope() {
+        return rope;
+    }
+
+    /** The RMSNorm weight before attention ({@code 1 × dim}, a constant; do not modify its values). */
+    public Var attnNorm() {
+        return attnNorm;
+    }
+
+    /** The RMSNorm weight before the feed-forward network ({@code 1 × dim}, a constant; do not modify its values). */
+    public Var ffnNorm() {
+        return ffnNorm;
+    }
+
+    /** The bias ({@code 1 × out}) of a linear layer, or null when it has none. */
+    public Var bias(String linear) {
+        weight(linear);
+        return biases.get(linear);
+    }
+
     @Override
     public int dim() {
         return config.dim();

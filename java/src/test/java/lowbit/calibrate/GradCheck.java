@@ -13,23 +13,23 @@ import java.util.function.Function;
  * the analytic gradient a and the estimate {@code n = (L(θ+h) − L(θ−h))/2h}, {@code h = 1e-6·max(1,
  * |θ|)}, must satisfy {@code ‖a − n‖₂ ≤ tol·‖n‖₂} (tol {@value #TOL} unless stated) and ‖n‖₂ > 0.
  */
-final class GradCheck {
-    static final double TOL = 1e-6;
+public final class GradCheck {
+    public static final double TOL = 1e-6;
     static final int MAX_COORDS = 60;
 
     private GradCheck() {}
 
-    static Var input(Random rnd, int rows, int cols, double scale) {
+    public static Var input(Random rnd, int rows, int cols, double scale) {
         double[] v = new double[rows * cols];
         for (int i = 0; i < v.length; i++) v[i] = rnd.nextGaussian() * scale;
         return new Var(v, rows, cols, true);
     }
 
-    static void check(String what, List<Var> inputs, Function<Tape, Var> f, long seed) {
+    public static void check(String what, List<Var> inputs, Function<Tape, Var> f, long seed) {
         check(what, inputs, f, seed, TOL);
     }
 
-    static void check(String what, List<Var> inputs, Function<Tape, Var> f, long seed, double tol) {
+    public static void check(String what, List<Var> inputs, Function<Tape, Var> f, long seed, double tol) {
         Random rnd = new Random(seed);
         Var probe = f.apply(Tape.fp64());
         double[] weights = new double[probe.value.length];
@@ -94,13 +94,13 @@ final class GradCheck {
      * so it sits inside the clamp instead of exactly on its kink (where a central difference would
      * average the two one-sided derivatives); zero-point slots are not moved.
      */
-    static final class FrozenRounding implements FakeQuant.Rounding {
+    public static final class FrozenRounding implements FakeQuant.Rounding {
         private final java.util.Map<Integer, Double> residual = new java.util.concurrent.ConcurrentHashMap<>();
         private final int elements;
         private final int qmin;
         private final int qmax;
 
-        FrozenRounding(int elements, QuantSpec spec) {
+        public FrozenRounding(int elements, QuantSpec spec) {
             this.elements = elements;
             this.qmin = spec.qmin();
             this.qmax = spec.qmax();
