@@ -28,8 +28,12 @@ final class EvalCommand implements Callable<Integer> {
     ModelOptions options = new ModelOptions();
 
     @Option(names = "--methods", split = ",", description = "methods to quantize and evaluate (fp, w8a8-static, w8a8-flatten, "
-            + "flatten-mixed, w4a8-rtn, w8a8-token), default: all")
+            + "flatten-mixed, w4a8-rtn, w8a8-token, dgq, dgq-g64, dgq-authors), default: all but the DGQ ones")
     List<String> methods = new ArrayList<>(List.of("fp", "w8a8-static", "w8a8-flatten", "flatten-mixed", "w4a8-rtn", "w8a8-token"));
+
+    @Option(names = "--dgq-search", split = ",", description = "DGQ grid search: phase-1 candidates, phase-2 candidates, search tokens "
+            + "per layer (at most --sample-tokens are kept); default 20,80,128 (the authors' grids)")
+    List<Integer> dgqSearch = new ArrayList<>(List.of(20, 80, 128));
 
     @Option(names = "--file", description = "quantized model files to evaluate as well (repeatable)")
     List<Path> files = new ArrayList<>();
@@ -64,7 +68,7 @@ final class EvalCommand implements Callable<Integer> {
                     cal = ModelCalibration.run(ws.loadModel(), ws.calibrationTokens(options.calibTokens), options.calibWindow,
                             options.statsOptions(), System.out);
                 }
-                try (QuantizedModel q = new ModelQuantizer(ModelQuantizer.defaultConfig(), ctx, System.out).quantize(model, cal, m)) {
+                try (QuantizedModel q = ModelOptions.dgqSearch(new ModelQuantizer(ModelQuantizer.defaultConfig(), ctx, System.out), dgqSearch).quantize(model, cal, m)) {
                     System.out.print(q.table());
                     table.add(m.description(), Perplexity.evaluate(q.model(), evaluation, window, System.out), q);
                 }

@@ -23,6 +23,14 @@ final class ModelOptions {
     @Option(names = "--sample-tokens", description = "calibration tokens kept per layer for the threshold search, default ${DEFAULT-VALUE}")
     int sampleTokens = 96;
 
+    /** {@code q} with the DGQ search of {@code --dgq-search} (three integers). */
+    static lowbit.pipeline.ModelQuantizer dgqSearch(lowbit.pipeline.ModelQuantizer q, java.util.List<Integer> search) {
+        if (search.size() != 3) {
+            throw new IllegalArgumentException("--dgq-search takes three integers (phase-1 candidates, phase-2 candidates, tokens), got " + search);
+        }
+        return q.withDgqSearch(search.get(0), search.get(1), search.get(2));
+    }
+
     Backend backend() {
         return backend.equalsIgnoreCase("AUTO") ? Backend.auto() : Backend.valueOf(backend.toUpperCase(Locale.ROOT));
     }

@@ -1,6 +1,8 @@
 package lowbit.cli;
 
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.Callable;
 import lowbit.Context;
 import lowbit.pipeline.ModelCalibration;
@@ -19,8 +21,12 @@ final class QuantizeCommand implements Callable<Integer> {
     @Mixin
     ModelOptions options = new ModelOptions();
 
-    @Option(names = "--method", description = "w8a8-static, w8a8-flatten, flatten-mixed, w4a8-rtn or w8a8-token; default ${DEFAULT-VALUE}")
+    @Option(names = "--method", description = "w8a8-static, w8a8-flatten, flatten-mixed, w4a8-rtn, w8a8-token, dgq (A8W4 G=128), dgq-g64 or dgq-authors; default ${DEFAULT-VALUE}")
     String method = QuantMethod.FLATTEN_MIXED.id();
+
+    @Option(names = "--dgq-search", split = ",", description = "DGQ grid search: phase-1 candidates, phase-2 candidates, search tokens "
+            + "per layer (at most --sample-tokens are kept); default 20,80,128 (the authors' grids)")
+    List<Integer> dgqSearch = new ArrayList<>(List.of(20, 80, 128));
 
     @Option(names = {"-o", "--out"}, required = true, description = "quantized model file to write (.safetensors)")
     Path out;
@@ -35,7 +41,7 @@ final class QuantizeCommand implements Callable<Integer> {
         ModelCalibration cal = ModelCalibration.run(ws.loadModel(), ws.calibrationTokens(options.calibTokens),
                 options.calibWindow, options.statsOptions(), System.out);
         try (Context ctx = Context.open(options.backend());
-             QuantizedModel q = new ModelQuantizer(ModelQuantizer.defaultConfig(), ctx, System.out).quantize(ws.loadModel(), cal, m)) {
+             QuantizedModel q = ModelOptions.dgqSearch(new ModelQuantizer(ModelQuantizer.defaultConfig(), ctx, System.out), dgqSearch).quantize(ws.loadModel(), cal, m)) {
             System.out.print(q.table());
             QuantizedModelFile.save(q, out);
             if (reportJson != null) q.report().write(reportJson);

@@ -16,13 +16,13 @@ public record DgqLayerReport(String layer, WeightFormat format, ActivationMode a
     }
 
     /**
-     * The row in {@link QuantizationReport}'s format. That row has no method or group field: the
-     * precision is INT8 (the GEMM runs on INT8 operands, as the W4A8 baseline's rows say), threshold
-     * and alpha are NaN (DGQ has neither), and the layer name carries {@code " [DGQ G=128]"}.
+     * The row in {@link QuantizationReport}'s format: method {@code "DGQ"} and the group size G in
+     * their fields; the precision is INT8 (the GEMM runs on INT8 operands, as the W4A8 baseline's
+     * rows say), threshold and alpha are NaN (DGQ has neither).
      */
     public QuantizationReport.Row toRow() {
-        return new QuantizationReport.Row(layer + " [" + method() + " G=" + group + "]", Precision.INT8, inFeatures,
-                inFeatures, outFeatures, Double.NaN, Double.NaN, relativeError, 2L * outFeatures * inFeatures);
+        return new QuantizationReport.Row(layer, Precision.INT8, inFeatures, inFeatures, outFeatures, Double.NaN, Double.NaN,
+                relativeError, 2L * outFeatures * inFeatures, method(), group);
     }
 
     /** Measures {@code q} against the FP layer {@code fp} on {@code tokens} rows of {@code x}. */

@@ -26,13 +26,19 @@ public final class DgqLinear implements LinearOp {
     private final float[] inverseSmoothing;
     private final ActivationMode mode;
     private final float staticScale;
+    private final int inFeatures;
 
-    private DgqLinear(Context ctx, DgqQuantizedWeights quantized, float[] bias, float[] inverseSmoothing,
+    private DgqLinear(Context ctx, DgqQuantizedWeights quantized, int inFeatures, float[] bias, float[] inverseSmoothing,
                       ActivationMode mode, float staticScale) {
         this.ctx = Objects.requireNonNull(ctx, "ctx");
         this.quantized = Objects.requireNonNull(quantized, "quantized");
         this.mode = Objects.requireNonNull(mode, "mode");
-        int n = quantized.rows(), k = quantized.cols();
+        int n = quantized.rows(), k = inFeatures;
+        if (k < 1 || k > quantized.cols() || quantized.cols() - k >= quantized.group()) {
+            throw new IllegalArgumentException("a DGQ layer of K=" + k + " needs weights of K rounded up to a multiple of G="
+                    + quantized.group() + ", got " + quantized.cols() + " columns");
+        }
+        this.inFeatures = k;
         if (bias != null && bias.length != n) throw new IllegalArgumentException("bias needs " + n + " values, got " + bias.length);
         if (inverseSmoothing != null && inverseSmoothing.length != k) {
             throw new IllegalArgumentException("smoothing needs " + k + " factors, got " + inverseSmoothing.length);
@@ -62,26 +68,62 @@ public final class DgqLinear implements LinearOp {
     public static DgqLinear create(Context ctx, float[] w, float[] bias, int n, int k, CalibrationStats stats, DgqConfig cfg) {
         Objects.requireNonNull(stats, "stats");
         Objects.requireNonNull(cfg, "cfg");
+        float[] s = Double.isNaN(cfg.smoothingPercentile()) ? null
+                : PercentileSmoothing.factors(stats, cfg.smoothingPercentile(), cfg.tokenQuantile());
+        return create(ctx, w, bias, n, k, stats, s, false, cfg);
+    }
+
+    /**
+     * Quantizes an FP layer with given smoothing factors {@code s} (null: none; {@code cfg}'s
+     * smoothing percentile is not consulted). When G does not divide K, the last group holds the
+     * remaining {@code K mod G} columns: the weights are stored and executed as {@code K_pad = ⌈K/G⌉·G}
+     * columns whose padding is zero in W (so {@code q = z}, {@code W8 = 0}) and in every input row. {@code foldedIntoInput} false: {@code w} is the
+     * original weight, the layer multiplies its columns by {@code s} before quantizing and divides
+     * its input by {@code s} at run time (explicit smoothing). True: {@code s} is already folded
+     * into the producer of the input (a normalization weight divided by {@code s}) and into {@code
+     * w} ({@code W·diag(s)}), so the layer reads {@code x/s} and applies nothing; {@code stats} are
+     * those of the unsmoothed input {@code x} in both cases. The search runs on up to {@code
+     * cfg.searchTokens()} of the stats' sampled tokens divided by {@code s}; the static scale is
+     * {@code max_j(m_j/s_j)/127}.
+     */
+    public static DgqLinear create(Context ctx, float[] w, float[] bias, int n, int k, CalibrationStats stats, float[] s,
+                                   boolean foldedIntoInput, DgqConfig cfg) {
+        Objects.requireNonNull(stats, "stats");
+        Objects.requireNonNull(cfg, "cfg");
         if (stats.channels() != k) {
             throw new IllegalArgumentException("stats of '" + stats.layer() + "' have " + stats.channels()
                     + " channels, the layer has K=" + k);
         }
         if (w.length != (long) n * k) throw new IllegalArgumentException("weights must hold " + n + " x " + k + " values");
-        float[] s = Double.isNaN(cfg.smoothingPercentile()) ? null
-                : PercentileSmoothing.factors(stats, cfg.smoothingPercentile(), cfg.tokenQuantile());
+        if (s != null && s.length != k) throw new IllegalArgumentException("smoothing needs " + k + " factors, got " + s.length);
         float[] inv = null;
         float[] ws = w;
         if (s != null) {
             inv = new float[k];
-            for (int j = 0; j < k; j++) inv[j] = 1f / s[j];
-            ws = new float[w.length];
-            for (int i = 0; i < w.length; i++) ws[i] = w[i] * s[i % k];
+            for (int j = 0; j < k; j++) {
+                if (!(s[j] > 0 && Float.isFinite(s[j]))) {
+                    throw new IllegalArgumentException("smoothing factor " + j + " must be finite and > 0, got " + s[j]);
+                }
+                inv[j] = 1f / s[j];
+            }
+            if (!foldedIntoInput) {
+                ws = new float[w.length];
+                for (int i = 0; i < w.length; i++) ws[i] = w[i] * s[i % k];
+            }
         }
         int tokens = Math.min(cfg.searchTokens(), stats.sampleSize());
         float[] sample = stats.sample();
-        float[] xs = new float[tokens * k];
-        for (int i = 0; i < xs.length; i++) xs[i] = inv == null ? sample[i] : sample[i] * inv[i % k];
-        DgqQuantizedWeights q = DgqWeightQuantizer.quantize(ws, n, k, xs, tokens, cfg);
+        int kp = (k + cfg.group() - 1) / cfg.group() * cfg.group();
+        if (kp != k) {
+            float[] padded = new float[n * kp];
+            for (int r = 0; r < n; r++) System.arraycopy(ws, r * k, padded, r * kp, k);
+            ws = padded;
+        }
+        float[] xs = new float[tokens * kp];
+        for (int t = 0; t < tokens; t++) {
+            for (int j = 0; j < k; j++) xs[t * kp + j] = inv == null ? sample[t * k + j] : sample[t * k + j] * inv[j];
+        }
+        DgqQuantizedWeights q = DgqWeightQuantizer.quantize(ws, n, kp, xs, tokens, cfg);
         float scale = 1f;
         if (cfg.activations() == ActivationMode.STATIC_PER_TENSOR) {
             float[] m = stats.channelAbsMax();
@@ -89,18 +131,28 @@ public final class DgqLinear implements LinearOp {
             for (int j = 0; j < k; j++) amax = Math.max(amax, inv == null ? m[j] : m[j] * inv[j]);
             scale = Int8Activations.scale(amax);
         }
-        return new DgqLinear(ctx, q, bias, inv, cfg.activations(), scale);
+        return new DgqLinear(ctx, q, k, bias, foldedIntoInput ? null : inv, cfg.activations(), scale);
     }
 
     /** A layer from already-quantized weights; {@code inverseSmoothing} (1/s per input channel) may be null. */
     public static DgqLinear of(Context ctx, DgqQuantizedWeights weights, float[] bias, float[] inverseSmoothing,
                                ActivationMode mode, float staticScale) {
-        return new DgqLinear(ctx, weights, bias, inverseSmoothing, mode, staticScale);
+        return new DgqLinear(ctx, weights, weights.cols(), bias, inverseSmoothing, mode, staticScale);
+    }
+
+    /**
+     * A layer of {@code inFeatures} inputs from already-quantized weights whose column count is
+     * {@code inFeatures} rounded up to a multiple of G (see {@link #create}: the columns past K are
+     * padding the input never reaches).
+     */
+    public static DgqLinear of(Context ctx, DgqQuantizedWeights weights, int inFeatures, float[] bias, float[] inverseSmoothing,
+                               ActivationMode mode, float staticScale) {
+        return new DgqLinear(ctx, weights, inFeatures, bias, inverseSmoothing, mode, staticScale);
     }
 
     @Override
     public int inFeatures() {
-        return quantized.cols();
+        return inFeatures;
     }
 
     @Override
@@ -116,24 +168,39 @@ public final class DgqLinear implements LinearOp {
         return mode;
     }
 
+    /** The bias (a copy), or null. */
+    public float[] bias() {
+        return bias == null ? null : bias.clone();
+    }
+
+    /** The explicit inverse smoothing factors {@code 1/s} applied to the input (a copy), or null when none. */
+    public float[] inverseSmoothing() {
+        return inverseSmoothing == null ? null : inverseSmoothing.clone();
+    }
+
     /** The static per-tensor activation scale (1 in per-token mode, where it is unused). */
     public float staticScale() {
         return staticScale;
     }
 
+    /** The input times {@code 1/s} (when smoothing is explicit), {@code tokens × K_pad} with zero padding columns. */
     private float[] smoothed(float[] x, int tokens) {
-        int k = inFeatures();
+        int k = inFeatures, kp = quantized.cols();
         if (tokens < 1 || x.length < (long) tokens * k) {
             throw new IllegalArgumentException("x needs " + (long) tokens * k + " values for " + tokens + " tokens, got " + x.length);
         }
-        float[] xs = new float[tokens * k];
-        for (int i = 0; i < xs.length; i++) xs[i] = inverseSmoothing == null ? x[i] : x[i] * inverseSmoothing[i % k];
+        float[] xs = new float[tokens * kp];
+        for (int t = 0; t < tokens; t++) {
+            for (int j = 0; j < k; j++) {
+                xs[t * kp + j] = inverseSmoothing == null ? x[t * k + j] : x[t * k + j] * inverseSmoothing[j];
+            }
+        }
         return xs;
     }
 
     @Override
     public void forward(float[] x, int tokens, float[] y) {
-        int n = outFeatures(), k = inFeatures();
+        int n = outFeatures(), k = quantized.cols();
         if (y.length < (long) tokens * n) throw new IllegalArgumentException("y needs " + (long) tokens * n + " values");
         float[] xs = smoothed(x, tokens);
         try (Tensor xt = ctx.upload(xs, tokens, k);
@@ -155,7 +222,7 @@ public final class DgqLinear implements LinearOp {
      * (+ b)}; equal to {@link #forward}'s output bit for bit.
      */
     public float[] simulate(float[] x, int tokens) {
-        int n = outFeatures(), k = inFeatures();
+        int n = outFeatures(), k = quantized.cols();
         float[] xs = smoothed(x, tokens);
         Int8Activations.Quantized qa = mode == ActivationMode.PER_TOKEN ? Int8Activations.perToken(xs, tokens, k)
                 : Int8Activations.perTensor(xs, tokens, k, staticScale);

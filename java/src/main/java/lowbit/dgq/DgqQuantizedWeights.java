@@ -110,8 +110,12 @@ public final class DgqQuantizedWeights {
         return w;
     }
 
-    /** Uploads to {@code ctx} in {@code lowbit_gemm_dgq}'s layout (the native side checks the range again). */
-    public DgqWeights upload(Context ctx) {
+    /**
+     * The codes packed two per byte in {@code lowbit_gemm_dgq}'s layout: row-major, {@code (k + 1) / 2}
+     * bytes per row, column c in the low nibble when c is even, the high nibble when odd (signed
+     * codes as two's-complement nibbles).
+     */
+    public byte[] packedCodes() {
         int ldBytes = (k + 1) / 2;
         byte[] packed = new byte[n * ldBytes];
         for (int j = 0; j < n; j++) {
@@ -120,6 +124,52 @@ public final class DgqQuantizedWeights {
                 packed[j * ldBytes + c / 2] |= (byte) ((c & 1) == 0 ? nib : nib << 4);
             }
         }
+        return packed;
+    }
+
+    /** The integer group scales, row-major {@code n × (k / G)} (a copy). */
+    public int[] groupScales() {
+        return groupScales.clone();
+    }
+
+    /** The zero points, row-major {@code n × (k / G)} (a copy), or null for the symmetric format. */
+    public int[] zeroPoints() {
+        return zeroPoints == null ? null : zeroPoints.clone();
+    }
+
+    /** The per-row float scales (a copy). */
+    public float[] channelScales() {
+        return channelScales.clone();
+    }
+
+    /**
+     * Weights from {@link #packedCodes}' layout (nibbles read as signed for {@link
+     * WeightFormat#SYMMETRIC_INT4}, unsigned otherwise) and the other arrays; every range is checked
+     * as in the constructor, and a packed array of the wrong length is refused.
+     */
+    public static DgqQuantizedWeights fromPacked(int n, int k, int group, WeightFormat format, byte[] packed, int[] groupScales,
+                                                 int[] zeroPoints, float[] channelScales) {
+        if (n < 1 || k < 1) throw new IllegalArgumentException("DGQ weights need n, k >= 1, got " + n + " x " + k);
+        int ldBytes = (k + 1) / 2;
+        if (packed.length != (long) n * ldBytes) {
+            throw new IllegalArgumentException("packed DGQ codes of " + n + " x " + k + " need " + (long) n * ldBytes + " bytes, got "
+                    + packed.length);
+        }
+        byte[] codes = new byte[n * k];
+        for (int j = 0; j < n; j++) {
+            for (int c = 0; c < k; c++) {
+                int b = packed[j * ldBytes + c / 2];
+                int nib = (c & 1) == 0 ? b & 0xF : (b >> 4) & 0xF;
+                codes[j * k + c] = (byte) (format == WeightFormat.SYMMETRIC_INT4 && nib >= 8 ? nib - 16 : nib);
+            }
+        }
+        return new DgqQuantizedWeights(n, k, group, format, codes, groupScales.clone(),
+                zeroPoints == null ? null : zeroPoints.clone(), channelScales.clone());
+    }
+
+    /** Uploads to {@code ctx} in {@code lowbit_gemm_dgq}'s layout (the native side checks the range again). */
+    public DgqWeights upload(Context ctx) {
+        byte[] packed = packedCodes();
         byte[] s2 = new byte[groupScales.length];
         for (int i = 0; i < s2.length; i++) s2[i] = (byte) groupScales[i];
         byte[] z = null;

@@ -7,6 +7,10 @@ import java.util.List;
 import java.util.Map;
 import java.util.stream.IntStream;
 import lowbit.Context;
+import lowbit.dgq.DgqConfig;
+import lowbit.dgq.DgqLayerReport;
+import lowbit.dgq.DgqLinear;
+import lowbit.dgq.PercentileSmoothing;
 import lowbit.model.FloatLinear;
 import lowbit.model.LinearOp;
 import lowbit.model.DecoderModel;
@@ -46,12 +50,43 @@ public final class ModelQuantizer {
     private final QuantConfig config;
     private final Context context;
     private final PrintStream log;
+    private final int dgqPhase1;
+    private final int dgqPhase2;
+    private final int dgqTokens;
 
     /** {@code config} governs the FlattenQuant search (its activation scale must be STATIC); log may be null. */
     public ModelQuantizer(QuantConfig config, Context context, PrintStream log) {
         this.config = java.util.Objects.requireNonNull(config, "config");
         this.context = context;
         this.log = log;
+        this.dgqPhase1 = 0;
+        this.dgqPhase2 = 0;
+        this.dgqTokens = -1;
+    }
+
+    private ModelQuantizer(QuantConfig config, Context context, PrintStream log, int dgqPhase1, int dgqPhase2, int dgqTokens) {
+        this.config = config;
+        this.context = context;
+        this.log = log;
+        this.dgqPhase1 = dgqPhase1;
+        this.dgqPhase2 = dgqPhase2;
+        this.dgqTokens = dgqTokens;
+    }
+
+    /**
+     * This quantizer with other DGQ grids ({@code phase1} clip ratios, {@code phase2} channel-scale
+     * ratios instead of the method's 20 + 80), for quick looks, tests and small machines; G, format,
+     * activation mode, smoothing and search tokens stay the method's.
+     */
+    public ModelQuantizer withDgqGrids(int phase1, int phase2) {
+        return withDgqSearch(phase1, phase2, dgqTokens);
+    }
+
+    /** {@link #withDgqGrids} and at most {@code tokens} search tokens per layer ({@code -1}: the method's 128). */
+    public ModelQuantizer withDgqSearch(int phase1, int phase2, int tokens) {
+        if (phase1 < 1 || phase2 < 1) throw new IllegalArgumentException("DGQ grids need >= 1 candidate, got " + phase1 + " and " + phase2);
+        if (tokens < -1) throw new IllegalArgumentException("DGQ search tokens must be >= 0 (or -1: default), got " + tokens);
+        return new ModelQuantizer(config, context, log, phase1, phase2, tokens);
     }
 
     /** A config sized for a 2-core machine: 96 sampled tokens are used, 8 thresholds, alphas 0.5 and 0.75. */
@@ -64,7 +99,8 @@ public final class ModelQuantizer {
             throw new IllegalArgumentException("FP is the unquantized model; nothing to quantize");
         }
         long start = System.nanoTime();
-        QuantizedModel result = method.searches() ? flattenQuant(model, calibration, method) : baseline(model, calibration, method);
+        QuantizedModel result = method.searches() ? flattenQuant(model, calibration, method)
+                : method.isDgq() ? dgq(model, calibration, method) : baseline(model, calibration, method);
         if (log != null) log.printf("quantized %s in %.1f s%n", method.id(), (System.nanoTime() - start) / 1e9);
         return result;
     }
@@ -105,7 +141,9 @@ public final class ModelQuantizer {
             layers.put(e.name(), onContext(e.build(report.precisionOf(e.name()))));
         }
         String description = method.description() + "; " + config;
-        return QuantizedModel.install(model, method, description, QuantizationReport.of(description, report.rows()), layers,
+        List<QuantizationReport.Row> rows = new ArrayList<>();
+        for (QuantizationReport.Row r : report.rows()) rows.add(r.withMethod("FlattenQuant", 0));
+        return QuantizedModel.install(model, method, description, QuantizationReport.of(description, rows), layers,
                 norms, alphas, calibration.tokens());
     }
 
@@ -195,6 +233,101 @@ public final class ModelQuantizer {
         return gf;
     }
 
+    // ---- DGQ -----------------------------------------------------------------------------------------
+
+    /**
+     * DGQ A8W4 on every block linear layer ({@link DgqLinear} on the native context). The two-phase
+     * grid search measures output error on the calibration sample of each layer's input ({@link
+     * CalibrationStats#sample}: at most {@link CalibrationStats.Options}' sample tokens per input,
+     * of which {@link DgqConfig#searchTokens} are used), so memory does not grow with calibration
+     * tokens. With smoothing (the authors' variant), the factors depend on the activation only
+     * ({@link PercentileSmoothing}), so the layers that read one normalization share them: on
+     * pre-norm models they are folded into the norm weight ({@code g / s}) and those layers' weights
+     * ({@code W·diag(s)}), as FlattenQuant does; attn_output and ffn_down (and every layer of a
+     * post-norm model) keep them explicit in the layer (input times {@code 1/s}). Where G does not
+     * divide K (SmolLM2's K = 576 with G = 128) the last group of each row is partial (64 columns),
+     * see {@link DgqLinear#create}.
+     */
+    private QuantizedModel dgq(DecoderModel model, ModelCalibration calibration, QuantMethod method) {
+        if (context == null) {
+            throw new IllegalArgumentException("DGQ layers run on a native context (lowbit_gemm_dgq); got none");
+        }
+        DgqConfig cfg = dgqConfig(method);
+        boolean smooth = !Double.isNaN(cfg.smoothingPercentile());
+        List<String> names = new ArrayList<>();
+        for (String n : model.linearNames()) if (n.startsWith("blk.")) names.add(n);
+        for (String n : names) floatLayer(model, n);
+        Map<String, float[]> factors = new LinkedHashMap<>();
+        java.util.Set<String> folded = new java.util.HashSet<>();
+        Map<String, float[]> norms = new LinkedHashMap<>();
+        if (smooth) {
+            for (String n : names) {
+                String input = ModelCalibration.inputOf(n);
+                if (factors.containsKey(n)) continue;
+                float[] s = PercentileSmoothing.factors(calibration.statsFor(n), cfg.smoothingPercentile(), cfg.tokenQuantile());
+                if (!input.equals(n) && model.normsFeedLinears()) {
+                    List<String> consumers = new ArrayList<>();
+                    for (String c : names) if (ModelCalibration.inputOf(c).equals(input)) consumers.add(c);
+                    double[] sd = new double[s.length];
+                    for (int j = 0; j < s.length; j++) sd[j] = s[j];
+                    norms.put(input, foldIntoNorm(model, input, consumers, sd));
+                    for (String c : consumers) {
+                        factors.put(c, s);
+                        folded.add(c);
+                    }
+                } else {
+                    factors.put(n, s);
+                }
+            }
+        }
+        Map<String, LinearOp> layers = new LinkedHashMap<>();
+        List<QuantizationReport.Row> rows = new ArrayList<>();
+        try {
+            for (int i = 0; i < names.size(); i++) {
+                String name = names.get(i);
+                FloatLinear fp = floatLayer(model, name);
+                CalibrationStats stats = calibration.statsFor(name);
+                float[] s = factors.get(name);
+                boolean isFolded = folded.contains(name);
+                DgqLinear q = DgqLinear.create(context, fp.weight(), fp.bias(), fp.outFeatures(), fp.inFeatures(), stats, s, isFolded,
+                        cfg);
+                layers.put(name, q);
+                // error against the FP layer as the model holds it, on the input as that layer reads it
+                int t = stats.sampleSize();
+                double err = Double.NaN;
+                if (t > 0) {
+                    float[] x = stats.sample();
+                    if (isFolded) {
+                        for (int j = 0; j < x.length; j++) x[j] /= s[j % s.length];
+                    }
+                    err = DgqLayerReport.relativeError(fp, fp.bias(), q, x, t);
+                }
+                rows.add(new QuantizationReport.Row(name, Precision.INT8, fp.inFeatures(), fp.inFeatures(), fp.outFeatures(), Double.NaN,
+                        Double.NaN, err, 2L * fp.outFeatures() * fp.inFeatures(), "DGQ", cfg.group()));
+                if (log != null && (i + 1) % 7 == 0) log.printf("DGQ: %d / %d layers%n", i + 1, names.size());
+            }
+        } catch (RuntimeException e) {
+            for (LinearOp op : layers.values()) op.close();
+            throw e;
+        }
+        String description = method.description() + "; " + describe(cfg);
+        return QuantizedModel.install(model, method, description, QuantizationReport.of(description, rows), layers, norms, Map.of(),
+                calibration.tokens());
+    }
+
+    private static String describe(DgqConfig c) {
+        return String.format(java.util.Locale.ROOT, "DGQ G=%d %s, %s activations, smoothing %s, grids %d + %d, %d search tokens",
+                c.group(), c.format(), c.activations(), Double.isNaN(c.smoothingPercentile()) ? "off"
+                        : String.format(java.util.Locale.ROOT, "p=%.3f (channel quantile %.3f)", c.smoothingPercentile(), c.tokenQuantile()),
+                c.phase1Candidates(), c.phase2Candidates(), c.searchTokens());
+    }
+
+    /** The DGQ settings {@link #quantize} uses for {@code method} (its own, with this quantizer's grids). */
+    public DgqConfig dgqConfig(QuantMethod method) {
+        DgqConfig cfg = method.dgqConfig();
+        return dgqPhase1 > 0 ? cfg.withSearch(dgqPhase1, dgqPhase2, dgqTokens >= 0 ? dgqTokens : cfg.searchTokens()) : cfg;
+    }
+
     // ---- baselines ---------------------------------------------------------------------------------
 
     private QuantizedModel baseline(DecoderModel model, ModelCalibration calibration, QuantMethod method) {
@@ -218,7 +351,7 @@ public final class ModelQuantizer {
                 layers.put(name, run);
             }
             rows[i] = new QuantizationReport.Row(name, Precision.INT8, k, k, fp.outFeatures(), Double.NaN, Double.NaN, err,
-                    2L * fp.outFeatures() * k);
+                    2L * fp.outFeatures() * k, "RTN", 0);
         });
         Map<String, LinearOp> ordered = new LinkedHashMap<>();
         for (String n : names) ordered.put(n, layers.get(n));

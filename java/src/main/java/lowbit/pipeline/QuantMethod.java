@@ -3,6 +3,8 @@ package lowbit.pipeline;
 import java.util.Arrays;
 import java.util.Locale;
 import java.util.stream.Collectors;
+import lowbit.dgq.ActivationMode;
+import lowbit.dgq.DgqConfig;
 
 /**
  * The whole-model quantization configurations lowbit compares. The LM head ({@code output}) stays
@@ -20,7 +22,19 @@ public enum QuantMethod {
     /** INT4 weights (per channel, round to nearest), INT8 activations with a dynamic scale per token. */
     W4A8_RTN("w4a8-rtn", "W4A8 RTN (per-channel INT4 weights, per-token INT8 activations)"),
     /** INT8 weights (per channel, round to nearest), INT8 activations with a dynamic scale per token; no smoothing. */
-    W8A8_TOKEN("w8a8-token", "W8A8 per-token dynamic activations (no smoothing)");
+    W8A8_TOKEN("w8a8-token", "W8A8 per-token dynamic activations (no smoothing)"),
+    /**
+     * DGQ A8W4, G = 128, the default variant ({@link DgqConfig#defaults()}): asymmetric UINT4 codes
+     * with INT8 zero points and integer group scales, per-token dynamic INT8 activations, no smoothing.
+     */
+    DGQ("dgq", "DGQ A8W4 G=128 (UINT4 + INT8 zero points, per-token A8, no smoothing)"),
+    /** {@link #DGQ} with G = 64. */
+    DGQ_G64("dgq-g64", "DGQ A8W4 G=64 (UINT4 + INT8 zero points, per-token A8, no smoothing)"),
+    /**
+     * DGQ A8W4, G = 128, the authors' code's setting: asymmetric UINT4, one static per-tensor INT8
+     * activation scale from calibration, percentile-clipping smoothing (p = 0.995 of channel maxima).
+     */
+    DGQ_AUTHORS("dgq-authors", "DGQ A8W4 G=128 authors' variant (static per-tensor A8, percentile smoothing p=0.995)");
 
     private final String id;
     private final String description;
@@ -42,6 +56,25 @@ public enum QuantMethod {
     /** True for the FlattenQuant methods that search smoothing, thresholds and clipping per layer. */
     public boolean searches() {
         return this == W8A8_FLATTEN || this == FLATTEN_MIXED;
+    }
+
+    /** True for the DGQ A8W4 methods. */
+    public boolean isDgq() {
+        return this == DGQ || this == DGQ_G64 || this == DGQ_AUTHORS;
+    }
+
+    /** The DGQ settings of a DGQ method; throws for the others. */
+    public DgqConfig dgqConfig() {
+        switch (this) {
+            case DGQ:
+                return DgqConfig.defaults();
+            case DGQ_G64:
+                return DgqConfig.defaults().withGroup(64);
+            case DGQ_AUTHORS:
+                return DgqConfig.defaults().withActivations(ActivationMode.STATIC_PER_TENSOR).withSmoothing(0.995, 1.0);
+            default:
+                throw new IllegalStateException(id + " is not a DGQ method");
+        }
     }
 
     /** The method named {@code id} (case-insensitive); a clear exception lists the names otherwise. */

@@ -63,7 +63,7 @@ public final class QuantizedModel implements AutoCloseable {
         return report;
     }
 
-    /** The replaced layers by name (QuantizedLinear, or FloatLinear for FP16 fallbacks). */
+    /** The replaced layers by name (QuantizedLinear, DgqLinear for the DGQ methods, or FloatLinear for FP16 fallbacks). */
     public Map<String, LinearOp> layers() {
         return layers;
     }

@@ -20,6 +20,10 @@ import lowbit.Context;
 import lowbit.io.SafetensorsDType;
 import lowbit.io.SafetensorsFile;
 import lowbit.io.SafetensorsTensorInfo;
+import lowbit.dgq.ActivationMode;
+import lowbit.dgq.DgqLinear;
+import lowbit.dgq.DgqQuantizedWeights;
+import lowbit.dgq.WeightFormat;
 import lowbit.model.FloatLinear;
 import lowbit.model.LinearOp;
 import lowbit.model.DecoderModel;
@@ -44,10 +48,27 @@ import lowbit.quant.QuantizedLinear;
  * {@code L.qweight} (U8: the packed S8/S4 bytes of lowbit.h's layout), {@code L.wscale} (F32),
  * {@code L.bias} (F32, optional); per float layer {@code L.weight} (F32, rows x cols) and optional
  * bias; per norm {@code N.weight} (F32). Loading needs no calibration.
+ *
+ * <p><b>Version 2</b> adds layers of kind {@code dgq} (DGQ A8W4); a file is written as version 2
+ * only when it has such a layer, so files without DGQ stay version 1 and older builds read them.
+ * JSON per DGQ layer: format ({@link WeightFormat} name), group, outFeatures, inFeatures,
+ * activationMode ({@link ActivationMode} name), activationScale (null in per-token mode), hasBias,
+ * hasSmoothing. With {@code kp} = inFeatures rounded up to a multiple of G (the last group is partial
+ * when G does not divide K; its padding columns are never read by an input): tensors {@code
+ * L.dgq_codes} (U8, {@code n × ceil(kp/2)}: two 4-bit codes per byte in {@code lowbit_gemm_dgq}'s
+ * layout, {@link DgqQuantizedWeights#packedCodes}), {@code L.dgq_gscale} (U8, {@code n × kp/G}:
+ * integer group scales 1..255), {@code L.dgq_zero} (I8, {@code n × kp/G}:
+ * zero points, asymmetric format only), {@code L.dgq_cscale} (F32, n: channel scales), {@code
+ * L.dgq_ismooth} (F32, k: explicit inverse smoothing, when hasSmoothing), {@code L.bias} (optional).
+ * Smoothing folded into norms appears, as for FlattenQuant, as norm weights. The report's rows carry
+ * method and group. A version-1 file with a {@code dgq} layer is refused.
  */
 public final class QuantizedModelFile {
     static final String FORMAT = "lowbit-quantized-model";
+    /** The version of files without DGQ layers (readable by builds before DGQ). */
     static final int VERSION = 1;
+    /** The version of files with DGQ layers (kind {@code dgq}); this build reads 1 and 2. */
+    static final int VERSION_DGQ = 2;
     static final String KEY = "lowbit";
     private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -57,7 +78,8 @@ public final class QuantizedModelFile {
     public static void save(QuantizedModel q, Path file) throws IOException {
         ObjectNode root = JSON.createObjectNode();
         root.put("format", FORMAT);
-        root.put("version", VERSION);
+        boolean hasDgq = q.layers().values().stream().anyMatch(op -> op instanceof DgqLinear);
+        root.put("version", hasDgq ? VERSION_DGQ : VERSION);
         root.put("method", q.method().id());
         root.put("description", q.description());
         root.put("calibrationTokens", q.calibrationTokens());
@@ -83,6 +105,29 @@ public final class QuantizedModelFile {
                 tensors.put(name + ".qweight", new Blob(SafetensorsDType.U8, new long[] {w.length}, w));
                 tensors.put(name + ".wscale", floats(ql.weightScales(), ql.weightScales().length));
                 if (ql.bias() != null) tensors.put(name + ".bias", floats(ql.bias(), ql.outFeatures()));
+            } else if (e.getValue() instanceof DgqLinear dl) {
+                DgqQuantizedWeights w = dl.weights();
+                int n = w.rows(), k = dl.inFeatures(), kp = w.cols(), groups = kp / w.group();
+                l.put("kind", "dgq");
+                l.put("format", w.format().name());
+                l.put("group", w.group());
+                l.put("outFeatures", n);
+                l.put("inFeatures", k);
+                l.put("activationMode", dl.activationMode().name());
+                if (dl.activationMode() == ActivationMode.PER_TOKEN) l.putNull("activationScale");
+                else l.put("activationScale", dl.staticScale());
+                float[] bias = dl.bias();
+                float[] inv = dl.inverseSmoothing();
+                l.put("hasBias", bias != null);
+                l.put("hasSmoothing", inv != null);
+                tensors.put(name + ".dgq_codes", new Blob(SafetensorsDType.U8, new long[] {n, (kp + 1) / 2}, w.packedCodes()));
+                tensors.put(name + ".dgq_gscale", new Blob(SafetensorsDType.U8, new long[] {n, groups}, bytes(w.groupScales())));
+                if (w.format() == WeightFormat.ASYMMETRIC_UINT4) {
+                    tensors.put(name + ".dgq_zero", new Blob(SafetensorsDType.I8, new long[] {n, groups}, bytes(w.zeroPoints())));
+                }
+                tensors.put(name + ".dgq_cscale", floats(w.channelScales(), n));
+                if (inv != null) tensors.put(name + ".dgq_ismooth", floats(inv, k));
+                if (bias != null) tensors.put(name + ".bias", floats(bias, n));
             } else if (e.getValue() instanceof FloatLinear fl) {
                 l.put("kind", "float");
                 l.put("outFeatures", fl.outFeatures());
@@ -92,7 +137,7 @@ public final class QuantizedModelFile {
                 if (fl.bias() != null) tensors.put(name + ".bias", floats(fl.bias(), fl.outFeatures()));
             } else {
                 throw new IllegalArgumentException("layer " + name + " is a " + e.getValue().getClass().getSimpleName()
-                        + "; only QuantizedLinear and FloatLinear layers can be saved");
+                        + "; only QuantizedLinear, DgqLinear and FloatLinear layers can be saved");
             }
         }
         ArrayNode norms = root.putArray("norms");
@@ -129,9 +174,9 @@ public final class QuantizedModelFile {
             String format = root.path("format").asText("");
             int version = root.path("version").asInt(-1);
             if (!FORMAT.equals(format)) throw new IOException(file + " has format '" + format + "', expected '" + FORMAT + "'");
-            if (version != VERSION) {
-                throw new IOException(file + " is a " + FORMAT + " of version " + version + "; this build reads version " + VERSION
-                        + " only (re-quantize with this build)");
+            if (version != VERSION && version != VERSION_DGQ) {
+                throw new IOException(file + " is a " + FORMAT + " of version " + version + "; this build reads versions " + VERSION
+                        + " and " + VERSION_DGQ + " only (re-quantize with this build)");
             }
             QuantMethod method = QuantMethod.parse(required(root, "method", file).asText());
             JsonNode baseShape = required(root, "base", file);
@@ -142,7 +187,7 @@ public final class QuantizedModelFile {
             try {
                 for (JsonNode l : required(root, "layers", file)) {
                     String name = required(l, "name", file).asText();
-                    layers.put(name, readLayer(st, l, name, base, ctx, file));
+                    layers.put(name, readLayer(st, l, name, base, ctx, file, version));
                 }
                 Map<String, float[]> norms = new LinkedHashMap<>();
                 for (JsonNode n : required(root, "norms", file)) {
@@ -151,7 +196,12 @@ public final class QuantizedModelFile {
                 Map<String, Double> alphas = new LinkedHashMap<>();
                 root.path("foldedAlphas").fields().forEachRemaining(e -> alphas.put(e.getKey(),
                         e.getValue().isNull() ? Double.NaN : e.getValue().asDouble()));
-                QuantizationReport report = reportFrom(required(root, "report", file));
+                QuantizationReport report;
+                try {
+                    report = QuantizationReport.fromJson(required(root, "report", file));
+                } catch (IllegalArgumentException e) {
+                    throw new IOException(file + ": malformed report: " + e.getMessage(), e);
+                }
                 return QuantizedModel.install(base, method, root.path("description").asText(), report, layers, norms, alphas,
                         root.path("calibrationTokens").asLong());
             } catch (IOException | RuntimeException e) {
@@ -161,10 +211,16 @@ public final class QuantizedModelFile {
         }
     }
 
-    private static LinearOp readLayer(SafetensorsFile st, JsonNode l, String name, DecoderModel base, Context ctx, Path file)
-            throws IOException {
+    private static LinearOp readLayer(SafetensorsFile st, JsonNode l, String name, DecoderModel base, Context ctx, Path file,
+                                      int version) throws IOException {
         LinearOp fp = base.linear(name);
         String kind = required(l, "kind", file).asText();
+        if (kind.equals("dgq")) {
+            if (version < VERSION_DGQ) {
+                throw new IOException(file + ": layer " + name + " is of kind 'dgq', which version " + version + " files cannot hold");
+            }
+            return readDgq(st, l, name, fp, ctx, file);
+        }
         boolean hasBias = l.path("hasBias").asBoolean(false);
         int out = fp.outFeatures();
         float[] bias = hasBias ? floats(st, name + ".bias", out) : null;
@@ -196,19 +252,89 @@ public final class QuantizedModelFile {
         return ctx == null ? q : q.on(ctx);
     }
 
-    private static QuantizationReport reportFrom(JsonNode r) {
-        List<QuantizationReport.Row> rows = new ArrayList<>();
-        for (JsonNode n : r.path("layers")) {
-            rows.add(new QuantizationReport.Row(n.path("layer").asText(), Precision.valueOf(n.path("precision").asText()),
-                    n.path("inFeatures").asInt(), n.path("expandedFeatures").asInt(), n.path("outFeatures").asInt(),
-                    number(n.path("threshold")), number(n.path("alpha")), number(n.path("relativeError")),
-                    n.path("flopsPerToken").asLong()));
+    private static LinearOp readDgq(SafetensorsFile st, JsonNode l, String name, LinearOp fp, Context ctx, Path file)
+            throws IOException {
+        if (ctx == null) {
+            throw new IllegalArgumentException(file + ": layer " + name + " is DGQ, which runs on a native context; pass one to load");
         }
-        return QuantizationReport.of(r.path("policy").asText(), rows);
+        int n = fp.outFeatures(), k = fp.inFeatures();
+        if (required(l, "outFeatures", file).asInt() != n || required(l, "inFeatures", file).asInt() != k) {
+            throw new IOException(file + ": DGQ layer " + name + " is " + l.path("outFeatures").asInt() + " x "
+                    + l.path("inFeatures").asInt() + " in the file but " + n + " x " + k + " in the model");
+        }
+        WeightFormat format;
+        ActivationMode mode;
+        try {
+            format = WeightFormat.valueOf(required(l, "format", file).asText());
+        } catch (IllegalArgumentException e) {
+            throw new IOException(file + ": DGQ layer " + name + " has unknown weight format " + l.path("format"), e);
+        }
+        try {
+            mode = ActivationMode.valueOf(required(l, "activationMode", file).asText());
+        } catch (IllegalArgumentException e) {
+            throw new IOException(file + ": DGQ layer " + name + " has unknown activation mode " + l.path("activationMode"), e);
+        }
+        JsonNode gNode = required(l, "group", file);
+        int group = gNode.asInt();
+        if (!gNode.isIntegralNumber() || group < 1 || group > 4096) {
+            throw new IOException(file + ": DGQ layer " + name + " has group size " + gNode + ", which must be an integer in 1..4096");
+        }
+        int kp = (k + group - 1) / group * group;
+        float scale = 1f;
+        if (mode == ActivationMode.STATIC_PER_TENSOR) {
+            JsonNode sc = required(l, "activationScale", file);
+            scale = (float) sc.asDouble();
+            if (!sc.isNumber() || !(scale > 0 && Float.isFinite(scale))) {
+                throw new IOException(file + ": DGQ layer " + name + " has static activation scale " + sc + ", which must be finite and > 0");
+            }
+        }
+        int groups = n * (kp / group);
+        byte[] codes = u8(st, name + ".dgq_codes", SafetensorsDType.U8, (long) n * ((kp + 1) / 2));
+        byte[] gs = u8(st, name + ".dgq_gscale", SafetensorsDType.U8, groups);
+        int[] s2 = new int[groups];
+        for (int i = 0; i < groups; i++) s2[i] = gs[i] & 0xFF;
+        int[] zero = null;
+        if (format == WeightFormat.ASYMMETRIC_UINT4) {
+            byte[] z = u8(st, name + ".dgq_zero", SafetensorsDType.I8, groups);
+            zero = new int[groups];
+            for (int i = 0; i < groups; i++) zero[i] = z[i];
+        } else if (st.tensors().containsKey(name + ".dgq_zero")) {
+            throw new IOException(file + ": DGQ layer " + name + " is " + format + " but has zero points");
+        }
+        float[] cscale = floats(st, name + ".dgq_cscale", n);
+        for (int j = 0; j < n; j++) {
+            if (!Float.isFinite(cscale[j])) throw new IOException(file + ": DGQ layer " + name + " channel scale " + j + " is " + cscale[j]);
+        }
+        float[] inv = l.path("hasSmoothing").asBoolean(false) ? floats(st, name + ".dgq_ismooth", k) : null;
+        float[] bias = l.path("hasBias").asBoolean(false) ? floats(st, name + ".bias", n) : null;
+        DgqQuantizedWeights w;
+        try {
+            w = DgqQuantizedWeights.fromPacked(n, kp, group, format, codes, s2, zero, cscale);
+        } catch (IllegalArgumentException e) {
+            throw new IOException(file + ": DGQ layer " + name + " is malformed: " + e.getMessage(), e);
+        }
+        try {
+            return DgqLinear.of(ctx, w, k, bias, inv, mode, scale);
+        } catch (IllegalArgumentException e) {
+            throw new IOException(file + ": DGQ layer " + name + " is malformed: " + e.getMessage(), e);
+        }
     }
 
-    private static double number(JsonNode n) {
-        return n.isNumber() ? n.asDouble() : Double.NaN;
+    private static byte[] u8(SafetensorsFile st, String name, SafetensorsDType dtype, long count) throws IOException {
+        SafetensorsTensorInfo t = st.tensor(name);
+        if (t.dtype() != dtype || t.elementCount() != count) {
+            throw new IOException(st.path() + ": tensor " + name + " must be " + dtype + " with " + count + " elements, is " + t.dtype()
+                    + " with " + t.elementCount());
+        }
+        byte[] out = new byte[Math.toIntExact(count)];
+        st.map(name).get(out);
+        return out;
+    }
+
+    private static byte[] bytes(int[] v) {
+        byte[] b = new byte[v.length];
+        for (int i = 0; i < v.length; i++) b[i] = (byte) v[i];
+        return b;
     }
 
     private static JsonNode required(JsonNode node, String field, Path file) throws IOException {

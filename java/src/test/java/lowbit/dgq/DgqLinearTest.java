@@ -41,7 +41,9 @@ class DgqLinearTest {
             DgqLayerReport r = DgqLayerReport.measure("l", new FloatLinear(layer.weight(), layer.bias(), n, k), layer.bias(), q, x, 9);
             assertEquals(rel, r.relativeError(), 0.0);
             QuantizationReport.Row row = r.toRow();
-            assertEquals("l [DGQ G=" + group + "]", row.layer());
+            assertEquals("l", row.layer());
+            assertEquals("DGQ", row.method());
+            assertEquals(group, row.group());
             assertEquals(2L * n * k, row.flopsPerToken());
         }
     }
@@ -80,9 +82,22 @@ class DgqLinearTest {
         SyntheticLayer layer = SyntheticLayer.create(1, 4, 96);
         CalibrationStats stats = layer.calibrate(layer.activations(1, 8, 0, 1), 8, 8);
         try (Context ctx = Context.open(Backend.CPU)) {
-            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                    () -> DgqLinear.create(ctx, layer.weight(), null, 4, 96, stats, DgqConfig.defaults().withGroup(64)));
-            assertTrue(e.getMessage().contains("group size 64 does not divide K=96"), e.getMessage());
+            // G = 64 does not divide K = 96: the last group is partial (stored and run as 128 columns, zero-padded)
+            try (DgqLinear partial = DgqLinear.create(ctx, layer.weight(), null, 4, 96, stats,
+                    DgqConfig.defaults().withGroup(64).withSearch(20, 80, 8))) {
+                assertEquals(96, partial.inFeatures());
+                assertEquals(128, partial.weights().cols());
+                for (int j = 0; j < 4; j++) {
+                    for (int c = 96; c < 128; c++) assertEquals(0, partial.weights().w8(j, c), "padding column " + c);
+                }
+                float[] x = layer.activations(2, 3, 0, 1);
+                float[] y = new float[3 * 4];
+                partial.forward(x, 3, y);
+                assertArrayEquals(partial.simulate(x, 3), y, 0f);
+                double rel = DgqLayerReport.relativeError(new FloatLinear(layer.weight(), null, 4, 96), null, partial, x, 3);
+                assertTrue(rel < 0.05, "partial-group relative error " + rel);
+            }
+            IllegalArgumentException e;
             CalibrationStats other = CalibrationStats.create("other", 95);
             e = assertThrows(IllegalArgumentException.class,
                     () -> DgqLinear.create(ctx, layer.weight(), null, 4, 96, other, DgqConfig.defaults().withGroup(32)));

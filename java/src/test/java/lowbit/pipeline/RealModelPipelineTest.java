@@ -148,10 +148,11 @@ class RealModelPipelineTest {
         long headerLength = ByteBuffer.wrap(bytes, 0, 8).order(ByteOrder.LITTLE_ENDIAN).getLong();
         String header = new String(bytes, 8, (int) headerLength, StandardCharsets.UTF_8);
 
-        Path v2 = dir.resolve("v2.safetensors");
-        Files.write(v2, withHeader(bytes, headerLength, header.replace("\\\"version\\\":1", "\\\"version\\\":2")));
-        IOException e = assertThrows(IOException.class, () -> QuantizedModelFile.load(v2, load(), null));
-        assertTrue(e.getMessage().contains("version 2"), e.getMessage());
+        // version 2 (DGQ layers) is read too; an unknown version is refused
+        Path v7 = dir.resolve("v7.safetensors");
+        Files.write(v7, withHeader(bytes, headerLength, header.replace("\\\"version\\\":1", "\\\"version\\\":7")));
+        IOException e = assertThrows(IOException.class, () -> QuantizedModelFile.load(v7, load(), null));
+        assertTrue(e.getMessage().contains("version 7"), e.getMessage());
 
         Path other = dir.resolve("other.safetensors");
         Files.write(other, withHeader(bytes, headerLength, header.replace("lowbit-quantized-model", "lowbit-quantized-modem")));
