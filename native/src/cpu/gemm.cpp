@@ -24,6 +24,16 @@
 //    so the int32 accumulator never exists beyond one strip of one task, and
 //    the epilogue runs on contiguous row segments (vectorizable).
 //
+// 2b. Small M (decode, M = 1..4 rows of S8 A) on a kernel with a gemv
+//    function: the GEMM is then bound by reading B once, so the output columns
+//    are split into at most one contiguous range per thread (16-column
+//    aligned), and only when each range has at least kMinGemvTaskBytes of
+//    weights (below that, handing a task to a pool worker costs more than it
+//    saves). The gemv kernel streams B's rows straight from memory (S4 nibbles
+//    are split in registers; A is put in nibble order once per call, see
+//    gemv_s4_order), into a per-thread M x range int32 strip, then the same
+//    epilogue runs on it.
+//
 // 3. Epilogue (epilogue.h): raw int32 for S32 output, otherwise
 //    ((float)acc * a_scale) * b_scale (+ bias) to F32/F16/BF16. It is portable
 //    code shared by all ISA paths, so the paths are bit-identical.
@@ -46,9 +56,16 @@ namespace {
 constexpr int64_t kBBlockBytes = 384 * 1024;  // target size of one task's B block
 constexpr int64_t kMinTaskMacs = 1 << 18;     // less work than this per task is not worth a thread
 constexpr int64_t kTasksPerThread = 3;
+// Small M: weight bytes per task below which a GEMM is not split further.
+// 32 KB splits every SmolLM2-135M decode GEMM (the smallest, attn_k/v in W4,
+// is 55 KB) over 2 threads and keeps toy shapes inline; hot-cache handoff to a
+// spinning pool worker costs ~1-2 us, i.e. about 32 KB of weight reads.
+constexpr int64_t kMinGemvTaskBytes = 32 * 1024;
+constexpr int64_t kMaxGemvRows = 4;
 
 thread_local Scratch t_b_scratch;      // unpacked S4 rows of B for the current task
 thread_local Scratch t_strip_scratch;  // MR x NB int32 tile strip
+thread_local Scratch t_a_scratch;      // small M, S4 B: A rows in nibble order
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
@@ -67,6 +84,62 @@ GemmKernel select_kernel(int isa) {
     }
 }
 
+// One row of k int8 in the order the gemv kernels pair with packed S4 rows:
+// per 128 elements (64 packed bytes), the 64 even elements (low nibbles), then
+// the 64 odd ones (high nibbles); zero beyond k, up to round_up(k, 128).
+void gemv_s4_order(const int8_t* row, int64_t k, int8_t* dst) {
+    const int64_t padded = round_up(k, 128);
+    std::fill(dst, dst + padded, static_cast<int8_t>(0));
+    for (int64_t t = 0; t < k; ++t) {
+        const int64_t r = t & 127;
+        dst[(t - r) + (r & 1) * 64 + (r >> 1)] = row[t];
+    }
+}
+
+// Section 2b of the file comment: m <= kMaxGemvRows, S8 A, kern.gemv set.
+void gemm_small_m(const GemmArgs& g, const GemmKernel& kern, int threads) {
+    const int64_t m = g.m, n = g.n, k = g.k;
+    const bool s4 = g.b_type == LOWBIT_S4;
+    const uint32_t offset = s4 ? kern.gemv_offset_s4 : kern.gemv_offset_s8;
+    const int8_t* a = static_cast<const int8_t*>(g.a);
+    int64_t lda = g.lda;
+    uint32_t correction[kMaxGemvRows] = {0, 0, 0, 0};
+    for (int64_t i = 0; i < m; ++i) correction[i] = offset * row_sum(a + i * g.lda, k);
+    if (s4) {
+        lda = round_up(k, 128);
+        int8_t* ordered = static_cast<int8_t*>(t_a_scratch.get(static_cast<size_t>(m * lda)));
+        for (int64_t i = 0; i < m; ++i) gemv_s4_order(a + i * g.lda, k, ordered + i * lda);
+        a = ordered;
+    }
+    const uint8_t* b = static_cast<const uint8_t*>(g.b);
+    const int64_t ldb = s4 ? g.ldb / 2 : g.ldb;  // bytes
+    const int64_t row_bytes = s4 ? (k + 1) / 2 : k;
+
+    const int64_t t = threads <= 0 ? hardware_threads() : threads;
+    const double bytes = static_cast<double>(n) * static_cast<double>(row_bytes);
+    const int64_t want = static_cast<int64_t>(std::max(1.0, std::min(static_cast<double>(t), bytes / kMinGemvTaskBytes)));
+    const int64_t nb = round_up(ceil_div(n, want), 16);
+    const int64_t tasks = ceil_div(n, nb);
+    const int64_t ebytes = g.out_type == LOWBIT_S32 ? 4 : out_elem_bytes(g.out_type);
+
+    parallel_for(tasks, threads, [&](int64_t task) {
+        const int64_t j0 = task * nb, j1 = std::min(n, j0 + nb), w = j1 - j0;
+        int32_t* strip = static_cast<int32_t*>(t_strip_scratch.get(static_cast<size_t>(m * w) * sizeof(int32_t)));
+        kern.gemv(a, lda, static_cast<int>(m), b + j0 * ldb, ldb, s4, k, w, strip, w);
+        for (int64_t row = 0; row < m; ++row) {
+            EpilogueRow e{0.0f, nullptr, false, nullptr, g.out_type};
+            if (g.out_type != LOWBIT_S32) {
+                e.a_scale = g.a_scales[g.a_scale_count == 1 ? 0 : row];
+                e.b_per_column = g.b_scale_count != 1;
+                e.b_scale = e.b_per_column ? g.b_scales + j0 : g.b_scales;
+                e.bias = g.bias ? g.bias + j0 : nullptr;
+            }
+            epilogue_span(strip + row * w, w, correction[row], e,
+                          static_cast<char*>(g.out) + (row * g.ldo + j0) * ebytes);
+        }
+    });
+}
+
 // The task grid: MB x NB blocks.
 struct Blocking {
     int64_t mb, nb, m_blocks, n_blocks;
@@ -76,8 +149,10 @@ Blocking choose_blocking(int64_t m, int64_t n, int64_t k, const GemmKernel& kern
     const int64_t t = threads <= 0 ? hardware_threads() : threads;
     // In double: m * n * k can exceed int64 for (absurd) valid shapes.
     const double macs = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+    // Small M is bound by reading B: split it by B's bytes, as gemm_small_m does.
+    const double min_task = m <= kMaxGemvRows ? static_cast<double>(kMinGemvTaskBytes * m) : static_cast<double>(kMinTaskMacs);
     const int64_t target = static_cast<int64_t>(
-        std::max(1.0, std::min(static_cast<double>(t * kTasksPerThread), macs / kMinTaskMacs)));
+        std::max(1.0, std::min(static_cast<double>(t * kTasksPerThread), macs / min_task)));
     const int64_t m_panels = ceil_div(m, kern.mr), n_panels = ceil_div(n, kern.nr);
 
     Blocking b;
@@ -101,6 +176,10 @@ Blocking choose_blocking(int64_t m, int64_t n, int64_t k, const GemmKernel& kern
 
 void gemm(const GemmArgs& g, int isa, int threads) {
     const GemmKernel kern = select_kernel(isa);
+    if (kern.gemv != nullptr && g.m >= 1 && g.m <= kMaxGemvRows && g.n >= 1 && g.k >= 1 && g.a_type == LOWBIT_S8) {
+        gemm_small_m(g, kern, threads);
+        return;
+    }
     const int64_t m = g.m, n = g.n, k = g.k;
     const int64_t unpacked_ld = round_up(k, 64);
 

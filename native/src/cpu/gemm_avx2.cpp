@@ -98,7 +98,7 @@ void unpack_s4_avx2(const uint8_t* src, int64_t k, int8_t* dst) {
 
 }  // namespace
 
-GemmKernel gemm_kernel_avx2() { return GemmKernel{"avx2", kMR, kNR, 0, tile_avx2, unpack_s4_avx2}; }
+GemmKernel gemm_kernel_avx2() { return GemmKernel{"avx2", kMR, kNR, 0, tile_avx2, unpack_s4_avx2, nullptr, 0, 0}; }
 
 }  // namespace cpu
 }  // namespace lowbit

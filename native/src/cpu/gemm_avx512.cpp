@@ -130,6 +130,138 @@ void tile_vnni(const int8_t* a, int64_t lda, const int8_t* b, int64_t ldb, int64
     }
 }
 
+// ---- small-M (decode) kernel ------------------------------------------------
+//
+// m = 1..4 rows of A against the weight rows, NR = 4 weight rows per step, so
+// that every weight byte is loaded exactly once and 4 streams run ahead of
+// the hardware prefetcher; up to 16 accumulators (named, as above). S8 B: per
+// 64-byte K step, 4 B loads + XOR 0x80, m A loads, 4m vpdpbusd; the K tail is
+// a masked load (nothing read past a row). S4 B: per 64 packed bytes (128
+// elements), 4 B loads, XOR 0x88 (both nibbles: v + 8 in 0..15, unsigned),
+// low nibbles = & 0x0F, high nibbles = (>> 4) & 0x0F, then vpdpbusd against
+// the even and the odd elements of A, which the driver laid out in that order
+// (no unpacked copy of B is ever written). Masked-off B bytes read as 0 ->
+// nibble 8, paired with the zero padding of A.
+#define LOWBIT_GEMV_ROW_S8(i)                                                          \
+    if (M > i) {                                                                       \
+        const __m512i av = _mm512_maskz_loadu_epi8(mask, a + i * lda + kk);            \
+        c##i##0 = _mm512_dpbusd_epi32(c##i##0, b0, av);                                \
+        if (NR > 1) c##i##1 = _mm512_dpbusd_epi32(c##i##1, b1, av);                    \
+        if (NR > 2) c##i##2 = _mm512_dpbusd_epi32(c##i##2, b2, av);                    \
+        if (NR > 3) c##i##3 = _mm512_dpbusd_epi32(c##i##3, b3, av);                    \
+    }
+#define LOWBIT_GEMV_ROW_S4(i)                                                          \
+    if (M > i) {                                                                       \
+        const __m512i ae = _mm512_load_si512(a + i * lda + 2 * kk);                    \
+        const __m512i ao = _mm512_load_si512(a + i * lda + 2 * kk + 64);               \
+        c##i##0 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(c##i##0, l0, ae), h0, ao);   \
+        if (NR > 1) c##i##1 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(c##i##1, l1, ae), h1, ao); \
+        if (NR > 2) c##i##2 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(c##i##2, l2, ae), h2, ao); \
+        if (NR > 3) c##i##3 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(c##i##3, l3, ae), h3, ao); \
+    }
+#define LOWBIT_GEMV_S4_SPLIT(j)                                                        \
+    const __m512i w##j = NR > j ? _mm512_xor_si512(_mm512_maskz_loadu_epi8(mask, b + j * ldb + kk), flip) : z; \
+    const __m512i l##j = _mm512_and_si512(w##j, lo4);                                  \
+    const __m512i h##j = _mm512_and_si512(_mm512_srli_epi16(w##j, 4), lo4);
+// Software prefetch kGemvPrefetchBytes ahead in each of the NR weight rows:
+// one 64-byte line per row per step, as many as the step consumes. Weight
+// rows are contiguous in a GEMV, so this runs ahead along the whole B stream;
+// the hardware prefetchers alone ramp up too slowly on the short (0.3-1.5 KB)
+// rows of small decode layers. A prefetch never faults, so no bounds check;
+// the address is formed in integer arithmetic.
+constexpr uintptr_t kGemvPrefetchBytes = 8192;
+#define LOWBIT_GEMV_PREFETCH                                                                        \
+    {                                                                                               \
+        const uintptr_t p = reinterpret_cast<uintptr_t>(b) + static_cast<uintptr_t>(kk) + kGemvPrefetchBytes; \
+        _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0);                                \
+        if (NR > 1) _mm_prefetch(reinterpret_cast<const char*>(p + static_cast<uintptr_t>(ldb)), _MM_HINT_T0);     \
+        if (NR > 2) _mm_prefetch(reinterpret_cast<const char*>(p + 2 * static_cast<uintptr_t>(ldb)), _MM_HINT_T0); \
+        if (NR > 3) _mm_prefetch(reinterpret_cast<const char*>(p + 3 * static_cast<uintptr_t>(ldb)), _MM_HINT_T0); \
+    }
+#define LOWBIT_GEMV_STORE(i) \
+    if (M > i) _mm_mask_storeu_epi32(c + i * ldc, store_mask, reduce4(c##i##0, c##i##1, c##i##2, c##i##3));
+
+template <int M, int NR, bool S4>
+void gemv_vnni_fixed(const int8_t* a, int64_t lda, const uint8_t* b, int64_t ldb, int64_t k, int32_t* c,
+                     int64_t ldc) {
+    static_assert(M >= 1 && M <= 4 && NR >= 1 && NR <= 4, "gemv shape");
+    const __m512i z = _mm512_setzero_si512();
+    __m512i c00 = z, c01 = z, c02 = z, c03 = z, c10 = z, c11 = z, c12 = z, c13 = z;
+    __m512i c20 = z, c21 = z, c22 = z, c23 = z, c30 = z, c31 = z, c32 = z, c33 = z;
+    if (!S4) {
+        const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+        for (int64_t kk = 0; kk < k; kk += 64) {
+            const __mmask64 mask = k - kk >= 64 ? ~__mmask64(0) : _bzhi_u64(~0ULL, static_cast<unsigned>(k - kk));
+            LOWBIT_GEMV_PREFETCH
+            const __m512i b0 = _mm512_xor_si512(_mm512_maskz_loadu_epi8(mask, b + kk), flip);
+            const __m512i b1 = NR > 1 ? _mm512_xor_si512(_mm512_maskz_loadu_epi8(mask, b + ldb + kk), flip) : z;
+            const __m512i b2 = NR > 2 ? _mm512_xor_si512(_mm512_maskz_loadu_epi8(mask, b + 2 * ldb + kk), flip) : z;
+            const __m512i b3 = NR > 3 ? _mm512_xor_si512(_mm512_maskz_loadu_epi8(mask, b + 3 * ldb + kk), flip) : z;
+            LOWBIT_GEMV_ROW_S8(0)
+            LOWBIT_GEMV_ROW_S8(1)
+            LOWBIT_GEMV_ROW_S8(2)
+            LOWBIT_GEMV_ROW_S8(3)
+        }
+    } else {
+        const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x88));
+        const __m512i lo4 = _mm512_set1_epi8(0x0F);
+        const int64_t kb = (k + 1) / 2;  // packed bytes per row
+        for (int64_t kk = 0; kk < kb; kk += 64) {
+            const __mmask64 mask = kb - kk >= 64 ? ~__mmask64(0) : _bzhi_u64(~0ULL, static_cast<unsigned>(kb - kk));
+            LOWBIT_GEMV_PREFETCH
+            LOWBIT_GEMV_S4_SPLIT(0)
+            LOWBIT_GEMV_S4_SPLIT(1)
+            LOWBIT_GEMV_S4_SPLIT(2)
+            LOWBIT_GEMV_S4_SPLIT(3)
+            LOWBIT_GEMV_ROW_S4(0)
+            LOWBIT_GEMV_ROW_S4(1)
+            LOWBIT_GEMV_ROW_S4(2)
+            LOWBIT_GEMV_ROW_S4(3)
+        }
+    }
+    const __mmask8 store_mask = static_cast<__mmask8>((1u << NR) - 1);
+    LOWBIT_GEMV_STORE(0)
+    LOWBIT_GEMV_STORE(1)
+    LOWBIT_GEMV_STORE(2)
+    LOWBIT_GEMV_STORE(3)
+}
+
+#undef LOWBIT_GEMV_ROW_S8
+#undef LOWBIT_GEMV_ROW_S4
+#undef LOWBIT_GEMV_S4_SPLIT
+#undef LOWBIT_GEMV_STORE
+#undef LOWBIT_GEMV_PREFETCH
+
+template <int M, bool S4>
+void gemv_vnni_m(const int8_t* a, int64_t lda, const uint8_t* b, int64_t ldb, int64_t k, int64_t n, int32_t* c,
+                 int64_t ldc) {
+    int64_t j = 0;
+    for (; j + 4 <= n; j += 4) gemv_vnni_fixed<M, 4, S4>(a, lda, b + j * ldb, ldb, k, c + j, ldc);
+    switch (n - j) {
+        case 1: gemv_vnni_fixed<M, 1, S4>(a, lda, b + j * ldb, ldb, k, c + j, ldc); break;
+        case 2: gemv_vnni_fixed<M, 2, S4>(a, lda, b + j * ldb, ldb, k, c + j, ldc); break;
+        case 3: gemv_vnni_fixed<M, 3, S4>(a, lda, b + j * ldb, ldb, k, c + j, ldc); break;
+        default: break;
+    }
+}
+
+template <bool S4>
+void gemv_vnni_t(const int8_t* a, int64_t lda, int m, const uint8_t* b, int64_t ldb, int64_t k, int64_t n,
+                 int32_t* c, int64_t ldc) {
+    switch (m) {
+        case 1: gemv_vnni_m<1, S4>(a, lda, b, ldb, k, n, c, ldc); break;
+        case 2: gemv_vnni_m<2, S4>(a, lda, b, ldb, k, n, c, ldc); break;
+        case 3: gemv_vnni_m<3, S4>(a, lda, b, ldb, k, n, c, ldc); break;
+        default: gemv_vnni_m<4, S4>(a, lda, b, ldb, k, n, c, ldc); break;
+    }
+}
+
+void gemv_vnni(const int8_t* a, int64_t lda, int m, const uint8_t* b, int64_t ldb, bool b_s4, int64_t k, int64_t n,
+               int32_t* c, int64_t ldc) {
+    if (b_s4) gemv_vnni_t<true>(a, lda, m, b, ldb, k, n, c, ldc);
+    else gemv_vnni_t<false>(a, lda, m, b, ldb, k, n, c, ldc);
+}
+
 // 32 packed bytes -> 64 int8, as in gemm_avx2.cpp: zero-extend bytes to words
 // 0x00HL, (w | w << 4) & 0x0F0F (one vpternlog) gives L, H in natural order,
 // (v ^ 8) - 8 sign-extends.
@@ -147,7 +279,7 @@ void unpack_s4_avx512(const uint8_t* src, int64_t k, int8_t* dst) {
 
 }  // namespace
 
-GemmKernel gemm_kernel_avx512() { return GemmKernel{"avx512vnni", kMR, kNR, 128, tile_vnni, unpack_s4_avx512}; }
+GemmKernel gemm_kernel_avx512() { return GemmKernel{"avx512vnni", kMR, kNR, 128, tile_vnni, unpack_s4_avx512, gemv_vnni, 128, 8}; }
 
 }  // namespace cpu
 }  // namespace lowbit

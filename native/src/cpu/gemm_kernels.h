@@ -32,6 +32,20 @@ using GemmTileFn = void (*)(const int8_t* a, int64_t lda, const int8_t* b, int64
 // to sign-extended int8 in natural element order.
 using UnpackS4Fn = void (*)(const uint8_t* src, int64_t k, int8_t* dst);
 
+// Small-M ("decode") kernel, m = 1..4 rows of A against n rows of B:
+//
+//     c[i * ldc + j] = sum_k A[i][k] * B'[j][k]          (int32, wrapping)
+//
+// B' = B + offset (GemmKernel::gemv_offset_s8 / _s4), corrected by the driver
+// as for the tile kernel. S8 B: b holds n rows of k int8 (ldb bytes apart), a
+// holds m rows of k int8 (lda apart, natural order). S4 B: b holds n rows of
+// ceil(k/2) packed bytes (ldb bytes apart; the unused high nibble of an odd
+// row end may hold anything) and a holds the rows in "nibble order" (see
+// gemv_s4_order in gemm.cpp): per 128 elements, the 64 even ones then the 64
+// odd ones, zero-padded to a multiple of 128 (lda >= that, a multiple of 64).
+using GemvFn = void (*)(const int8_t* a, int64_t lda, int m, const uint8_t* b, int64_t ldb, bool b_s4, int64_t k,
+                        int64_t n, int32_t* c, int64_t ldc);
+
 struct GemmKernel {
     const char* name;
     int mr;            // rows of A per tile (MR)
@@ -39,6 +53,9 @@ struct GemmKernel {
     uint32_t b_offset; // 0, or 128 when the kernel computes with B + 128
     GemmTileFn tile;
     UnpackS4Fn unpack_s4;  // same results on every ISA, vectorized where possible
+    GemvFn gemv;           // small-M kernel, or null (the driver then uses tile)
+    uint32_t gemv_offset_s8;  // B' = B + this for S8 B in gemv
+    uint32_t gemv_offset_s4;  // B' = B + this for S4 B in gemv
 };
 
 void unpack_s4_scalar(const uint8_t* src, int64_t k, int8_t* dst);

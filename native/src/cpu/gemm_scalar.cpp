@@ -39,7 +39,7 @@ void unpack_s4_scalar(const uint8_t* src, int64_t k, int8_t* dst) {
     if (k & 1) dst[k - 1] = static_cast<int8_t>(((src[pairs] & 0x0F) ^ 0x08) - 0x08);
 }
 
-GemmKernel gemm_kernel_scalar() { return GemmKernel{"scalar", kMR, kNR, 0, tile_scalar, unpack_s4_scalar}; }
+GemmKernel gemm_kernel_scalar() { return GemmKernel{"scalar", kMR, kNR, 0, tile_scalar, unpack_s4_scalar, nullptr, 0, 0}; }
 
 }  // namespace cpu
 }  // namespace lowbit

@@ -34,6 +34,12 @@ final class NativeLinearKernel implements LinearKernel {
     private final Tensor bias;
     private final ExpansionPlan plan;
     private final Granularity activationGranularity;
+    /**
+     * The flatten plan is the identity (column j from column j, multiplier 1): then x' = x exactly
+     * (x * 1.0f == x, and a non-finite x is reported at the same column), so each call runs the
+     * plain {@code lowbit_quantize}, which skips the plan's gather and its per-call validation.
+     */
+    private final boolean identityPlan;
     private final java.util.Deque<Scratch> pool = new java.util.ArrayDeque<>();
     private boolean closed;
 
@@ -93,6 +99,7 @@ final class NativeLinearKernel implements LinearKernel {
             b = bv == null ? null : ctx.upload(bv, 1, bv.length);
             FlattenPlan p = layer.plan();
             this.plan = ctx.uploadPlan(p.sourceChannels(), p.multipliers(), p.inFeatures());
+            this.identityPlan = isIdentity(p);
         } catch (RuntimeException e) {
             if (qw != null) qw.close();
             if (b != null) b.close();
@@ -179,11 +186,26 @@ final class NativeLinearKernel implements LinearKernel {
 
     /** Flattens and quantizes {@code xt} into {@code qa} (static: with its preset scale). */
     private void quantizeInto(Tensor xt, QuantizedTensor qa) {
-        if (layer.activationMode() == QuantConfig.ActivationScale.STATIC) {
+        boolean fixed = layer.activationMode() == QuantConfig.ActivationScale.STATIC;
+        if (identityPlan) {
+            if (fixed) ctx.quantizeWithScales(xt, qa);
+            else ctx.quantizeInto(xt, qa);
+        } else if (fixed) {
             ctx.flattenQuantizeWithScales(xt, plan, qa);
         } else {
             ctx.flattenQuantizeInto(xt, plan, qa);
         }
+    }
+
+    /** Whether {@code p} maps column j to column j with multiplier exactly 1 and no padding. */
+    static boolean isIdentity(FlattenPlan p) {
+        int[] src = p.sourceChannels();
+        float[] mult = p.multipliers();
+        if (src.length != p.inFeatures()) return false;
+        for (int j = 0; j < src.length; j++) {
+            if (src[j] != j || Float.floatToRawIntBits(mult[j]) != Float.floatToRawIntBits(1.0f)) return false;
+        }
+        return true;
     }
 
     /** The flattened, quantized activations as the GEMM sees them (caller closes). */

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
 import java.util.concurrent.ExecutorService;
@@ -105,6 +106,49 @@ class NativeLinearKernelTest {
             }
         }
         assertEquals(true, checked >= 4 * 3 * 3 * 3 * 2, "at least the scalar level ran: " + checked);
+    }
+
+    @Test
+    void identityPlanIsRecognized() {
+        assertEquals(true, NativeLinearKernel.isIdentity(FlattenPlan.identity(7)));
+        assertEquals(false, NativeLinearKernel.isIdentity(FlattenPlan.ofCopies(new int[] {1, 2, 1})));
+        assertEquals(false, NativeLinearKernel.isIdentity(FlattenPlan.identity(3).withInputScale(new double[] {1, 0.5, 1})));
+        assertEquals(false, NativeLinearKernel.isIdentity(FlattenPlan.identity(5).paddedTo(8)));
+    }
+
+    /** Decode-sized calls (M = 1..4, layers large enough for the native N split) equal the Java kernel bit for bit. */
+    @Test
+    void decodeSizedCallsEqualJavaBitForBit() {
+        SplittableRandom r = new SplittableRandom(23);
+        int k = 577, n = 1539;
+        float[] w = gaussian(r, n * k, 0.1);
+        float[] bias = gaussian(r, n, 1);
+        for (int bits : new int[] {8, 4}) {
+            for (FlattenPlan plan : List.of(FlattenPlan.identity(k), FlattenPlan.identity(k).withInputScale(scales(r, k)))) {
+                QuantizedLinear java = QuantizedLinear.create(w, bias, n, k, plan, bits, 8, true, null,
+                        QuantConfig.ActivationScale.DYNAMIC_PER_TOKEN, Float.NaN);
+                try (QuantizedLinear nat = java.on(ctx)) {
+                    for (int m = 1; m <= 4; m++) {
+                        float[] x = gaussian(r, m * k, 1);
+                        float[] yj = new float[m * n];
+                        float[] yn = new float[m * n];
+                        java.forward(x, m, yj);
+                        Arrays.fill(yn, Float.NaN);
+                        nat.forward(x, m, yn);
+                        for (int i = 0; i < yj.length; i++) {
+                            assertEquals(Float.floatToIntBits(yj[i]), Float.floatToIntBits(yn[i]),
+                                    "W" + bits + "A8 M=" + m + " output " + i + " K'=" + plan.expandedFeatures());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private static double[] scales(SplittableRandom r, int k) {
+        double[] s = new double[k];
+        for (int j = 0; j < k; j++) s[j] = Math.exp(r.nextGaussian() * 0.5);
+        return s;
     }
 
     @Test
