@@ -118,8 +118,8 @@ final class HfLlamaWeights implements WeightSource {
 
     /** Per-frequency divisors of a {@code llama3} rope_scaling (as llama.cpp's converter computes them), or null. */
     private static float[] llama3Factors(HfCheckpoint hf, LlamaConfig c) throws MalformedModelException {
-        JsonNode s = hf.config().get("rope_scaling");
-        if (s == null || s.isNull() || !LlamaConfig.ropeScalingType(s).equals("llama3")) return null;
+        JsonNode s = LlamaConfig.ropeScaling(hf);
+        if (s == null || !LlamaConfig.ropeScalingType(s).equals("llama3")) return null;
         double factor = s.path("factor").asDouble(8.0);
         double low = s.path("low_freq_factor").asDouble(1.0);
         double high = s.path("high_freq_factor").asDouble(4.0);

@@ -92,8 +92,8 @@ public record LlamaConfig(
         }
         int kvHeads = hf.intValue("num_key_value_heads", heads);
         double scale = 1.0;
-        JsonNode scaling = hf.config().get("rope_scaling");
-        if (scaling != null && !scaling.isNull()) {
+        JsonNode scaling = ropeScaling(hf);
+        if (scaling != null) {
             String kind = ropeScalingType(scaling);
             if (kind.equals("linear")) {
                 scale = scaling.path("factor").asDouble(Double.NaN);
@@ -108,8 +108,33 @@ public record LlamaConfig(
         int context = hf.intValue("max_position_embeddings");
         int window = hf.intValue("sliding_window", context);
         return new LlamaConfig(hf.intValue("num_hidden_layers"), dim, hf.intValue("intermediate_size"), heads, kvHeads, headDim,
-                headDim, hf.doubleValue("rope_theta", 10000.0), scale, (float) hf.doubleValue("rms_norm_eps"),
+                headDim, ropeTheta(hf), scale, (float) hf.doubleValue("rms_norm_eps"),
                 Math.min(context, window), hf.intValue("vocab_size"));
+    }
+
+    /**
+     * The RoPE scaling object: {@code rope_scaling} (transformers 4), else {@code rope_parameters}
+     * (transformers 5 writes the type, factors and theta there and no top-level keys); null if neither.
+     */
+    static JsonNode ropeScaling(HfCheckpoint hf) {
+        for (String key : new String[] {"rope_scaling", "rope_parameters"}) {
+            JsonNode n = hf.config().get(key);
+            if (n != null && !n.isNull()) {
+                return n;
+            }
+        }
+        return null;
+    }
+
+    /** {@code rope_theta}, top level (transformers 4) or inside {@code rope_parameters} (5); 10000 if absent. */
+    static double ropeTheta(HfCheckpoint hf) throws MalformedModelException {
+        JsonNode params = hf.config().get("rope_parameters");
+        if (!hf.config().has("rope_theta") && params != null && params.has("rope_theta")) {
+            double theta = params.get("rope_theta").asDouble(Double.NaN);
+            if (!(theta > 0)) throw new MalformedModelException("config.json: rope_parameters.rope_theta must be > 0, has " + params, -1);
+            return theta;
+        }
+        return hf.doubleValue("rope_theta", 10000.0);
     }
 
     /** {@code rope_scaling.rope_type} (newer configs) or {@code .type}. */

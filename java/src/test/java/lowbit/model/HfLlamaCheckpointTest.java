@@ -97,6 +97,34 @@ class HfLlamaCheckpointTest {
         return n;
     }
 
+    /**
+     * transformers 5 writes RoPE settings only inside {@code rope_parameters} (no top-level
+     * rope_theta / rope_scaling); a loader reading only the top level would silently use theta 10000.
+     */
+    @Test
+    void ropeParametersOfTransformers5AreRead() throws IOException {
+        ObjectNode config = llamaConfig(TINY);
+        config.remove("rope_theta");
+        config.remove("rope_scaling");
+        ObjectNode params = config.putObject("rope_parameters");
+        params.put("rope_type", "default");
+        params.put("rope_theta", 500000.0);
+        Path dir = checkpoint("rope5", tinyWeights(3, false), SafetensorsDType.F32, 1, config);
+        try (HfCheckpoint hf = HfCheckpoint.open(dir)) {
+            LlamaConfig c = LlamaConfig.fromHf(hf);
+            assertEquals(500000.0, c.ropeFreqBase());
+            assertEquals(1.0, c.ropeScale());
+        }
+        params.put("rope_type", "linear");
+        params.put("factor", 4.0);
+        Path linear = checkpoint("rope5-linear", tinyWeights(3, false), SafetensorsDType.F32, 1, config);
+        try (HfCheckpoint hf = HfCheckpoint.open(linear)) {
+            LlamaConfig c = LlamaConfig.fromHf(hf);
+            assertEquals(500000.0, c.ropeFreqBase());
+            assertEquals(4.0, c.ropeScale());
+        }
+    }
+
     // ---- tiny random checkpoints -----------------------------------------------------------------
 
     private static final LlamaConfig TINY = new LlamaConfig(2, 16, 24, 4, 2, 4, 4, 10000.0, 1.0, 1e-5f, 32, 40);
