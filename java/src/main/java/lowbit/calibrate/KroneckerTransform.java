@@ -27,10 +27,15 @@ public final class KroneckerTransform {
 
     /**
      * FlatQuant's factor sizes (n1, n2), n1·n2 = n, n1 ≤ n2: the smallest {@code a ≥ ⌈√n⌉} with
-     * {@code a² − n} a perfect square {@code b²} gives {@code (a − b, a + b)}.
+     * {@code a² − n} a perfect square {@code b²} gives {@code (a − b, a + b)}. No such pair exists
+     * when {@code n ≡ 2 (mod 4)} ({@code a − b} and {@code a + b} have equal parity, so their product
+     * is odd or a multiple of 4): those sizes are refused rather than searched forever.
      */
     public static int[] decompose(int n) {
         if (n < 1) throw new IllegalArgumentException("dimension " + n + " must be >= 1");
+        if (n % 4 == 2) {
+            throw new IllegalArgumentException("dimension " + n + " (2 mod 4) has no factorization (a - b)(a + b)");
+        }
         long a = (long) Math.ceil(Math.sqrt(n));
         while (true) {
             long d = a * a - n;

@@ -3,6 +3,7 @@ package lowbit.calibrate;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.ArrayList;
@@ -23,6 +24,10 @@ class ParamKindsTest {
         assertArrayEquals(new int[] {86, 128}, KroneckerTransform.decompose(11008));
         assertArrayEquals(new int[] {1, 13}, KroneckerTransform.decompose(13));
         assertThrows(IllegalArgumentException.class, () -> KroneckerTransform.decompose(0));
+        assertTimeoutPreemptively(java.time.Duration.ofSeconds(5),
+                () -> assertThrows(IllegalArgumentException.class, () -> KroneckerTransform.decompose(578)));
+        assertTimeoutPreemptively(java.time.Duration.ofSeconds(5),
+                () -> assertThrows(IllegalArgumentException.class, () -> KroneckerTransform.decompose(6)));
     }
 
     @Test
