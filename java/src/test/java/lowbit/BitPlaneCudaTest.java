@@ -8,10 +8,6 @@ import java.util.Random;
 import lowbit.abq.AbqLinear;
 import lowbit.abq.ActivationQuantizer;
 import lowbit.abq.WeightQuantizer;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -21,27 +17,7 @@ import org.junit.jupiter.api.Test;
  * larger), K not a multiple of 64/256/512, and the CPU backend's bits on LLaMA-sized layers.
  * Skipped, visibly, without a CUDA device.
  */
-@Tag("gpu")
-class BitPlaneCudaTest {
-    private static Context gpu;
-    private static Context cpu;
-
-    @BeforeAll
-    static void open() {
-        int devices = Lowbit.cudaDeviceCount();
-        Assumptions.assumeTrue(devices > 0, "no CUDA device on this host (" + Lowbit.buildInfo() + "): GPU tests skipped");
-        gpu = Context.open(Backend.CUDA);
-        cpu = Context.open(Backend.CPU);
-    }
-
-    @AfterAll
-    static void close() {
-        if (gpu != null) {
-            gpu.close();
-            cpu.close();
-        }
-    }
-
+class BitPlaneCudaTest extends GpuTestBase {
     @Test
     void gemmMatchesJavaForTheAbqWidths() {
         int[][] widths = BitPlaneKernelTest.WIDTHS;

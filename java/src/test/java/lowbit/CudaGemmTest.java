@@ -8,10 +8,7 @@ import static org.junit.jupiter.api.Assertions.fail;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -24,27 +21,7 @@ import org.junit.jupiter.api.Test;
  * when a tuned configuration is forced. Skipped without a CUDA device; the tuned-kernel tests are
  * skipped (visibly) on a GPU that is not sm_90.
  */
-@Tag("gpu")
-class CudaGemmTest {
-    private static Context gpu;
-    private static Context cpu;
-
-    @BeforeAll
-    static void open() {
-        Assumptions.assumeTrue(Lowbit.cudaDeviceCount() > 0,
-                "no CUDA device on this host (" + Lowbit.buildInfo() + "): GPU tests skipped");
-        gpu = Context.open(Backend.CUDA);
-        cpu = Context.open(Backend.CPU);
-    }
-
-    @AfterAll
-    static void close() {
-        if (gpu != null) {
-            gpu.close();
-            cpu.close();
-        }
-    }
-
+class CudaGemmTest extends GpuTestBase {
     /** Operands and scales of one problem, uploaded to one context. */
     private static final class Problem implements AutoCloseable {
         final List<AutoCloseable> owned = new ArrayList<>();

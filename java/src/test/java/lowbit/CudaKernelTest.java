@@ -10,10 +10,6 @@ import java.util.Random;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -21,27 +17,7 @@ import org.junit.jupiter.api.Test;
  * epilogue), and against the CPU backend on larger shapes. Skipped, and counted as skipped, on a
  * host without a CUDA device.
  */
-@Tag("gpu")
-class CudaKernelTest {
-    private static Context gpu;
-    private static Context cpu;
-
-    @BeforeAll
-    static void open() {
-        int devices = Lowbit.cudaDeviceCount();
-        Assumptions.assumeTrue(devices > 0, "no CUDA device on this host (" + Lowbit.buildInfo() + "): GPU tests skipped");
-        gpu = Context.open(Backend.CUDA);
-        cpu = Context.open(Backend.CPU);
-    }
-
-    @AfterAll
-    static void close() {
-        if (gpu != null) {
-            gpu.close();
-            cpu.close();
-        }
-    }
-
+class CudaKernelTest extends GpuTestBase {
     @Test
     void quantizeMatchesReference() {
         long seed = 1;
