@@ -202,14 +202,7 @@ public final class LlamaModel implements DecoderModel {
      */
     @Override
     public void setNormWeight(String name, float[] weight) {
-        float[] target = normArray(name);
-        if (weight.length != target.length) {
-            throw new IllegalArgumentException(name + " has " + target.length + " values, got " + weight.length);
-        }
-        for (float v : weight) {
-            if (!Float.isFinite(v)) throw new IllegalArgumentException(name + ": norm weight " + v + " is not finite");
-        }
-        System.arraycopy(weight, 0, target, 0, target.length);
+        NormValues.set(normArray(name), weight, name);
     }
 
     private float[] normArray(String name) {

@@ -124,7 +124,7 @@ public final class OptModel implements DecoderModel {
 
     @Override
     public void setNormWeight(String name, float[] weight) {
-        set(array(normWeights, name), weight, name);
+        NormValues.set(array(normWeights, name), weight, name);
     }
 
     @Override
@@ -134,7 +134,7 @@ public final class OptModel implements DecoderModel {
 
     @Override
     public void setNormBias(String name, float[] bias) {
-        set(array(normBiases, name), bias, name);
+        NormValues.set(array(normBiases, name), bias, name);
     }
 
     @Override
@@ -146,14 +146,6 @@ public final class OptModel implements DecoderModel {
         float[] a = map.get(name);
         if (a == null) throw new IllegalArgumentException("no LayerNorm " + name + "; names look like blk.0.attn_norm, blk.0.ffn_norm or output_norm");
         return a;
-    }
-
-    private static void set(float[] target, float[] values, String name) {
-        if (values.length != target.length) throw new IllegalArgumentException(name + " has " + target.length + " values, got " + values.length);
-        for (float v : values) {
-            if (!Float.isFinite(v)) throw new IllegalArgumentException(name + ": value " + v + " is not finite");
-        }
-        System.arraycopy(values, 0, target, 0, target.length);
     }
 
     @Override
