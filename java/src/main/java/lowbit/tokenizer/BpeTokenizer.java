@@ -27,22 +27,37 @@ public final class BpeTokenizer {
     private final Map<String, Integer> ids = new HashMap<>();
     private final Map<String, Integer> mergeRanks = new HashMap<>();
     private final List<String> specialTokens = new ArrayList<>();
-    private final PreTokenizer preTokenizer;
+    private final Scheme scheme;
     private final int bosId;
     private final int eosId;
     private final Map<String, int[]> pieceCache = new ConcurrentHashMap<>();
-
-    private final boolean ignoreMerges;
-
-    BpeTokenizer(String[] tokens, int[] types, String[] merges, String pre, int bosId, int eosId) {
-        this(tokens, types, merges, PreTokenizer.forName(pre), false, bosId, eosId);
-    }
+    /** Pieces longer than this (a whole segment when there is no pre-tokenizer) are not cached. */
+    private static final int CACHED_PIECE_CHARS = 64;
 
     /**
-     * {@code ignoreMerges}: a pre-tokenized piece that is itself a vocabulary entry becomes that
-     * token without merging (Hugging Face's {@code ignore_merges}).
+     * How text becomes symbols and back, beside the vocabulary and merges.
+     *
+     * @param byteLevel GPT-2 scheme: a piece's UTF-8 bytes, each as a character of the byte alphabet,
+     *     are the initial symbols; otherwise its Unicode characters are (SentencePiece-style BPE)
+     * @param byteFallback (character scheme) a final symbol not in the vocabulary becomes the {@code
+     *     <0xNN>} tokens of its UTF-8 bytes
+     * @param unkId (character scheme, no byte fallback) the token of unknown symbols, -1: an error
+     * @param ignoreMerges a piece that is itself a vocabulary entry becomes that token without
+     *     merging (Hugging Face's {@code ignore_merges})
+     * @param decoder token strings to text; null: the GPT-2 byte alphabet, control tokens literal
      */
-    BpeTokenizer(String[] tokens, int[] types, String[] merges, PreTokenizer preTokenizer, boolean ignoreMerges, int bosId, int eosId) {
+    record Scheme(Normalizer normalizer, PreTokenizer preTokenizer, boolean byteLevel, boolean byteFallback,
+            int unkId, boolean ignoreMerges, Decoder decoder) {
+        static Scheme gpt2(PreTokenizer pre) {
+            return new Scheme(Normalizer.NONE, pre, true, false, -1, false, null);
+        }
+    }
+
+    BpeTokenizer(String[] tokens, int[] types, String[] merges, String pre, int bosId, int eosId) {
+        this(tokens, types, merges, Scheme.gpt2(PreTokenizer.forName(pre)), bosId, eosId);
+    }
+
+    BpeTokenizer(String[] tokens, int[] types, String[] merges, Scheme scheme, int bosId, int eosId) {
         if (types.length != tokens.length) throw new IllegalArgumentException(types.length + " token types for " + tokens.length + " tokens");
         this.tokens = tokens.clone();
         this.types = types.clone();
@@ -57,8 +72,13 @@ public final class BpeTokenizer {
             if (space < 0) throw new IllegalArgumentException("merge #" + rank + " \"" + m + "\" has no separating space");
             mergeRanks.putIfAbsent(m, rank);
         }
-        this.preTokenizer = preTokenizer;
-        this.ignoreMerges = ignoreMerges;
+        this.scheme = scheme;
+        if (scheme.unkId() >= tokens.length) throw new IllegalArgumentException("unknown-token id " + scheme.unkId() + " is outside the vocabulary");
+        if (scheme.byteFallback()) {
+            for (int b = 0; b < 256; b++) {
+                if (!ids.containsKey(byteTokenName(b))) throw new IllegalArgumentException("byte fallback needs token " + byteTokenName(b) + ", which the vocabulary lacks");
+            }
+        }
         this.bosId = bosId;
         this.eosId = eosId;
     }
@@ -122,11 +142,15 @@ public final class BpeTokenizer {
     /** Token ids of {@code text}, all of it treated as ordinary text. */
     public int[] encode(String text) {
         List<Integer> out = new ArrayList<>();
-        encodeOrdinary(text, out);
+        encodeOrdinary(text, true, out);
         return toArray(out);
     }
 
-    /** Token ids of {@code text}, where control tokens written literally become their ids. */
+    /**
+     * Token ids of {@code text}, where control and user-defined tokens written literally become their
+     * ids (as Hugging Face's {@code encode} does); the ordinary text between them is normalized and
+     * pre-tokenized segment by segment.
+     */
     public int[] encodeWithSpecialTokens(String text) {
         List<Integer> out = new ArrayList<>();
         int start = 0;
@@ -137,12 +161,12 @@ public final class BpeTokenizer {
                 i++;
                 continue;
             }
-            encodeOrdinary(text.substring(start, i), out);
+            encodeOrdinary(text.substring(start, i), start == 0, out);
             out.add(ids.get(special));
             i += special.length();
             start = i;
         }
-        encodeOrdinary(text.substring(start), out);
+        encodeOrdinary(text.substring(start), start == 0, out);
         return toArray(out);
     }
 
@@ -153,62 +177,67 @@ public final class BpeTokenizer {
         return null;
     }
 
-    private void encodeOrdinary(String text, List<Integer> out) {
+    private void encodeOrdinary(String text, boolean atStart, List<Integer> out) {
         if (text.isEmpty()) return;
-        for (String piece : preTokenizer.split(text)) {
-            for (int id : pieceCache.computeIfAbsent(piece, this::encodePiece)) out.add(id);
+        String normalized = scheme.normalizer().apply(text);
+        if (normalized.isEmpty()) return;
+        for (String piece : scheme.preTokenizer().split(normalized, atStart)) {
+            int[] encoded = piece.length() <= CACHED_PIECE_CHARS ? pieceCache.computeIfAbsent(piece, this::encodePiece) : encodePiece(piece);
+            for (int id : encoded) out.add(id);
         }
     }
 
-    /** BPE over one pre-tokenized piece. */
+    /** BPE over one pre-tokenized piece: lowest merge rank first, leftmost first among equal ranks. */
     private int[] encodePiece(String piece) {
-        byte[] utf8 = piece.getBytes(StandardCharsets.UTF_8);
-        List<String> symbols = new ArrayList<>(utf8.length);
-        for (byte b : utf8) symbols.add(String.valueOf(ByteLevelAlphabet.charOf(b & 0xFF)));
-        if (ignoreMerges) {
-            Integer whole = ids.get(String.join("", symbols));
+        List<String> initial = new ArrayList<>(piece.length());
+        if (scheme.byteLevel()) {
+            for (byte b : piece.getBytes(StandardCharsets.UTF_8)) initial.add(String.valueOf(ByteLevelAlphabet.charOf(b & 0xFF)));
+        } else {
+            piece.codePoints().forEach(cp -> initial.add(new String(Character.toChars(cp))));
+        }
+        if (scheme.ignoreMerges()) {
+            Integer whole = ids.get(String.join("", initial));
             if (whole != null) return new int[] {whole};
         }
-        while (symbols.size() > 1) {
-            int bestRank = Integer.MAX_VALUE;
-            int best = -1;
-            for (int i = 0; i + 1 < symbols.size(); i++) {
-                Integer rank = mergeRanks.get(symbols.get(i) + " " + symbols.get(i + 1));
-                if (rank != null && rank < bestRank) {
-                    bestRank = rank;
-                    best = i;
-                }
+        List<String> symbols = BpeMerge.apply(initial, mergeRanks);
+        List<Integer> result = new ArrayList<>(symbols.size());
+        for (String symbol : symbols) {
+            Integer id = ids.get(symbol);
+            if (id != null) {
+                result.add(id);
+            } else if (scheme.byteFallback()) {
+                for (byte b : symbol.getBytes(StandardCharsets.UTF_8)) result.add(ids.get(byteTokenName(b & 0xFF)));
+            } else if (scheme.unkId() >= 0) {
+                // consecutive unknown symbols fuse into one unknown token (fuse_unk)
+                if (result.isEmpty() || result.get(result.size() - 1) != scheme.unkId()) result.add(scheme.unkId());
+            } else {
+                throw new IllegalStateException("symbol " + symbol + " of piece \"" + piece + "\" is not in the vocabulary");
             }
-            if (best < 0) break;
-            String left = symbols.get(best), right = symbols.get(best + 1);
-            List<String> merged = new ArrayList<>(symbols.size());
-            for (int i = 0; i < symbols.size(); i++) {
-                if (i + 1 < symbols.size() && symbols.get(i).equals(left) && symbols.get(i + 1).equals(right)) {
-                    merged.add(left + right);
-                    i++;
-                } else {
-                    merged.add(symbols.get(i));
-                }
-            }
-            symbols = merged;
         }
-        int[] result = new int[symbols.size()];
-        for (int i = 0; i < result.length; i++) {
-            Integer id = ids.get(symbols.get(i));
-            if (id == null) throw new IllegalStateException("symbol " + symbols.get(i) + " of piece \"" + piece + "\" is not in the vocabulary");
-            result[i] = id;
-        }
-        return result;
+        return toArray(result);
+    }
+
+    private static String byteTokenName(int b) {
+        return String.format("<0x%02X>", b);
     }
 
     /** The text of {@code ids}; control tokens appear as their literal text. Invalid UTF-8 becomes U+FFFD. */
     public String decode(int[] ids) {
+        if (scheme.decoder() != null) {
+            List<String> strings = new ArrayList<>(ids.length);
+            for (int id : ids) strings.add(tokens[id]);
+            return scheme.decoder().decode(strings);
+        }
         ByteArrayOutputStream bytes = new ByteArrayOutputStream();
         for (int id : ids) appendBytes(id, bytes);
         return bytes.toString(StandardCharsets.UTF_8);
     }
 
-    /** The raw bytes token {@code id} stands for (a token may hold part of a UTF-8 character). */
+    /**
+     * The raw bytes token {@code id} stands for (a token may hold part of a UTF-8 character), for
+     * streaming output token by token. In the character scheme "▁" stands for a space and {@code
+     * <0xNN>} for its byte; a decoder's removal of the first leading space is not applied here.
+     */
     public byte[] tokenBytes(int id) {
         ByteArrayOutputStream bytes = new ByteArrayOutputStream();
         appendBytes(id, bytes);
@@ -219,6 +248,12 @@ public final class BpeTokenizer {
         String t = tokens[id];
         if (isSpecial(id)) {
             out.writeBytes(t.getBytes(StandardCharsets.UTF_8));
+            return;
+        }
+        if (!scheme.byteLevel()) {
+            int b = Decoder.byteToken(t);
+            if (b >= 0) out.write(b);
+            else out.writeBytes(t.replace("\u2581", " ").getBytes(StandardCharsets.UTF_8));
             return;
         }
         for (int i = 0; i < t.length(); i++) {

@@ -21,11 +21,17 @@ final class PreTokenizer {
     static final String GPT2_REGEX = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
     private static final Pattern GPT2 = Pattern.compile(GPT2_REGEX, Pattern.UNICODE_CHARACTER_CLASS);
 
-    /** One step: appends the pieces of {@code piece} to {@code out}. */
+    /**
+     * One step: appends the pieces of {@code piece} to {@code out}; {@code atStart}: the piece begins
+     * the text being encoded (Metaspace's prepend scheme {@code first} needs to know).
+     */
     @FunctionalInterface
     interface Step {
-        void split(String piece, List<String> out);
+        void split(String piece, boolean atStart, List<String> out);
     }
+
+    /** No pre-tokenization: the whole segment is one piece (SentencePiece-style BPE without a pre-tokenizer). */
+    static final PreTokenizer NONE = new PreTokenizer(List.of());
 
     private final List<Step> steps;
 
@@ -45,7 +51,7 @@ final class PreTokenizer {
 
     /** Hugging Face's {@code ByteLevel}: optionally prefix a space to a piece not starting with one, then GPT-2's regex if {@code useRegex}. */
     static Step byteLevel(boolean addPrefixSpace, boolean useRegex) {
-        return (piece, out) -> {
+        return (piece, atStart, out) -> {
             String p = addPrefixSpace && !piece.startsWith(" ") ? " " + piece : piece;
             if (useRegex) isolate(GPT2, p, out);
             else out.add(p);
@@ -54,7 +60,7 @@ final class PreTokenizer {
 
     /** Hugging Face's {@code Digits}: each numeric character its own piece, or runs of them when not {@code individual}. */
     static Step digits(boolean individual) {
-        return (text, out) -> {
+        return (text, atStart, out) -> {
             int runStart = 0;
             for (int i = 0; i < text.length(); ) {
                 int cp = text.codePointAt(i);
@@ -78,14 +84,46 @@ final class PreTokenizer {
 
     /** Hugging Face's {@code Split} with behaviour {@code Isolated}: every match and every gap between matches is a piece. */
     static Step split(Pattern pattern) {
-        return (piece, out) -> isolate(pattern, piece, out);
+        return (piece, atStart, out) -> isolate(pattern, piece, out);
+    }
+
+    /**
+     * Hugging Face's {@code Metaspace}: spaces become {@code replacement} ("▁"); the replacement is
+     * prepended to a piece that does not start with it when {@code prependScheme} is {@code always},
+     * or is {@code first} and the piece begins the text; {@code split} then cuts before every
+     * replacement character (each piece starts with its "▁").
+     */
+    static Step metaspace(String replacement, String prependScheme, boolean split) {
+        if (!List.of("always", "first", "never").contains(prependScheme)) {
+            throw new IllegalArgumentException("Metaspace prepend_scheme " + prependScheme + " (always, first, never)");
+        }
+        return (piece, atStart, out) -> {
+            String p = piece.replace(" ", replacement);
+            boolean prepend = prependScheme.equals("always") || (prependScheme.equals("first") && atStart);
+            if (prepend && !p.startsWith(replacement)) p = replacement + p;
+            if (!split) {
+                out.add(p);
+                return;
+            }
+            int start = 0;
+            for (int i = p.indexOf(replacement, 1); i >= 0; i = p.indexOf(replacement, i + replacement.length())) {
+                if (i > start) out.add(p.substring(start, i));
+                start = i;
+            }
+            if (start < p.length()) out.add(p.substring(start));
+        };
     }
 
     List<String> split(String text) {
+        return split(text, true);
+    }
+
+    /** The pieces of {@code text}; {@code atStart}: the text begins the input (not after an added token). */
+    List<String> split(String text, boolean atStart) {
         List<String> pieces = List.of(text);
         for (Step step : steps) {
             List<String> next = new ArrayList<>();
-            for (String p : pieces) step.split(p, next);
+            for (int i = 0; i < pieces.size(); i++) step.split(pieces.get(i), atStart && i == 0, next);
             pieces = next;
         }
         return pieces;

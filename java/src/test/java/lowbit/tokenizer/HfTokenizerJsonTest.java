@@ -154,8 +154,23 @@ class HfTokenizerJsonTest {
         assertMessage(badMerge, "merge #3");
 
         ObjectNode normalizer = toy();
-        normalizer.putObject("normalizer").put("type", "NFC");
-        assertMessage(normalizer, "normalizer NFC");
+        normalizer.putObject("normalizer").put("type", "BertNormalizer");
+        assertMessage(normalizer, "normalizer BertNormalizer");
+
+        ObjectNode decoder = toy();
+        ((ObjectNode) decoder.get("pre_tokenizer")).put("type", "Metaspace");
+        ((ObjectNode) decoder.get("model")).put("unk_token", "<s>");
+        decoder.putObject("decoder").put("type", "WordPiece");
+        assertMessage(decoder, "decoder WordPiece");
+
+        ObjectNode fallback = toy();
+        ((ObjectNode) fallback.get("pre_tokenizer")).put("type", "Metaspace");
+        ((ObjectNode) fallback.get("model")).put("byte_fallback", true);
+        assertMessage(fallback, "<0x00>");
+
+        ObjectNode dropout = toy();
+        ((ObjectNode) dropout.get("model")).put("dropout", 0.1);
+        assertMessage(dropout, "dropout");
 
         ObjectNode wordPiece = toy();
         ((ObjectNode) wordPiece.get("model")).put("type", "WordPiece");
@@ -163,7 +178,11 @@ class HfTokenizerJsonTest {
 
         ObjectNode metaspace = toy();
         ((ObjectNode) metaspace.get("pre_tokenizer")).put("type", "Metaspace");
-        assertMessage(metaspace, "Metaspace");
+        assertMessage(metaspace, "byte_fallback or an unk_token");
+
+        ObjectNode unigram = toy();
+        ((ObjectNode) unigram.get("pre_tokenizer")).put("type", "UnicodeScripts");
+        assertMessage(unigram, "pre-tokenizer UnicodeScripts");
 
         ObjectNode gap = toy();
         ((ObjectNode) gap.get("model").get("vocab")).put("zz", 12);
