@@ -7,6 +7,7 @@ import picocli.CommandLine.Command;
 @Command(
         name = "lowbit",
         mixinStandardHelpOptions = true,
+        scope = CommandLine.ScopeType.INHERIT, // every subcommand gets --help and --version
         version = "lowbit 0.1.0",
         description = "Low-bit (INT4/INT8) LLM inference for the JVM.",
         subcommands = {DemoCommand.class, DemoLayerCommand.class, EvalCommand.class, QuantizeCommand.class,
