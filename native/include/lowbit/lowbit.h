@@ -338,12 +338,16 @@ LOWBIT_API int lowbit_dgq_check(lowbit_context* ctx,
  * So the real-valued weight is channel_scales[j] * W8[j][c]. No floating point
  * is used before the epilogue. The GEMM does not re-check the codes (that
  * would be a pass over the weights per call): weights must pass
- * lowbit_dgq_check; for weights that do not, W8 is the low 8 bits of the
- * integer (q - z) * S2 read as two's complement (wrap, identical on every
- * CPU ISA level), never undefined behaviour. Shapes, strides, buffer sizes and
+ * lowbit_dgq_check. For weights that do not, the result is unspecified but
+ * never undefined behaviour: the expansion kernels use the low 8 bits of the
+ * integer (q - z) * S2 read as two's complement (identical on every CPU ISA
+ * level), the CPU small-M kernel (M <= 4 on AVX-512 VNNI, G a multiple of 8,
+ * which multiplies the codes and scales per group without expanding them)
+ * the exact product. Shapes, strides, buffer sizes and
  * "group divides K" are validated as for the other GEMMs.
  * Backends: CPU (scalar, AVX2, AVX-512 VNNI; bit-identical; the weights are
- * expanded to INT8 block by block into per-thread scratch that stays in L2)
+ * expanded to INT8 block by block into per-thread scratch that stays in L2,
+ * except for M <= 4 on AVX-512 VNNI, see above)
  * and CUDA (any architecture: the codes are expanded to INT8 in registers on
  * their way into shared memory of the portable __dp4a kernel; the H100 kernel
  * with the expansion inside a wgmma mainloop is a later step). */

@@ -35,6 +35,17 @@ DgqExpandFn dgq_expand_scalar();  // dgq_expand_scalar.cpp
 DgqExpandFn dgq_expand_avx2();    // dgq_expand_avx2.cpp: 16 codes per step, int16 multiply
 DgqExpandFn dgq_expand_avx512();  // dgq_expand_avx512.cpp: 32 codes per step, masked tails
 
+// Small-M kernel (dgq_gemv_avx512.cpp, AVX-512 VNNI; m = 1..4, group a
+// multiple of 8): c[i * ldc + j] = sum_g S2[j][g] * sum_{c in g} a[i][c] * u[j][c]
+// modulo 2^32, with u the unsigned code (nibble, or nibble ^ 8 when
+// signed_codes). a: m rows in gemv_s4_order (lda a multiple of 64, >= k
+// rounded up to 128); w: n packed rows, ldw bytes apart; lane_group: per
+// 128-element chunk ch, 16 int32: (128 ch + 8 l) / group - (128 ch) / group.
+// The driver subtracts the zero-point terms.
+void dgq_gemv_avx512(const int8_t* a, int64_t lda, int m, const uint8_t* w, int64_t ldw, int64_t k, int64_t n,
+                     const uint8_t* s2, int64_t groups, int64_t group, bool signed_codes, const int32_t* lane_group,
+                     int32_t* c, int64_t ldc);
+
 // lowbit_gemm_dgq on the CPU (arguments validated by api.cpp).
 void gemm_dgq(const DgqGemmArgs& args, int isa, int threads);
 

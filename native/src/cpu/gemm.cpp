@@ -84,18 +84,6 @@ GemmKernel select_kernel(int isa) {
     }
 }
 
-// One row of k int8 in the order the gemv kernels pair with packed S4 rows:
-// per 128 elements (64 packed bytes), the 64 even elements (low nibbles), then
-// the 64 odd ones (high nibbles); zero beyond k, up to round_up(k, 128).
-void gemv_s4_order(const int8_t* row, int64_t k, int8_t* dst) {
-    const int64_t padded = round_up(k, 128);
-    std::fill(dst, dst + padded, static_cast<int8_t>(0));
-    for (int64_t t = 0; t < k; ++t) {
-        const int64_t r = t & 127;
-        dst[(t - r) + (r & 1) * 64 + (r >> 1)] = row[t];
-    }
-}
-
 // Section 2b of the file comment: m <= kMaxGemvRows, S8 A, kern.gemv set.
 void gemm_small_m(const GemmArgs& g, const GemmKernel& kern, int threads) {
     const int64_t m = g.m, n = g.n, k = g.k;
@@ -173,6 +161,18 @@ Blocking choose_blocking(int64_t m, int64_t n, int64_t k, const GemmKernel& kern
 }
 
 }  // namespace
+
+// One row of k int8 in the order the gemv kernels pair with packed S4 rows:
+// per 128 elements (64 packed bytes), the 64 even elements (low nibbles), then
+// the 64 odd ones (high nibbles); zero beyond k, up to round_up(k, 128).
+void gemv_s4_order(const int8_t* row, int64_t k, int8_t* dst) {
+    const int64_t padded = round_up(k, 128);
+    std::fill(dst, dst + padded, static_cast<int8_t>(0));
+    for (int64_t t = 0; t < k; ++t) {
+        const int64_t r = t & 127;
+        dst[(t - r) + (r & 1) * 64 + (r >> 1)] = row[t];
+    }
+}
 
 void gemm(const GemmArgs& g, int isa, int threads) {
     const GemmKernel kern = select_kernel(isa);

@@ -11,6 +11,14 @@
 // the INT8 weights never go back to memory; only the 4-bit codes are read
 // from it. Tasks are cut along N first (every N block is expanded once per M
 // block, so fewer M blocks mean less re-expansion), then along M.
+//
+// Small M (decode: M <= 4) on AVX-512 VNNI with G a multiple of 8 takes
+// another route, bound by reading the 4-bit codes once: dgq_gemv_avx512
+// multiplies the codes as they are and scales per group in registers, and
+// this driver subtracts the zero-point terms S2 * z * (group sums of A). The
+// result is the same exact int32 accumulator, hence the same output bits, for
+// weights that pass lowbit_dgq_check (lowbit.h leaves the others' results
+// unspecified).
 #include <algorithm>
 #include <cstdint>
 #include <vector>
@@ -72,6 +80,59 @@ Blocking choose_blocking(int64_t m, int64_t n, int64_t k, const GemmKernel& kern
     return b;
 }
 
+constexpr int64_t kMaxGemvRows = 4;
+constexpr int64_t kMinGemvTaskBytes = 32 * 1024;  // packed weight bytes per task, as gemm.cpp
+thread_local Scratch t_a_scratch;     // small M: A rows in nibble order
+thread_local Scratch t_table_scratch; // small M: lane -> group table, group sums of A
+
+// Section "small M" of the file comment.
+void gemm_dgq_small_m(const DgqGemmArgs& g, int threads) {
+    const int64_t m = g.m, n = g.n, k = g.k, group = g.group, groups = g.k / g.group;
+    const int64_t lda = round_up(k, 128), chunks = lda / 128;
+    int8_t* a = static_cast<int8_t*>(t_a_scratch.get(static_cast<size_t>(m * lda)));
+    for (int64_t i = 0; i < m; ++i) gemv_s4_order(g.a + i * g.lda, k, a + i * lda);
+    int32_t* table = static_cast<int32_t*>(t_table_scratch.get(static_cast<size_t>(16 * chunks + m * groups) * sizeof(int32_t)));
+    int32_t* lane_group = table;
+    for (int64_t ch = 0; ch < chunks; ++ch)
+        for (int64_t l = 0; l < 16; ++l)
+            lane_group[16 * ch + l] = static_cast<int32_t>((128 * ch + 8 * l) / group - (128 * ch) / group);
+    int32_t* group_sums = table + 16 * chunks;  // A[i][g], exact (|sum| <= 128 * group)
+    for (int64_t i = 0; i < m; ++i)
+        for (int64_t gi = 0; gi < groups; ++gi) {
+            int32_t s = 0;
+            for (int64_t c = gi * group; c < (gi + 1) * group; ++c) s += g.a[i * g.lda + c];
+            group_sums[i * groups + gi] = s;
+        }
+    const bool signed_codes = g.zero_points == nullptr;
+    const int64_t t = threads <= 0 ? hardware_threads() : threads;
+    const double bytes = static_cast<double>(n) * static_cast<double>((k + 1) / 2);
+    const int64_t want = static_cast<int64_t>(std::max(1.0, std::min(static_cast<double>(t), bytes / kMinGemvTaskBytes)));
+    const int64_t nb = round_up(ceil_div(n, want), 16);
+    const int64_t tasks = ceil_div(n, nb);
+    const int64_t ebytes = out_elem_bytes(g.out_type);
+    parallel_for(tasks, threads, [&](int64_t task) {
+        const int64_t j0 = task * nb, j1 = std::min(n, j0 + nb), w = j1 - j0;
+        int32_t* strip = static_cast<int32_t*>(t_strip_scratch.get(static_cast<size_t>(m * w) * sizeof(int32_t)));
+        dgq_gemv_avx512(a, lda, static_cast<int>(m), g.w + j0 * (g.ldw / 2), g.ldw / 2, k, w,
+                        g.group_scales + j0 * groups, groups, group, signed_codes, lane_group, strip, w);
+        for (int64_t row = 0; row < m; ++row) {
+            const int32_t* sums = group_sums + row * groups;
+            for (int64_t j = 0; j < w; ++j) {
+                const uint8_t* s2 = g.group_scales + (j0 + j) * groups;
+                const int8_t* z = signed_codes ? nullptr : g.zero_points + (j0 + j) * groups;
+                uint32_t zero_terms = 0;  // modulo 2^32, as the kernel's sums
+                for (int64_t gi = 0; gi < groups; ++gi)
+                    zero_terms += static_cast<uint32_t>(s2[gi]) * static_cast<uint32_t>(signed_codes ? 8 : z[gi]) *
+                                  static_cast<uint32_t>(sums[gi]);
+                strip[row * w + j] = static_cast<int32_t>(static_cast<uint32_t>(strip[row * w + j]) - zero_terms);
+            }
+            EpilogueRow e{g.a_scales[g.a_scale_count == 1 ? 0 : row], g.channel_scales + j0, true,
+                          g.bias ? g.bias + j0 : nullptr, g.out_type};
+            epilogue_span(strip + row * w, w, 0, e, static_cast<char*>(g.out) + (row * g.ldo + j0) * ebytes);
+        }
+    });
+}
+
 uint32_t row_sum(const int8_t* a, int64_t k) {
     uint32_t s = 0;
     for (int64_t t = 0; t < k; ++t) s += static_cast<uint32_t>(static_cast<int32_t>(a[t]));
@@ -81,6 +142,10 @@ uint32_t row_sum(const int8_t* a, int64_t k) {
 }  // namespace
 
 void gemm_dgq(const DgqGemmArgs& g, int isa, int threads) {
+    if (isa == LOWBIT_ISA_AVX512_VNNI && g.m >= 1 && g.m <= kMaxGemvRows && g.group % 8 == 0) {
+        gemm_dgq_small_m(g, threads);
+        return;
+    }
     const Kernels kk = select_kernels(isa);
     const GemmKernel& kern = kk.gemm;
     const int64_t m = g.m, n = g.n, k = g.k, groups = g.k / g.group;

@@ -60,6 +60,12 @@ struct GemmKernel {
 
 void unpack_s4_scalar(const uint8_t* src, int64_t k, int8_t* dst);
 
+// One row of k int8 in the order the gemv kernels pair with packed S4 rows:
+// per 128 elements (64 packed bytes), the 64 even elements (low nibbles), then
+// the 64 odd ones (high nibbles); zero beyond k, up to a multiple of 128
+// (dst holds that many). Defined in gemm.cpp.
+void gemv_s4_order(const int8_t* row, int64_t k, int8_t* dst);
+
 GemmKernel gemm_kernel_scalar();  // gemm_scalar.cpp: portable C++, the reference
 GemmKernel gemm_kernel_avx2();    // gemm_avx2.cpp: vpmaddwd on sign-extended int16
 GemmKernel gemm_kernel_avx512();  // gemm_avx512.cpp: vpdpbusd (AVX-512 VNNI)

@@ -83,9 +83,18 @@ public final class Tensor extends NativeResource {
 
     // ---- host -> tensor ------------------------------------------------------------------------
 
-    /** Copies an F32 array of {@code rows × ld} elements in. */
+    /**
+     * Copies an F32 array of {@code rows × ld} elements in. Small tensors (the activations of a
+     * decode step) go through a per-thread native staging buffer, so a call allocates nothing.
+     */
     public Tensor copyFrom(float[] data) {
         expect(DType.F32, data.length, "float[]");
+        FloatPointer staging = HostStaging.floats(data.length);
+        if (staging != null) {
+            staging.put(data, 0, data.length);
+            write(staging);
+            return this;
+        }
         try (FloatPointer p = new FloatPointer(data)) {
             write(p);
         }
@@ -135,11 +144,31 @@ public final class Tensor extends NativeResource {
     public float[] toFloatArray() {
         expect(DType.F32, storageElements(), "float[]");
         float[] out = new float[hostLength()];
-        try (FloatPointer p = new FloatPointer(out.length)) {
-            read(p);
-            p.get(out);
-        }
+        copyTo(out);
         return out;
+    }
+
+    /**
+     * Copies this F32 tensor ({@code rows × ld} elements) into the first elements of {@code out},
+     * which must hold at least that many; like {@link #copyFrom(float[])}, small tensors allocate
+     * nothing.
+     */
+    public void copyTo(float[] out) {
+        expect(DType.F32, storageElements(), "float[]");
+        int n = hostLength();
+        if (out.length < n) {
+            throw new IllegalArgumentException("float[] of length " + out.length + " cannot hold " + description() + " (" + n + " elements)");
+        }
+        FloatPointer staging = HostStaging.floats(n);
+        if (staging != null) {
+            read(staging);
+            staging.get(out, 0, n);
+            return;
+        }
+        try (FloatPointer p = new FloatPointer(n)) {
+            read(p);
+            p.get(out, 0, n);
+        }
     }
 
     public short[] toShortArray() {

@@ -29,7 +29,9 @@ class DgqKernelTest {
     static Stream<Arguments> cases() {
         List<Arguments> out = new ArrayList<>();
         int[][] shapes = {{1, 7, 128, 32}, {1, 33, 256, 64}, {5, 13, 192, 64}, {17, 9, 256, 128}, {8, 31, 384, 128},
-                {3, 5, 96, 32}};
+                {3, 5, 96, 32},
+                // small M (the AVX-512 VNNI decode path): tails, groups not dividing 128, many groups per chunk, multi-task N, large K
+                {2, 40, 640, 128}, {4, 19, 216, 24}, {4, 70, 1024, 8}, {1, 300, 4096, 64}, {2, 3, 16384, 128}};
         for (CpuIsa isa : CpuKernelTest.isas().toList()) {
             for (int[] s : shapes) {
                 for (boolean asym : new boolean[] {false, true}) out.add(Arguments.of(isa, s[0], s[1], s[2], s[3], asym));
@@ -263,10 +265,11 @@ class DgqKernelTest {
     }
 
     @Test
-    void uncheckedOutOfRangeWeightsWrapIdenticallyOnEveryIsa() {
-        // lowbit.h: for weights that fail lowbit_dgq_check, W8 is the low 8 bits of (q - z) * S2.
+    void uncheckedOutOfRangeWeightsWrapIdenticallyOnEveryIsaAboveTheDecodeRows() {
+        // lowbit.h: for weights that fail lowbit_dgq_check, the expansion kernels (M > 4, or any M below
+        // AVX-512 VNNI) use the low 8 bits of (q - z) * S2 on every ISA; the small-M AVX-512 kernel may differ.
         Random rnd = new Random(9);
-        int m = 3, n = 5, k = 64;
+        int m = 5, n = 5, k = 64;
         Weights w = new Weights(rnd, n, k, 32, true);
         for (int i = 0; i < w.s2.length; i++) {
             w.s2[i] = 200 + i;

@@ -11,6 +11,10 @@ import java.util.concurrent.Callable;
 import java.util.concurrent.atomic.LongAdder;
 import lowbit.Backend;
 import lowbit.Context;
+import lowbit.dgq.ActivationMode;
+import lowbit.dgq.DgqConfig;
+import lowbit.dgq.DgqLinear;
+import lowbit.dgq.DgqWeightQuantizer;
 import lowbit.eval.Perplexity;
 import lowbit.model.FloatLinear;
 import lowbit.model.KvCache;
@@ -36,7 +40,8 @@ final class BenchCpuCommand implements Callable<Integer> {
     @Mixin
     ModelOptions options = new ModelOptions();
 
-    @Option(names = "--method", description = "w8a8-token (INT8 weights per channel, INT8 activations per token), w4a8-rtn or fp; default ${DEFAULT-VALUE}")
+    @Option(names = "--method", description = "w8a8-token (INT8 weights per channel, INT8 activations per token), w4a8-rtn, "
+            + "dgq-g64 (DGQ A8W4, G=64, weights searched on weight MSE only: same speed as the calibrated layer) or fp; default ${DEFAULT-VALUE}")
     String method = "w8a8-token";
 
     @Option(names = "--head", description = "LM head: int8 (quantized like the blocks, W8A8 per token) or fp32; default ${DEFAULT-VALUE}")
@@ -124,8 +129,9 @@ final class BenchCpuCommand implements Callable<Integer> {
         switch (method) {
             case "w8a8-token": weightBits = 8; break;
             case "w4a8-rtn": weightBits = 4; break;
+            case "dgq-g64": weightBits = 4; break;
             case "fp": weightBits = 0; break;
-            default: throw new IllegalArgumentException("--method must be w8a8-token, w4a8-rtn or fp, not " + method);
+            default: throw new IllegalArgumentException("--method must be w8a8-token, w4a8-rtn, dgq-g64 or fp, not " + method);
         }
         if (!head.equals("int8") && !head.equals("fp32")) throw new IllegalArgumentException("--head must be int8 or fp32, not " + head);
         for (String name : model.linearNames()) {
@@ -135,6 +141,15 @@ final class BenchCpuCommand implements Callable<Integer> {
             if (quantize) {
                 FloatLinear f = (FloatLinear) op;
                 int bits = isHead ? 8 : weightBits;
+                if (!isHead && method.equals("dgq-g64")) {
+                    DgqConfig cfg = DgqConfig.defaults().withGroup(64).withSearch(4, 16, 0);
+                    DgqLinear d = DgqLinear.of(ctx, DgqWeightQuantizer.quantize(f.weight(), f.outFeatures(), f.inFeatures(), null, 0, cfg),
+                            f.bias(), null, ActivationMode.PER_TOKEN, Float.NaN);
+                    owned.add(d);
+                    String kind = name.substring(name.lastIndexOf('.') + 1);
+                    model.replaceLinear(name, new TimedLinear(d, byKind.computeIfAbsent(kind, k -> new LongAdder())));
+                    continue;
+                }
                 QuantizedLinear q = QuantizedLinear.create(f.weight(), f.bias(), f.outFeatures(), f.inFeatures(),
                         FlattenPlan.identity(f.inFeatures()), bits, 8, true, null, QuantConfig.ActivationScale.DYNAMIC_PER_TOKEN, Float.NaN)
                         .on(ctx);

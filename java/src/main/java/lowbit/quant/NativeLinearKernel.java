@@ -125,8 +125,12 @@ final class NativeLinearKernel implements LinearKernel {
             s.x.copyFrom(in);
             quantizeInto(s.x, s.qa);
             ctx.gemmInto(s.qa, weights, bias, s.out);
-            float[] r = s.out.toFloatArray();
-            System.arraycopy(r, 0, y, 0, tokens * n);
+            if (y.length == tokens * n) {
+                s.out.copyTo(y);
+            } else {
+                float[] r = s.out.toFloatArray();
+                System.arraycopy(r, 0, y, 0, tokens * n);
+            }
             ok = true;
         } finally {
             if (ok) give(s);
