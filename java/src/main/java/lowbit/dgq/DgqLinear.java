@@ -6,6 +6,7 @@ import lowbit.DType;
 import lowbit.DgqWeights;
 import lowbit.Granularity;
 import lowbit.QuantizedTensor;
+import lowbit.ScratchPool;
 import lowbit.Tensor;
 import lowbit.model.LinearOp;
 import lowbit.quant.CalibrationStats;
@@ -27,6 +28,46 @@ public final class DgqLinear implements LinearOp {
     private final ActivationMode mode;
     private final float staticScale;
     private final int inFeatures;
+    private final ScratchPool<Scratch> scratch = new ScratchPool<>(4, Scratch::new);
+
+    /** Native tensors of one call of {@code tokens} rows (see {@link ScratchPool}). */
+    private final class Scratch implements ScratchPool.Scratch {
+        final int tokens;
+        final Tensor x;
+        final QuantizedTensor qa;
+        final Tensor out;
+
+        Scratch(int tokens) {
+            this.tokens = tokens;
+            int k = quantized.cols();
+            Tensor xt = null;
+            QuantizedTensor q = null;
+            try {
+                xt = ctx.allocate(DType.F32, tokens, k);
+                q = ctx.allocateQuantized(tokens, k, 8, mode == ActivationMode.PER_TOKEN ? Granularity.PER_ROW : Granularity.PER_TENSOR, 0);
+                if (mode == ActivationMode.STATIC_PER_TENSOR) q.scales().copyFrom(new float[] {staticScale});
+                this.out = ctx.allocate(DType.F32, tokens, quantized.rows());
+            } catch (RuntimeException e) {
+                if (xt != null) xt.close();
+                if (q != null) q.close();
+                throw e;
+            }
+            this.x = xt;
+            this.qa = q;
+        }
+
+        @Override
+        public int tokens() {
+            return tokens;
+        }
+
+        @Override
+        public void close() {
+            x.close();
+            qa.close();
+            out.close();
+        }
+    }
 
     private DgqLinear(Context ctx, DgqQuantizedWeights quantized, int inFeatures, float[] bias, float[] inverseSmoothing,
                       ActivationMode mode, float staticScale) {
@@ -202,17 +243,23 @@ public final class DgqLinear implements LinearOp {
     public void forward(float[] x, int tokens, float[] y) {
         int n = outFeatures(), k = quantized.cols();
         if (y.length < (long) tokens * n) throw new IllegalArgumentException("y needs " + (long) tokens * n + " values");
-        float[] xs = smoothed(x, tokens);
-        try (Tensor xt = ctx.upload(xs, tokens, k);
-             QuantizedTensor qa = mode == ActivationMode.PER_TOKEN ? ctx.quantize(xt, 8, Granularity.PER_ROW)
-                     : ctx.allocateQuantized(tokens, k, 8, Granularity.PER_TENSOR, 0);
-             Tensor out = ctx.allocate(DType.F32, tokens, n)) {
-            if (mode == ActivationMode.STATIC_PER_TENSOR) {
-                qa.scales().copyFrom(new float[] {staticScale});
-                ctx.quantizeWithScales(xt, qa);
+        float[] xs = smoothed(x, tokens);  // tokens x K_pad
+        Scratch sc = scratch.take(tokens);
+        boolean ok = false;
+        try {
+            sc.x.copyFrom(xs);
+            if (mode == ActivationMode.STATIC_PER_TENSOR) ctx.quantizeWithScales(sc.x, sc.qa);
+            else ctx.quantizeInto(sc.x, sc.qa);
+            ctx.gemmDgqInto(sc.qa, weights, biasTensor, sc.out);
+            if (y.length == (long) tokens * n) {
+                sc.out.copyTo(y);
+            } else {
+                System.arraycopy(sc.out.toFloatArray(), 0, y, 0, tokens * n);
             }
-            ctx.gemmDgqInto(qa, weights, biasTensor, out);
-            System.arraycopy(out.toFloatArray(), 0, y, 0, tokens * n);
+            ok = true;
+        } finally {
+            if (ok) scratch.give(sc);
+            else sc.close();
         }
     }
 
@@ -246,6 +293,7 @@ public final class DgqLinear implements LinearOp {
 
     @Override
     public void close() {
+        scratch.close();
         weights.close();
         if (biasTensor != null) biasTensor.close();
     }

@@ -40,14 +40,13 @@ final class NativeLinearKernel implements LinearKernel {
      * plain {@code lowbit_quantize}, which skips the plan's gather and its per-call validation.
      */
     private final boolean identityPlan;
-    private final java.util.Deque<Scratch> pool = new java.util.ArrayDeque<>();
-    private boolean closed;
+    private final lowbit.ScratchPool<Scratch> pool = new lowbit.ScratchPool<>(POOL_SIZE, Scratch::new);
 
     /** Scratch sets kept per layer: enough for prefill, decode and a perplexity chunk size, or two threads. */
     static final int POOL_SIZE = 4;
 
     /** Native tensors for one call of {@code tokens} rows. */
-    private final class Scratch implements AutoCloseable {
+    private final class Scratch implements lowbit.ScratchPool.Scratch {
         final int tokens;
         final Tensor x;
         final QuantizedTensor qa;
@@ -68,6 +67,11 @@ final class NativeLinearKernel implements LinearKernel {
             }
             this.x = xt;
             this.qa = q;
+        }
+
+        @Override
+        public int tokens() {
+            return tokens;
         }
 
         @Override
@@ -138,40 +142,17 @@ final class NativeLinearKernel implements LinearKernel {
         }
     }
 
-    /** A pooled scratch set for {@code tokens} rows, or a new one. */
     private Scratch take(int tokens) {
-        synchronized (pool) {
-            if (closed) throw new IllegalStateException("the layer's native kernel is closed");
-            for (java.util.Iterator<Scratch> it = pool.iterator(); it.hasNext(); ) {
-                Scratch s = it.next();
-                if (s.tokens == tokens) {
-                    it.remove();
-                    return s;
-                }
-            }
-        }
-        return new Scratch(tokens);
+        return pool.take(tokens);
     }
 
-    /** Returns {@code s} to the pool (most recent first), freeing the least recently used beyond {@link #POOL_SIZE}. */
     private void give(Scratch s) {
-        Scratch evicted = null;
-        synchronized (pool) {
-            if (closed) {
-                evicted = s;
-            } else {
-                pool.addFirst(s);
-                if (pool.size() > POOL_SIZE) evicted = pool.removeLast();
-            }
-        }
-        if (evicted != null) evicted.close();
+        pool.give(s);
     }
 
     /** Scratch sets currently pooled (for tests). */
     int pooledScratch() {
-        synchronized (pool) {
-            return pool.size();
-        }
+        return pool.size();
     }
 
     /** Quantized-activation storage for {@code tokens} rows; a static scale is written once here. */
@@ -242,13 +223,7 @@ final class NativeLinearKernel implements LinearKernel {
 
     @Override
     public void close() {
-        java.util.List<Scratch> pooled;
-        synchronized (pool) {
-            closed = true;
-            pooled = new java.util.ArrayList<>(pool);
-            pool.clear();
-        }
-        for (Scratch s : pooled) s.close();
+        pool.close();
         weights.close();
         if (bias != null) bias.close();
         plan.close();
