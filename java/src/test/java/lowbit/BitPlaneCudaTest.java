@@ -3,7 +3,9 @@ package lowbit;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
 
+import java.util.Arrays;
 import java.util.Random;
 import lowbit.abq.AbqLinear;
 import lowbit.abq.ActivationQuantizer;
@@ -13,15 +15,15 @@ import org.junit.jupiter.api.Test;
 /**
  * The CUDA bit-plane kernels (binary tensor cores, m16n8k256 AND.POPC): the same Java references as
  * the CPU tests ({@link BitPlaneChecks}: exact S32 accumulators, F32/F16/BF16 epilogues bit for bit,
- * the activation packer's planes word for word), every width pair, both tile shapes (M·p ≤ 32 and
- * larger), K not a multiple of 64/256/512, and the CPU backend's bits on LLaMA-sized layers.
- * Skipped, visibly, without a CUDA device.
+ * the activation packer's planes word for word), every width pair, both kernels (the decode path
+ * for M·p ≤ 64 activation planes, the tiled one above), K not a multiple of 64/256/512, and the CPU
+ * backend's bits on small-M shapes and LLaMA-sized layers. Skipped, visibly, without a CUDA device.
  */
 class BitPlaneCudaTest extends GpuTestBase {
     @Test
     void gemmMatchesJavaForTheAbqWidths() {
         int[][] widths = BitPlaneKernelTest.WIDTHS;
-        // {M, N, K}: decode (small tile), prefill (large tile), ragged edges, K past one 512-bit chunk.
+        // {M, N, K}: decode kernel (M·p <= 64), tiled kernel, ragged edges, K past one 512-bit chunk.
         int[][] shapes = {{1, 7, 67}, {1, 200, 1000}, {3, 65, 513}, {40, 33, 576}, {70, 130, 1100}, {5, 1, 1}};
         long seed = 1;
         for (int[] wd : widths) {
@@ -36,6 +38,129 @@ class BitPlaneCudaTest extends GpuTestBase {
             }
         }
         BitPlaneChecks.gemmWide(gpu, 3, 9, 11, 4000);
+    }
+
+    /** M·p activation plane rows up to which the CUDA backend takes its decode kernel (bitplane_gemm.cu). */
+    static final int DECODE_MAX_PLANE_ROWS = 64;
+
+    /**
+     * The decode kernel and its hand-over to the tiled one: M in {1, 3, 8, 16} and the first M past
+     * M·p = 64, odd N (a partial last block) and odd K (from under one 512-bit step to several
+     * rounds of the split-K loop), the ABQ widths W2A8, W2*A8 (signed 3 planes), W4A4, W6A6, W8A8 and
+     * odd ones, zero points on both sides, every output type: the CPU backend's bits, and the raw
+     * accumulator equal to the exact Java product.
+     */
+    @Test
+    void smallMMatchesTheCpuBackend() {
+        // {p, x signed, x zero points, q, w signed, w zero points}
+        Object[][] widths = {
+            {8, false, true, 2, false, true},    // W2A8: asymmetric 8-bit tokens, asymmetric 2-bit channels
+            {8, false, true, 3, true, false},    // W2*A8: bit-balanced weights, signed 3 planes
+            {4, false, true, 4, false, true},    // W4A4
+            {6, false, true, 6, false, true},    // W6A6
+            {8, false, true, 8, false, true},    // W8A8 as planes
+            {8, true, false, 3, true, true},     // signed activations, signed weights with zero points
+            {5, true, true, 7, false, false},    // odd widths, 7 planes = 7 m16 tiles per block
+            {3, false, false, 1, false, true},   // 1-bit weights: 16 channels per block
+        };
+        int[][] nk = {{37, 1001}, {203, 4099}, {9, 9000}, {1, 130}};
+        long seed = 1000;
+        for (Object[] w : widths) {
+            int p = (Integer) w[0];
+            int q = (Integer) w[3];
+            int above = DECODE_MAX_PLANE_ROWS / p + 1;
+            for (int m : new int[] {1, 3, 8, 16, above}) {
+                for (int[] s : nk) {
+                    sameAsCpu(seed++, m, s[0], s[1], p, (Boolean) w[1], (Boolean) w[2], q, (Boolean) w[4],
+                            (Boolean) w[5]);
+                }
+            }
+        }
+        // Accumulators past 2^31 (8 x 8 bits, out[0][0] = K * 255 * 255): the int64 combine and the S32
+        // output's low bits, decode (M = 2) and tiled (M = 9).
+        for (int m : new int[] {2, 9}) {
+            Random rnd = new Random(seed++);
+            int k = 70_001;
+            BitPlaneChecks.Operand x = new BitPlaneChecks.Operand(rnd, m, k, 8, false, true);
+            BitPlaneChecks.Operand w = new BitPlaneChecks.Operand(rnd, 5, k, 8, false, true);
+            Arrays.fill(x.codes, 0, k, 255);
+            Arrays.fill(w.codes, 0, k, 255);
+            x.zeros[0] = 0;
+            w.zeros[0] = 0;
+            sameAsCpu(rnd, x, w);
+        }
+    }
+
+    /**
+     * One GEMM on the GPU and on the CPU backend, poisoned outputs of every type (S32, F32, F16, BF16;
+     * with and without bias): the same bits. The S32 output also equals the Java product's low 32 bits.
+     */
+    static void sameAsCpu(long seed, int m, int n, int k, int p, boolean xSigned, boolean xZero, int q,
+                          boolean wSigned, boolean wZero) {
+        Random rnd = new Random(seed);
+        BitPlaneChecks.Operand x = new BitPlaneChecks.Operand(rnd, m, k, p, xSigned, xZero);
+        BitPlaneChecks.Operand w = new BitPlaneChecks.Operand(rnd, n, k, q, wSigned, wZero);
+        sameAsCpu(rnd, x, w);
+    }
+
+    static void sameAsCpu(Random rnd, BitPlaneChecks.Operand x, BitPlaneChecks.Operand w) {
+        int m = x.rows, n = w.rows, k = x.cols;
+        String what = BitPlaneChecks.name(x.bits, x.signed, x.zeros != null, w.bits, w.signed, w.zeros != null, m, n, k)
+                + (m * x.bits <= DECODE_MAX_PLANE_ROWS ? " (decode kernel)" : " (tiled kernel)");
+        long[] want = BitPlaneChecks.product(x, w);
+        float[] bias = new float[n];
+        for (int j = 0; j < n; j++) {
+            bias[j] = (float) rnd.nextGaussian();
+        }
+        try (BitPlaneTensor gx = x.upload(gpu); BitPlaneTensor gw = w.upload(gpu); Tensor gb = gpu.upload(bias, 1, n);
+             BitPlaneTensor cx = x.upload(cpu); BitPlaneTensor cw = w.upload(cpu); Tensor cb = cpu.upload(bias, 1, n)) {
+            for (DType out : new DType[] {DType.S32, DType.F32, DType.F16, DType.BF16}) {
+                for (boolean withBias : out == DType.S32 ? new boolean[] {false} : new boolean[] {false, true}) {
+                    try (Tensor yg = gpu.allocate(out, m, n); Tensor yc = cpu.allocate(out, m, n)) {
+                        KernelChecks.poison(yg);
+                        KernelChecks.poison(yc);
+                        gpu.gemmBitPlanesInto(gx, gw, withBias ? gb : null, yg);
+                        cpu.gemmBitPlanesInto(cx, cw, withBias ? cb : null, yc);
+                        int[] g = rawBits(yg), c = rawBits(yc);
+                        for (int i = 0; i < m * n; i++) {
+                            if (g[i] != c[i]) {
+                                fail(what + " -> " + out + (withBias ? " +bias" : "") + ": out[" + i / n + "][" + i % n
+                                        + "] bits " + Integer.toHexString(g[i]) + " on the GPU, "
+                                        + Integer.toHexString(c[i]) + " on the CPU (exact acc " + want[i] + ")");
+                            }
+                            if (out == DType.S32 && g[i] != (int) want[i]) {
+                                fail(what + ": acc[" + i / n + "][" + i % n + "] = " + g[i] + ", want the low bits of "
+                                        + want[i]);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /** Every element of an S32/F32/F16/BF16 tensor as its raw bit pattern. */
+    private static int[] rawBits(Tensor t) {
+        switch (t.dtype()) {
+            case S32:
+                return t.toIntArray();
+            case F32: {
+                float[] f = t.toFloatArray();
+                int[] b = new int[f.length];
+                for (int i = 0; i < f.length; i++) {
+                    b[i] = Float.floatToRawIntBits(f[i]);
+                }
+                return b;
+            }
+            default: {
+                short[] s = t.toShortArray();
+                int[] b = new int[s.length];
+                for (int i = 0; i < s.length; i++) {
+                    b[i] = s[i] & 0xffff;
+                }
+                return b;
+            }
+        }
     }
 
     @Test
