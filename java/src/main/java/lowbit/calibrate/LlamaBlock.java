@@ -139,6 +139,7 @@ public final class LlamaBlock implements DecoderBlock {
     public BlockPass forward(Tape tape, Var x, int seqLen, BlockHooks hooks) {
         if (x.cols != config.dim()) throw new IllegalArgumentException("block input has " + x.cols + " columns, the model " + config.dim());
         BlockHooks.Pass h = hooks.open(tape);
+        if (h instanceof InputAwarePass) ((InputAwarePass) h).input(x, seqLen);
         int heads = config.headCount(), kvHeads = config.kvHeadCount(), hd = config.headDim();
         Var n = h.activation(Site.ATTN_IN, RmsNorm.apply(tape, x, attnNorm, config.rmsEps()));
         Var q = h.activation(Site.QUERY, rope.apply(tape, linear(tape, h, "attn_q", n), seqLen));

@@ -74,6 +74,7 @@ public final class OptBlock implements DecoderBlock {
     public BlockPass forward(Tape tape, Var x, int seqLen, BlockHooks hooks) {
         if (x.cols != dim) throw new IllegalArgumentException("block input has " + x.cols + " columns, the block " + dim);
         BlockHooks.Pass h = hooks.open(tape);
+        if (h instanceof InputAwarePass) ((InputAwarePass) h).input(x, seqLen);
         int hd = dim / heads;
         Var n = h.activation(Site.ATTN_IN, LayerNorm.apply(tape, x, tensors.get("attn_norm.weight"), tensors.get("attn_norm.bias"), eps));
         Var q = h.activation(Site.QUERY, linear(tape, h, "attn_q", n));

@@ -7,6 +7,7 @@ import java.util.concurrent.Callable;
 import lowbit.Context;
 import lowbit.eval.Perplexity;
 import lowbit.model.DecoderModel;
+import lowbit.pipeline.AbqQuantizer;
 import lowbit.pipeline.ModelCalibration;
 import lowbit.pipeline.ModelQuantizer;
 import lowbit.pipeline.PerplexityTable;
@@ -28,12 +29,20 @@ final class EvalCommand implements Callable<Integer> {
     ModelOptions options = new ModelOptions();
 
     @Option(names = "--methods", split = ",", description = "methods to quantize and evaluate (fp, w8a8-static, w8a8-flatten, "
-            + "flatten-mixed, w4a8-rtn, w8a8-token, dgq, dgq-g64, dgq-authors), default: all but the DGQ ones")
+            + "flatten-mixed, w4a8-rtn, w8a8-token, dgq, dgq-g64, dgq-authors, abq-w6a6, abq-w4a4, abq-w2a8, 'abq-w2*a8', each ABQ one also "
+            + "with -nodc or -rtn), default: all but the DGQ and ABQ ones")
     List<String> methods = new ArrayList<>(List.of("fp", "w8a8-static", "w8a8-flatten", "flatten-mixed", "w4a8-rtn", "w8a8-token"));
 
     @Option(names = "--dgq-search", split = ",", description = "DGQ grid search: phase-1 candidates, phase-2 candidates, search tokens "
             + "per layer (at most --sample-tokens are kept); default 20,80,128 (the authors' grids)")
     List<Integer> dgqSearch = new ArrayList<>(List.of(20, 80, 128));
+
+    @Option(names = "--abq-budget", split = ",", description = "ABQ calibration budget: sequences, tokens per sequence, epochs, batch; "
+            + "default 8,128,2,2 (reduced for a 2-core machine; the authors: 128,2048,20,1)")
+    List<Integer> abqBudget = new ArrayList<>(List.of(8, 128, 2, 2));
+
+    @Option(names = "--abq-dir", description = "keep ABQ calibration checkpoints here (one directory per method, resumable); default: a temporary directory")
+    Path abqDir;
 
     @Option(names = "--file", description = "quantized model files to evaluate as well (repeatable)")
     List<Path> files = new ArrayList<>();
@@ -46,6 +55,14 @@ final class EvalCommand implements Callable<Integer> {
 
     @Option(names = "--markdown", description = "print the table as Markdown")
     boolean markdown;
+
+    /** The budget of {@code --abq-budget} (four integers). */
+    private AbqQuantizer.Budget abqBudget() {
+        if (abqBudget.size() != 4) {
+            throw new IllegalArgumentException("--abq-budget takes four integers (sequences, tokens per sequence, epochs, batch), got " + abqBudget);
+        }
+        return new AbqQuantizer.Budget(abqBudget.get(0), abqBudget.get(1), abqBudget.get(2), abqBudget.get(3));
+    }
 
     @Override
     public Integer call() throws Exception {
@@ -62,6 +79,13 @@ final class EvalCommand implements Callable<Integer> {
                 DecoderModel model = ws.loadModel();
                 if (m == QuantMethod.FP) {
                     table.add(m.description(), Perplexity.evaluate(model, evaluation, window, System.out), null);
+                    continue;
+                }
+                if (m.isAbq()) {
+                    try (QuantizedModel q = new AbqQuantizer(ctx, abqBudget(), abqDir, System.out).quantize(ws, model, m)) {
+                        table.add(m.description(), Perplexity.evaluate(q.model(), evaluation, window, System.out), q);
+                    }
+                    System.out.print(table.format(markdown));
                     continue;
                 }
                 if (cal == null) {

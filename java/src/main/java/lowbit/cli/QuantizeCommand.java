@@ -37,6 +37,10 @@ final class QuantizeCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         QuantMethod m = QuantMethod.parse(method);
+        if (m.isAbq()) {
+            throw new IllegalArgumentException(m.id() + ": ABQ layers (bit-plane codes) cannot be written to a quantized model file yet; "
+                    + "evaluate them with `lowbit eval --methods " + m.id() + "`");
+        }
         Workspace ws = Workspace.open(options.model);
         ModelCalibration cal = ModelCalibration.run(ws.loadModel(), ws.calibrationTokens(options.calibTokens),
                 options.calibWindow, options.statsOptions(), System.out);

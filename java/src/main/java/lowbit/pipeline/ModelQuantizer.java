@@ -98,6 +98,9 @@ public final class ModelQuantizer {
         if (method == QuantMethod.FP) {
             throw new IllegalArgumentException("FP is the unquantized model; nothing to quantize");
         }
+        if (method.isAbq()) {
+            throw new IllegalArgumentException(method.id() + " calibrates block by block on the workspace's GGUF: use AbqQuantizer");
+        }
         long start = System.nanoTime();
         QuantizedModel result = method.searches() ? flattenQuant(model, calibration, method)
                 : method.isDgq() ? dgq(model, calibration, method) : baseline(model, calibration, method);

@@ -3,6 +3,7 @@ package lowbit.pipeline;
 import java.util.Arrays;
 import java.util.Locale;
 import java.util.stream.Collectors;
+import lowbit.abq.AbqConfig;
 import lowbit.dgq.ActivationMode;
 import lowbit.dgq.DgqConfig;
 
@@ -34,7 +35,24 @@ public enum QuantMethod {
      * DGQ A8W4, G = 128, the authors' code's setting: asymmetric UINT4, one static per-tensor INT8
      * activation scale from calibration, percentile-clipping smoothing (p = 0.995 of channel maxima).
      */
-    DGQ_AUTHORS("dgq-authors", "DGQ A8W4 G=128 authors' variant (static per-tensor A8, percentile smoothing p=0.995)");
+    DGQ_AUTHORS("dgq-authors", "DGQ A8W4 G=128 authors' variant (static per-tensor A8, percentile smoothing p=0.995)"),
+    // ABQ-LLM: asymmetric per-channel weights and per-token dynamic activations on the bit-plane
+    // GEMM (AbqLinear). "abq-WxAy": calibrated with LWC, LET (alpha 0.5), the compensation vectors
+    // and the distribution-correction loss; "-nodc": the same with the plain MSE loss; "-rtn":
+    // round to nearest, nothing learned. W2* is the bit-balanced 5-level 2-bit grid (quote the name
+    // in a shell: the star).
+    ABQ_W6A6("abq-w6a6", "ABQ W6A6 (LWC + LET + compensation, distribution correction)"),
+    ABQ_W6A6_NODC("abq-w6a6-nodc", "ABQ W6A6 (LWC + LET + compensation, MSE loss only)"),
+    ABQ_W6A6_RTN("abq-w6a6-rtn", "W6A6 RTN (per-channel asymmetric weights, per-token asymmetric activations)"),
+    ABQ_W4A4("abq-w4a4", "ABQ W4A4 (LWC + LET + compensation, distribution correction)"),
+    ABQ_W4A4_NODC("abq-w4a4-nodc", "ABQ W4A4 (LWC + LET + compensation, MSE loss only)"),
+    ABQ_W4A4_RTN("abq-w4a4-rtn", "W4A4 RTN (per-channel asymmetric weights, per-token asymmetric activations)"),
+    ABQ_W2A8("abq-w2a8", "ABQ W2A8 (LWC + LET + compensation, distribution correction)"),
+    ABQ_W2A8_NODC("abq-w2a8-nodc", "ABQ W2A8 (LWC + LET + compensation, MSE loss only)"),
+    ABQ_W2A8_RTN("abq-w2a8-rtn", "W2A8 RTN (per-channel asymmetric weights, per-token asymmetric activations)"),
+    ABQ_W2STAR_A8("abq-w2*a8", "ABQ W2*A8 bit balance (LWC + LET + compensation, distribution correction)"),
+    ABQ_W2STAR_A8_NODC("abq-w2*a8-nodc", "ABQ W2*A8 bit balance (LWC + LET + compensation, MSE loss only)"),
+    ABQ_W2STAR_A8_RTN("abq-w2*a8-rtn", "W2*A8 RTN (bit-balanced 5-level weights per channel, per-token asymmetric activations)");
 
     private final String id;
     private final String description;
@@ -75,6 +93,27 @@ public enum QuantMethod {
             default:
                 throw new IllegalStateException(id + " is not a DGQ method");
         }
+    }
+
+    /** True for the ABQ-LLM methods ({@link AbqQuantizer}). */
+    public boolean isAbq() {
+        return id.startsWith("abq-");
+    }
+
+    /** True for the ABQ-LLM methods that calibrate (not the {@code -rtn} ones). */
+    public boolean abqCalibrates() {
+        return isAbq() && !id.endsWith("-rtn");
+    }
+
+    /** The ABQ-LLM settings of an ABQ method (widths from the name; throws for the others). */
+    public AbqConfig abqConfig() {
+        if (!isAbq()) throw new IllegalStateException(id + " is not an ABQ method");
+        String widths = id.substring("abq-".length()).replace("-nodc", "").replace("-rtn", "");
+        boolean balance = widths.startsWith("w2*");
+        int w = Integer.parseInt(widths.substring(1, 2));
+        int a = Integer.parseInt(widths.substring(widths.indexOf('a') + 1));
+        if (!abqCalibrates()) return AbqConfig.roundToNearest(w, a, balance);
+        return AbqConfig.authors(w, a, balance, !id.endsWith("-nodc"));
     }
 
     /** The method named {@code id} (case-insensitive); a clear exception lists the names otherwise. */
