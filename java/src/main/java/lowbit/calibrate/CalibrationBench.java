@@ -13,8 +13,10 @@ import lowbit.pipeline.Workspace;
 /**
  * The engine's evidence run: RTN and LWC at W4A8 ({@link LwcMethod#w4a8}) over the first blocks of
  * the default model, same options. Writes {@code loss-curve.csv} (block, epoch, step, loss of each
- * LWC step) and {@code summary.csv} (per block: RTN and LWC losses on training and held-out
- * sequences) into the output directory and prints the table, wall times and peak heap.
+ * LWC step), its plot {@code loss-curve.png} ({@link LossCurvePlot}) and {@code summary.csv} (per
+ * block: RTN and LWC losses on training and held-out sequences) into the output directory and
+ * prints the table, wall times, peak heap and the GEMM backend ({@code -Dlowbit.gemm=java} forces
+ * the Java kernel, for before/after comparisons).
  *
  * <pre>
  *   java -cp ... lowbit.calibrate.CalibrationBench OUT_DIR BLOCKS SAMPLES HELD_OUT SEQ_LEN EPOCHS BATCH
@@ -49,6 +51,9 @@ public final class CalibrationBench {
             });
         }
         double lwcSeconds = (System.nanoTime() - t1) / 1e9;
+        if (o.epochs() > 0) LossCurvePlot.write(out.resolve("loss-curve.csv"), out.resolve("loss-curve.png"),
+                String.format(Locale.ROOT, "LWC W4A8 block-output loss per step (%d blocks, %d x %d tokens, %d epochs, batch %d)", o.blocks(), o.samples(), o.seqLen(),
+                        o.epochs(), o.batchSize()));
         try (PrintWriter s = new PrintWriter(Files.newBufferedWriter(out.resolve("summary.csv")))) {
             s.println("block,rtn_train,lwc_init_train,lwc_train,rtn_heldout,lwc_heldout,lwc_seconds");
             System.out.printf(Locale.ROOT, "%-5s %12s %12s %12s %12s %12s %8s%n", "block", "RTN train", "LWC init", "LWC train", "RTN held", "LWC held", "s");
@@ -63,7 +68,7 @@ public final class CalibrationBench {
         for (MemoryPoolMXBean pool : ManagementFactory.getMemoryPoolMXBeans()) {
             if (pool.getType() == MemoryType.HEAP) peak += pool.getPeakUsage().getUsed();
         }
-        System.out.printf(Locale.ROOT, "options %s%nRTN %.1f s, LWC %.1f s, peak heap (sum of pool peaks) %.0f MiB, %d cores%n", o, rtnSeconds, lwcSeconds,
-                peak / 1048576.0, Runtime.getRuntime().availableProcessors());
+        System.out.printf(Locale.ROOT, "options %s%nRTN %.1f s, LWC %.1f s, peak heap (sum of pool peaks) %.0f MiB, %d cores%nGEMM: %s%n", o, rtnSeconds, lwcSeconds,
+                peak / 1048576.0, Runtime.getRuntime().availableProcessors(), Gemm.backend());
     }
 }
