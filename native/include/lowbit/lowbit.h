@@ -233,15 +233,20 @@ LOWBIT_API int lowbit_dequantize_s32(lowbit_context* ctx,
 
 /* ---- tuned GEMM kernels and their dispatch (CUDA, sm_90) --------------------
  *
- * On a CUDA context whose device is sm_90 (H100/H200), lowbit_gemm_dequant with
- * S8 x S8 operands and an F16 or BF16 output runs a CUTLASS kernel on INT8
- * wgmma when the shape meets its alignment rules:
+ * On a CUDA context, lowbit_gemm_dequant and lowbit_gemm_s32 with S8 activations,
+ * S8 or S4 weights and M <= 16 (decode) run a weight-streaming kernel (tensor-core
+ * mma.m16n8k32, sm_80+) when the weights meet its alignment rules: weights 16-byte
+ * aligned and K % 16 == 0, ldb % 16 == 0 (S8) or K % 32 == 0, ldb % 32 == 0,
+ * K < 131072 (S4). Otherwise, on an sm_90 device (H100/H200), S8 x S8 operands
+ * with an F16 or BF16 output run a CUTLASS kernel on INT8 wgmma when the shape
+ * meets its alignment rules:
  *     K % 16 == 0, N % 8 == 0, lda % 16 == 0, ldb % 16 == 0, ldo % 8 == 0.
- * Every other request (S4 operands, F32 or S32 outputs, shapes off those rules,
- * other GPUs) runs the portable kernel, which handles every shape: misaligned
- * shapes are slower, never an error. The tuned kernels compute the epilogue in
- * the same float32 steps without FMA contraction, so their outputs are
- * bit-identical to the CPU backend's (NaN payloads aside).
+ * Every other request (S4 x S4, S4 weights with M > 16, F32 or S32 outputs, shapes
+ * off those rules, other GPUs) runs the portable tiled kernel, which handles every
+ * shape: misaligned shapes are slower, never an error. The streaming and tuned
+ * kernels accumulate exactly in int32 and compute the epilogue in the same float32
+ * steps without FMA contraction, so their outputs are bit-identical to the CPU
+ * backend's (NaN payloads aside), whichever kernel runs.
  *
  * Which configuration (tile, cluster, schedule) runs is read from a dispatch
  * table keyed by M bucket, K and N (format: native/src/gemm_table.h). The table
@@ -254,7 +259,9 @@ LOWBIT_API int lowbit_dequantize_s32(lowbit_context* ctx,
 
 enum lowbit_gemm_config_special {
     LOWBIT_GEMM_AUTO = -1,     /* the dispatch table's choice (what lowbit_gemm_dequant runs) */
-    LOWBIT_GEMM_PORTABLE = -2  /* the portable kernel, every backend and shape               */
+    LOWBIT_GEMM_PORTABLE = -2  /* the portable kernels, every backend and shape: on CUDA the
+                                  weight-streaming kernel where it applies (M <= 16, above),
+                                  else the tiled kernel                                      */
 };
 
 /* Number of tuned kernel configurations compiled into this library (0 without
@@ -347,10 +354,14 @@ LOWBIT_API int lowbit_dgq_check(lowbit_context* ctx,
  * "group divides K" are validated as for the other GEMMs.
  * Backends: CPU (scalar, AVX2, AVX-512 VNNI; bit-identical; the weights are
  * expanded to INT8 block by block into per-thread scratch that stays in L2,
- * except for M <= 4 on AVX-512 VNNI, see above)
- * and CUDA (any architecture: the codes are expanded to INT8 in registers on
- * their way into shared memory of the portable __dp4a kernel; the H100 kernel
- * with the expansion inside a wgmma mainloop is a later step). */
+ * except for M <= 4 on AVX-512 VNNI, see above) and CUDA: for M <= 16 with
+ * K % 32 == 0, ldw % 32 == 0, group % 32 == 0 and 16-byte aligned codes
+ * (sm_80+), a weight-streaming kernel that expands the codes to INT8 in
+ * registers and feeds them to INT8 tensor-core MMAs; otherwise (any
+ * architecture, any shape) the codes are expanded to INT8 in registers on
+ * their way into shared memory of the portable __dp4a kernel. Both give the
+ * same bits. The H100 kernel with the expansion inside a wgmma mainloop
+ * (large M) is a later step. */
 LOWBIT_API int lowbit_gemm_dgq(lowbit_context* ctx,
                                const lowbit_buffer* a, int64_t lda,
                                const lowbit_buffer* w, int64_t ldw,

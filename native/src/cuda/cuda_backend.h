@@ -15,6 +15,7 @@
 //   cuda_backend.cu      construction, memory, copies, synchronization, status
 //   quantize_dispatch.cu quantize()
 //   gemm_dispatch.cu     gemm(), gemm_config(), gemm_choice(), set_gemm_table(): which GEMM runs
+//   gemm_dgq_simt.cu     gemm_dgq(): which DGQ GEMM runs
 //   cublas_baseline.cu   baseline_gemm_f16() (cuBLAS loaded at run time)
 //   dequantize.cu        dequantize()
 #pragma once
@@ -30,6 +31,24 @@
 
 namespace lowbit {
 namespace cuda {
+
+struct StreamProblem;  // gemv_stream.cuh
+
+// Device memory that is all zero between uses: the split-K partial sums and arrival counters of
+// the weight-streaming kernels (gemv_stream.cu), which every launch leaves zero again. Grown on
+// demand (zeroed on the context's stream), freed with the backend; `mutex` is held from the
+// size check to the end of the launch, so a growth never frees memory a queued launch was given.
+struct ZeroedScratch {
+    std::mutex mutex;
+    void* ptr = nullptr;
+    size_t bytes = 0;
+    ZeroedScratch() = default;
+    ZeroedScratch(const ZeroedScratch&) = delete;
+    ZeroedScratch& operator=(const ZeroedScratch&) = delete;
+    ~ZeroedScratch() {
+        if (ptr != nullptr) (void)cudaFree(ptr);
+    }
+};
 
 // What a launcher needs from the context.
 struct LaunchEnv {
@@ -73,6 +92,11 @@ private:
     std::string tuned_gemm_refusal(const GemmArgs& args, int config) const;
     // Enqueues the tuned kernel `config` (which can run args).
     void run_tuned_gemm(const GemmArgs& args, int config);
+    // gemm_dispatch.cu: whether the weight-streaming kernel (gemv_stream.cu, M <= kStreamMaxM)
+    // can run p on this device, and enqueuing it.
+    bool stream_gemm_fits(const StreamProblem& p);
+    void run_stream_gemm(const StreamProblem& p);
+    int compute_capability_major();  // of device_, queried once
 
     void activate() const;  // cudaSetDevice(device_)
     void destroy() noexcept;
@@ -102,6 +126,8 @@ private:
     std::mutex workspace_mutex_;             // one tuned launch at a time owns the workspace
     void* workspace_ = nullptr;              // device memory for stream-K partial sums
     size_t workspace_bytes_ = 0;
+    std::atomic<int> cc_major_{-1};          // compute capability major, -1 until queried
+    ZeroedScratch stream_scratch_;           // split-K workspace of the streaming kernels
     struct Cublas;                           // cublas_baseline.cu
     std::mutex cublas_mutex_;
     Cublas* cublas_ = nullptr;               // created at the first baseline call, owned

@@ -1,20 +1,25 @@
-// gemm_dgq_simt.cu -- CudaBackend::gemm_dgq: the DGQ A8W4 GEMM on any CUDA GPU,
-// through the portable tiled __dp4a kernel (gemm_simt.cuh).
+// gemm_dgq_simt.cu -- CudaBackend::gemm_dgq: the DGQ A8W4 GEMM on any CUDA GPU.
 //
-// The weight operand is fetched by DgqOperand: 4 consecutive 4-bit codes of a
-// row are expanded to INT8 in registers on their way into shared memory,
+//   M <= kStreamMaxM (16), shape on the streaming   the weight-streaming kernel (gemv_stream.cu): the codes
+//   kernel's rules (K % 32, ldw % 32, group % 32,   are expanded to INT8 in registers and fed to
+//   weights 16-byte aligned), sm_80+                mma.m16n8k32; decode, bound by reading the weights
+//   everything else                                 the portable tiled __dp4a kernel (gemm_simt.cuh), below
+//
+// For the tiled kernel the weight operand is fetched by DgqOperand: 4 consecutive 4-bit codes of
+// a row are expanded to INT8 in registers on their way into shared memory,
 //   W8 = q * S2            (zero_points == NULL, q a signed INT4 code)
 //   W8 = (q - z) * S2      (otherwise, q unsigned 0..15, z the group's INT8 zero point)
 // with S2 the group's unsigned integer scale -- integers only, the low 8 bits
 // of the product as lowbit.h defines it (weights that pass lowbit_dgq_check
-// never wrap). The activations and the epilogue are those of lowbit_gemm_dequant.
-// This is the correctness path on every architecture; the H100 kernel with the
-// expansion inside a wgmma mainloop is a later step of the CUDA kernels work.
+// never wrap). Both kernels expand the same way and accumulate exactly in int32, so their
+// outputs are the same bits. The activations and the epilogue are those of lowbit_gemm_dequant.
+// The H100 kernel with the expansion inside a wgmma mainloop (large M) is a later step.
 #include <climits>
 
 #include "cuda_backend.h"
 #include "cuda_check.h"
 #include "gemm_simt.cuh"
+#include "gemv_stream.cuh"
 #include "quant_math.cuh"  // grid_for
 
 namespace lowbit {
@@ -53,13 +58,21 @@ struct DgqOperand {
 
 void CudaBackend::gemm_dgq(const DgqGemmArgs& g) {
     activate();
+    const Epilogue ep{g.a_scales, g.a_scale_count, g.channel_scales, g.n, g.bias, g.out_type, g.out, g.ldo};
+    if (g.m <= kStreamMaxM) {
+        const StreamProblem sp{StreamFormat::Dgq, g.a, g.lda, g.w, g.ldw, g.group_scales, g.zero_points, g.group,
+                               g.m, g.n, g.k, ep};
+        if (stream_gemm_fits(sp)) {
+            run_stream_gemm(sp);
+            return;
+        }
+    }
     const LaunchEnv env = launch_env(kOpNone, g.n);
     using simt::kBM;
     using simt::kBN;
     const simt::Operand<false> a{reinterpret_cast<const unsigned char*>(g.a), g.lda, g.m,
                                  g.lda % 4 == 0 && reinterpret_cast<uintptr_t>(g.a) % 4 == 0};
     const DgqOperand b{g.w, g.ldw, g.n, g.group_scales, g.zero_points, g.group, g.k / g.group};
-    const Epilogue ep{g.a_scales, g.a_scale_count, g.channel_scales, g.n, g.bias, g.out_type, g.out, g.ldo};
     const int64_t tiles = (g.m + kBM - 1) / kBM * ((g.n + kBN - 1) / kBN);
     simt::gemm_simt_kernel<<<grid_for(tiles, INT_MAX), simt::kThreads, 0, env.stream>>>(a, b, g.k, ep);
     LOWBIT_CUDA_CHECK_LAUNCH("gemm_simt_kernel (DGQ)");

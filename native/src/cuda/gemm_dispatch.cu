@@ -1,8 +1,17 @@
 // gemm_dispatch.cu -- which GEMM implementation runs a request.
 //
-//   S8 x S8, F16/BF16 output, sm_90 device, aligned shape   a tuned CUTLASS kernel on INT8 wgmma
-//   (K % 16, N % 8, lda % 16, ldb % 16, ldo % 8)              (sm90/), chosen by the dispatch table
-//   everything else                                          the portable __dp4a kernel (gemm_simt.cu)
+//   A S8, B S8 or S4, M <= kStreamMaxM (16),      the weight-streaming kernel (gemv_stream.cu): decode,
+//   shape on its alignment rules                  bound by reading the weights once
+//   S8 x S8, F16/BF16 output, sm_90 device,       a tuned CUTLASS kernel on INT8 wgmma (sm90/), chosen by
+//   aligned shape (K % 16, N % 8, lda % 16,       the dispatch table
+//   ldb % 16, ldo % 8)
+//   everything else                               the portable tiled __dp4a kernel (gemm_simt.cu)
+//
+// The first and last rows are the "portable" kernels (any sm_80+ GPU): gemm_choice() reports
+// both as LOWBIT_GEMM_PORTABLE, and a forced LOWBIT_GEMM_PORTABLE runs the streaming kernel when
+// it fits, the tiled one otherwise. The streaming kernel's alignment rules are listed in
+// gemv_stream.cu (S8 weights: K % 16, ldb % 16; S4: K % 32, ldb % 32, K < 131072; weights
+// 16-byte aligned); requests off them run the tiled kernel, never an error.
 //
 // The table (gemm_table.h) maps (M bucket, K, N) to a configuration name. It starts as the file
 // named by LOWBIT_GEMM_TUNING, or else the table compiled in from native/tuning/sm90_w8a8.txt;
@@ -15,6 +24,7 @@
 
 #include "cuda_backend.h"
 #include "cuda_check.h"
+#include "gemv_stream.cuh"
 #if LOWBIT_WITH_SM90_GEMM
 #include "sm90/w8a8_config.h"
 #include "sm90_w8a8_table.h"  // generated: kBuiltinSm90W8a8Table, the text of native/tuning/sm90_w8a8.txt
@@ -50,7 +60,53 @@ int heuristic(int64_t m, int64_t n, int64_t k) {
 }
 #endif
 
+// The streaming kernel's view of a lowbit_gemm_s32 / lowbit_gemm_dequant request, when it has one
+// (A S8; B S8 or S4).
+bool as_stream_problem(const GemmArgs& g, StreamProblem& p) {
+    if (g.a_type != LOWBIT_S8 || (g.b_type != LOWBIT_S8 && g.b_type != LOWBIT_S4)) return false;
+    p = StreamProblem{g.b_type == LOWBIT_S8 ? StreamFormat::S8 : StreamFormat::S4,
+                      static_cast<const int8_t*>(g.a), g.lda, static_cast<const uint8_t*>(g.b), g.ldb,
+                      nullptr, nullptr, 0, g.m, g.n, g.k, Epilogue::from(g)};
+    return true;
+}
+
 }  // namespace
+
+int CudaBackend::compute_capability_major() {
+    int major = cc_major_.load(std::memory_order_relaxed);
+    if (major < 0) {
+        LOWBIT_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device_));
+        cc_major_.store(major, std::memory_order_relaxed);
+    }
+    return major;
+}
+
+bool CudaBackend::stream_gemm_fits(const StreamProblem& p) {
+    return *stream_refusal(p, compute_capability_major()) == '\0';
+}
+
+void CudaBackend::run_stream_gemm(const StreamProblem& p) {
+    const size_t need = stream_workspace_bytes(p, sm_count_);
+    ZeroedScratch& ws = stream_scratch_;
+    std::lock_guard<std::mutex> lock(ws.mutex);
+    if (need > ws.bytes) {
+        // cudaFree waits for the kernels still using the old workspace.
+        if (ws.ptr != nullptr) LOWBIT_CUDA_CHECK(cudaFree(ws.ptr));
+        ws.ptr = nullptr;
+        ws.bytes = 0;
+        const size_t bytes = std::max<size_t>(need, size_t(1) << 20);
+        cudaError_t err = cudaMalloc(&ws.ptr, bytes);
+        if (err != cudaSuccess) {
+            (void)cudaGetLastError();
+            ws.ptr = nullptr;
+            throw Error(LOWBIT_ERR_OUT_OF_MEMORY, "cudaMalloc of " + std::to_string(bytes) +
+                                                      " bytes of split-K workspace failed: " + cudaGetErrorString(err));
+        }
+        LOWBIT_CUDA_CHECK(cudaMemsetAsync(ws.ptr, 0, bytes, stream_));  // ordered before every launch that uses it
+        ws.bytes = bytes;
+    }
+    launch_gemv_stream(p, ws.ptr, launch_env(kOpNone, p.n));
+}
 
 std::shared_ptr<const GemmTable> CudaBackend::default_gemm_table() {
 #if LOWBIT_WITH_SM90_GEMM
@@ -100,6 +156,8 @@ std::string CudaBackend::tuned_gemm_refusal(const GemmArgs& g, int config) const
 }
 
 int CudaBackend::gemm_choice(const GemmArgs& g) {
+    StreamProblem sp;
+    if (g.m <= kStreamMaxM && as_stream_problem(g, sp) && stream_gemm_fits(sp)) return LOWBIT_GEMM_PORTABLE;
 #if LOWBIT_WITH_SM90_GEMM
     if (!tuned_gemm_refusal(g, 0).empty()) return LOWBIT_GEMM_PORTABLE;
     std::shared_ptr<const GemmTable> table;
@@ -124,7 +182,11 @@ void CudaBackend::gemm_config(const GemmArgs& g, int config) {
     activate();
     if (config == LOWBIT_GEMM_AUTO) config = gemm_choice(g);
     if (config == LOWBIT_GEMM_PORTABLE) {
-        launch_gemm_simt(g, launch_env(kOpNone, g.n));
+        StreamProblem sp;
+        if (g.m <= kStreamMaxM && as_stream_problem(g, sp) && stream_gemm_fits(sp))
+            run_stream_gemm(sp);
+        else
+            launch_gemm_simt(g, launch_env(kOpNone, g.n));
         return;
     }
     const std::string why = tuned_gemm_refusal(g, config);

@@ -70,7 +70,8 @@ class CudaGemmTest extends GpuTestBase {
 
     private static void requireSm90Kernels() {
         Assumptions.assumeFalse(Lowbit.gemmConfigs().isEmpty(), "this liblowbit has no sm_90a kernels");
-        try (Tensor a = gpu.allocate(DType.S8, 1, 16);
+        // M = 64: above the weight-streaming decode kernel's M <= 16, where the tuned kernels are dispatched
+        try (Tensor a = gpu.allocate(DType.S8, 64, 16);
                 Tensor b = gpu.allocate(DType.S8, 8, 16);
                 Tensor s = gpu.allocate(DType.F32, 1, 1)) {
             QuantizedTensor qa = new QuantizedTensor(a, s, Granularity.PER_TENSOR, 0);

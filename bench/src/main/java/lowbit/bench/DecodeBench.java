@@ -1,0 +1,153 @@
+package lowbit.bench;
+
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.SplittableRandom;
+import lowbit.Backend;
+import lowbit.Context;
+import lowbit.DType;
+import lowbit.DgqWeights;
+import lowbit.Granularity;
+import lowbit.Lowbit;
+import lowbit.QuantizedTensor;
+import lowbit.Tensor;
+
+/**
+ * Decode GEMM benchmark: at small M (tokens per step) a linear layer is bound by reading its weights,
+ * so per cell it times lowbit's three weight formats -- W8A8 (INT8 weights), W4A8 (packed INT4
+ * weights, per-channel scales) and DGQ A8W4 (4-bit codes with U8 group scales, G = 128, signed) --
+ * against cuBLAS FP16 ({@code cublasGemmEx}, FP32 accumulation) on the same device in the same run:
+ * median us per launch (back-to-back launches, {@link GpuTimer}), the speed-up over cuBLAS FP16, and
+ * the rate at which the packed weights (with their scales) are read, against the device-to-device
+ * copy bandwidth (read + write) measured in the same run. All outputs are F16 with per-token
+ * activation scales; every format's weights exist in copies that together hold at least 128 MB and
+ * launch i reads copy i mod copies, so the 50 MB L2 does not serve them.
+ *
+ * <pre>
+ * java -cp ... lowbit.bench.DecodeBench [--shapes KxN,...] [--m 1,4,16,64] [--csv out.csv]
+ * </pre>
+ */
+public final class DecodeBench {
+    static final int[] DEFAULT_M = {1, 4, 16, 64};
+    static final int DGQ_GROUP = 128;
+    private static final long ROTATE_BYTES = 128L << 20;
+
+    private DecodeBench() {}
+
+    /** The weights of one (K, N) in the three lowbit formats, each in rotated copies. */
+    private static final class Weights implements AutoCloseable {
+        final GemmProblem.Weights w8f16;  // INT8 and FP16 copies (GemmBench's)
+        final List<QuantizedTensor> w4 = new ArrayList<>();
+        final List<DgqWeights> dgq = new ArrayList<>();
+        final List<Tensor> owned = new ArrayList<>();
+
+        Weights(Context ctx, int n, int k, long seed) {
+            w8f16 = new GemmProblem.Weights(ctx, n, k, seed);
+            SplittableRandom rnd = new SplittableRandom(seed + 1);
+            byte[] packed = new byte[Math.toIntExact((long) n * k / 2)];
+            for (int i = 0; i < packed.length; i++) {
+                packed[i] = (byte) rnd.nextInt(256);  // two INT4 values in -8..7
+            }
+            Tensor s4 = track(ctx.upload(packed, DType.S4, n, k));
+            Tensor s4Scales = track(ctx.upload(GemmProblem.randomScales(rnd, n), 1, n));
+            w4.add(new QuantizedTensor(s4, s4Scales, Granularity.PER_ROW, 0));
+            for (long bytes = packed.length; bytes < ROTATE_BYTES; bytes += packed.length) {
+                Tensor copy = track(ctx.allocate(DType.S4, n, k).copyFrom(s4));
+                w4.add(new QuantizedTensor(copy, s4Scales, Granularity.PER_ROW, 0));
+            }
+            // DGQ: any signed code with S2 in 1..15 keeps |q·S2| <= 120 (lowbit_dgq_check passes).
+            byte[] s2 = new byte[n * (k / DGQ_GROUP)];
+            for (int i = 0; i < s2.length; i++) {
+                s2[i] = (byte) (1 + rnd.nextInt(15));
+            }
+            float[] cs = GemmProblem.randomScales(rnd, n);
+            long dgqBytes = packed.length + (long) s2.length;
+            for (long bytes = 0; bytes < ROTATE_BYTES; bytes += dgqBytes) {
+                dgq.add(ctx.uploadDgq(packed, s2, null, cs, n, k, DGQ_GROUP));
+            }
+        }
+
+        private Tensor track(Tensor t) {
+            owned.add(t);
+            return t;
+        }
+
+        @Override
+        public void close() {
+            w8f16.close();
+            dgq.forEach(DgqWeights::close);
+            owned.forEach(Tensor::close);
+        }
+    }
+
+    public static void main(String[] args) throws Exception {
+        int[][] shapes = GemmBench.DEFAULT_SHAPES;
+        int[] ms = DEFAULT_M;
+        Path csv = null;
+        for (int i = 0; i < args.length; i++) {
+            switch (args[i]) {
+                case "--shapes": shapes = GemmBench.parseShapes(args[++i]); break;
+                case "--m": ms = GemmBench.parseInts(args[++i]); break;
+                case "--csv": csv = Path.of(args[++i]); break;
+                default: throw new IllegalArgumentException("unknown option " + args[i]
+                        + " (use --shapes KxN,..., --m M,..., --csv FILE)");
+            }
+        }
+        if (Lowbit.cudaDeviceCount() == 0) {
+            System.out.println("DecodeBench: no CUDA device (" + Lowbit.buildInfo() + "); nothing to measure");
+            return;
+        }
+        List<String> rows = new ArrayList<>();
+        StringBuilder csvText = new StringBuilder("m,k,n,w8a8_us,w4a8_us,dgq_g128_us,cublas_f16_us,"
+                + "w8a8_speedup,w4a8_speedup,dgq_speedup,w8a8_weight_gbps,w4a8_weight_gbps,dgq_weight_gbps,copy_gbps\n");
+        try (Context gpu = Context.open(Backend.CUDA)) {
+            double copyBw = GemmBench.copyBandwidth(gpu);
+            System.out.printf(Locale.ROOT, "DecodeBench on %s, %s%ncopy bandwidth (read+write) %.0f GB/s%n",
+                    GemmBench.deviceName(), Lowbit.buildInfo(), copyBw / 1e9);
+            for (int[] s : shapes) {
+                int k = s[0];
+                int n = s[1];
+                // Bytes a launch reads from its weights: codes plus scales (F32 per channel, U8 per group).
+                double w8Bytes = (double) n * k + 4.0 * n;
+                double w4Bytes = (double) n * k / 2 + 4.0 * n;
+                double dgqBytes = (double) n * k / 2 + (double) n * (k / DGQ_GROUP) + 4.0 * n;
+                try (Weights w = new Weights(gpu, n, k, 7)) {
+                    for (int m : ms) {
+                        try (GemmProblem p = new GemmProblem(gpu, w.w8f16, m, 11);
+                                Tensor xv = gpu.upload(GemmProblem.randomS8(new SplittableRandom(13), (long) m * k),
+                                        DType.S8, m, k);
+                                Tensor xs = gpu.upload(GemmProblem.randomScales(new SplittableRandom(17), m), 1, m);
+                                Tensor out = gpu.allocate(DType.F16, m, n)) {
+                            QuantizedTensor x8 = new QuantizedTensor(xv, xs, Granularity.PER_ROW, 0);
+                            double t8 = GpuTimer.time(gpu, i -> p.w8a8(gpu, Context.AUTO, i));
+                            double t4 = GpuTimer.time(gpu, i -> gpu.gemmInto(x8, w.w4.get(i % w.w4.size()), null, out));
+                            double tD = GpuTimer.time(gpu, i -> gpu.gemmDgqInto(x8, w.dgq.get(i % w.dgq.size()), null, out));
+                            double tF = GpuTimer.time(gpu, i -> p.f16(gpu, i));
+                            rows.add(String.format(Locale.ROOT,
+                                    "%4d %6d %6d | %8.1f %4.0f%% | %8.1f %4.0f%% | %8.1f %4.0f%% | %8.1f | %5.2f %5.2f %5.2f",
+                                    m, k, n, t8 * 1e6, 100 * w8Bytes / t8 / copyBw, t4 * 1e6, 100 * w4Bytes / t4 / copyBw,
+                                    tD * 1e6, 100 * dgqBytes / tD / copyBw, tF * 1e6, tF / t8, tF / t4, tF / tD));
+                            System.err.println(rows.get(rows.size() - 1));
+                            csvText.append(String.format(Locale.ROOT,
+                                    "%d,%d,%d,%.2f,%.2f,%.2f,%.2f,%.3f,%.3f,%.3f,%.0f,%.0f,%.0f,%.0f%n", m, k, n, t8 * 1e6,
+                                    t4 * 1e6, tD * 1e6, tF * 1e6, tF / t8, tF / t4, tF / tD, w8Bytes / t8 / 1e9,
+                                    w4Bytes / t4 / 1e9, dgqBytes / tD / 1e9, copyBw / 1e9));
+                        }
+                    }
+                }
+            }
+        }
+        System.out.printf(Locale.ROOT, "%n%4s %6s %6s | %8s %5s | %8s %5s | %8s %5s | %8s | %s%n", "M", "K", "N",
+                "W8A8 us", "copy", "W4A8 us", "copy", "DGQ us", "copy", "fp16 us",
+                "speed-up vs cuBLAS FP16: W8A8 W4A8 DGQ");
+        System.out.println("(copy: packed weights + scales read per second, as % of the device copy bandwidth)");
+        rows.forEach(System.out::println);
+        if (csv != null) {
+            Files.writeString(csv, csvText.toString(), StandardCharsets.UTF_8);
+        }
+    }
+}

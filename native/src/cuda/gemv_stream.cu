@@ -1,0 +1,523 @@
+// gemv_stream.cu -- the weight-streaming GEMM for decode: out[M,N] = epilogue(A[M,K] * W[N,K]^T)
+// for M <= kStreamMaxM tokens, weights S8, packed S4, or DGQ 4-bit codes (gemv_stream.cuh).
+//
+// At decode batch sizes the product is bound by reading W once from device memory; the
+// kernel is built so that every SM keeps many 128-bit weight loads in flight and does little
+// else per byte:
+//
+//   grid       (ceil(N / 128), splits): a block owns 128 output channels (8 warps x 16) and one
+//              split of K. The grid is at most one wave of resident blocks: K is split only as
+//              far as the channel tiles leave block slots empty (N = 4096: 32 tiles x 8 splits on
+//              132 SMs x 2 blocks). Measured on an H100, going from 2.5 waves to one wave took
+//              W4A8 at 8192 x 28672 from 80% to 88% of the copy bandwidth.
+//   shared     the activations of the block's split, M (padded to 8 or 16) x 2048 K values at a
+//              time (a stage), staged once per stage and read by all 8 warps; for 4-bit weights
+//              each group of 8 consecutive K values is stored permuted as (0,2,4,6,1,3,5,7), the
+//              order the weights unpack to. Each stage's first weight loads are issued before
+//              its staging, so the staging hides under them.
+//   warp       16 weight rows (output channels) x the split: lane (g, t) = (lane / 4, lane % 4)
+//              reads 16 bytes of rows g and g + 8 at byte offset 64 * step + 16 * t with one
+//              128-bit load each (ld.global.nc, no L1 allocation), kUnroll steps in flight.
+//   math       tensor cores: mma.m16n8k32 (s8 x s8 -> s32) with the weights as the 16 x 32 A
+//              operand and up to 8 tokens as the 32 x 8 B operand (one MMA per 8 tokens). Which
+//              K index sits in which fragment slot does not matter for a dot product as long
+//              as A and B agree: a lane's 16 weight bytes feed its own A slots, and the same
+//              lane's activation bytes (same K values, same order) its B slots.
+//   unpack     S4: the ×16 trick -- a nibble moved to the top of its byte is the int8 16·q,
+//              so (w << 4) & 0xF0F0F0F0 and w & 0xF0F0F0F0 give the even and odd elements of a
+//              word as 16·q with one or two instructions; the accumulator is 16·acc and the
+//              exact acc is recovered with an arithmetic shift by 4 (exact while |16·acc| <
+//              2^31: K < 131072, a precondition, so the result is the CPU backend's exactly).
+//              DGQ: W8 = low 8 bits of (u - z)·S2 with u the unsigned code (signed codes:
+//              u = q + 8, z = 8). Four 4-bit codes at a time sit in the two 16-bit lanes of a
+//              word, one integer multiply-add gives u·S2 + D per lane with D = (-z·S2) mod 256
+//              (u·S2 + D <= 15·255 + 255 < 2^16: no carry between lanes), and the low byte of
+//              each lane is (u - z)·S2 mod 256 -- lowbit.h's wrap, integers only.
+//              DGQ with group % 128 == 0 (folded path): a step's 128 K values are one group per
+//              row; when no code of the warp's 16 groups can wrap ((u - z)·S2 in [-128, 127] for
+//              all u in 0..15, checked per group from S2 and z), the MMAs take the raw codes u
+//              and acc += S2·sum(a·u) - S2·z·sum(a), with sum(a) per token and step summed at
+//              staging: the same integer, about half the ALU work. Otherwise the expansion above.
+//   reduce     int32 accumulators; with splits > 1 each block adds its partial sums into an
+//              int32 workspace (atomics; integer addition is associative, so the sum is the
+//              same bits whatever the split and order) and the last block of a channel tile
+//              (an arrival counter) applies the epilogue and zeroes the workspace and counter
+//              again, so the next launch on the stream finds them clean.
+//   epilogue   epilogue.cuh, the CPU backend's float32 steps: bit-identical outputs.
+//
+// Preconditions (stream_refusal; otherwise the dispatch runs the portable kernel):
+//   compute capability >= 8.0 (mma.m16n8k32 on s8); 1 <= M <= kStreamMaxM; N, K < 2^31;
+//   W 16-byte aligned with rows of a multiple of 16 bytes: S8: K % 16 == 0, ldw % 16 == 0;
+//   S4 / DGQ: K % 32 == 0, ldw % 32 == 0 (nibbles); S4: K < 131072; DGQ: group % 32 == 0.
+//   A, the scales and the output may have any stride and alignment.
+#include <algorithm>
+
+#include "cuda_check.h"
+#include "gemv_stream.cuh"
+
+namespace lowbit {
+namespace cuda {
+namespace {
+
+constexpr int kWarps = 8;
+constexpr int kThreads = kWarps * 32;
+constexpr int kRowsPerWarp = 16;                        // the M of mma.m16n8k32
+constexpr int kRowsPerBlock = kWarps * kRowsPerWarp;    // 128 output channels per block
+constexpr int kStepBytes = 64;                          // per row and warp step: 4 lanes x 16 bytes
+constexpr int kUnroll = 4;                              // steps whose loads are in flight together
+constexpr int kStageElems = 2048;                       // K values of the activations staged at a time
+constexpr int kMinSliceSteps = 8;                       // a slice is at least 8 steps (2 x kUnroll)
+constexpr int kMinBlocksPerSm = 2;                      // register cap: 2 blocks (16 warps) per SM
+
+template <StreamFormat F>
+struct Fmt {
+    static constexpr int kElemsPerByte = F == StreamFormat::S8 ? 1 : 2;
+};
+
+// Shared row padding: lanes (g, t) read 16 (S8) or 2 x 16 (4-bit) bytes at 16·t (32·t) of token
+// row g; a row stride of 64 resp. 16 bytes past a multiple of 128 puts the 8 lanes of each
+// 128-bit shared load phase on distinct banks.
+template <StreamFormat F>
+constexpr int kActStride = kStageElems + (F == StreamFormat::S8 ? 64 : 16);
+constexpr int kStageSteps128 = kStageElems / 128;  // 128-value steps of a stage (DGQ step sums)
+
+struct Params {
+    const int8_t* a;
+    int64_t lda;
+    const uint8_t* w;
+    int64_t ldw_bytes;
+    const uint8_t* s2;  // DGQ group scales, row-major N x groups
+    const int8_t* z;    // DGQ zero points or null
+    int groups;
+    int group;
+    bool dgq_fold;      // DGQ with group % 128 == 0: one group per row and step (the folded path)
+    int m, n, k;
+    int slice;          // K values per block (a multiple of the step)
+    int splits;
+    bool a_aligned16;   // every activation row starts 16-byte aligned
+    Epilogue ep;
+    int* partial;       // splits > 1: tiles x 128 x tokens int32 partial sums (zero between launches)
+    unsigned* arrivals; // splits > 1: tiles arrival counters (zero between launches)
+};
+
+__device__ __forceinline__ uint4 load_stream(const uint8_t* p) {
+    uint4 v;
+    asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+        : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+        : "l"(p));
+    return v;
+}
+
+// c += A(16 x 32 s8: a0 a1 a2 a3) * B(32 x 8 s8: b0 b1), int32.
+__device__ __forceinline__ void mma_s8(int (&c)[4], unsigned a0, unsigned a1, unsigned a2, unsigned a3,
+                                       unsigned b0, unsigned b1) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};"
+        : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+#else
+    (void)c, (void)a0, (void)a1, (void)a2, (void)a3, (void)b0, (void)b1;
+    __trap();  // unreachable: stream_refusal keeps devices below 8.0 off this kernel
+#endif
+}
+
+// DGQ: 8 codes (word w, code i in bits 4i..4i+3, already unsigned u) to their INT8 weights
+// (u - z)·S2 mod 256: even = codes 0,2,4,6 and odd = codes 1,3,5,7, byte by byte. d2 holds
+// D = (-z·S2) mod 256 in both 16-bit lanes.
+__device__ __forceinline__ void expand_dgq(unsigned w, unsigned s2, unsigned d2, unsigned& even, unsigned& odd) {
+    const unsigned y0 = (w & 0x000F000Fu) * s2 + d2;          // codes 0 and 4
+    const unsigned y1 = ((w >> 4) & 0x000F000Fu) * s2 + d2;   // codes 1 and 5
+    const unsigned y2 = ((w >> 8) & 0x000F000Fu) * s2 + d2;   // codes 2 and 6
+    const unsigned y3 = ((w >> 12) & 0x000F000Fu) * s2 + d2;  // codes 3 and 7
+    even = __byte_perm(y0, y2, 0x6240);
+    odd = __byte_perm(y1, y3, 0x6240);
+}
+
+// DGQ group slot i (row-major N x groups): S2 | (z & 0xFF) << 8 | D << 16 with
+// D = (-z·S2) mod 256 (z = 8 for signed codes, read as u = q + 8).
+__device__ __forceinline__ unsigned group_word(const Params& p, int64_t i) {
+    const int s2 = __ldg(p.s2 + i);
+    const int z = p.z != nullptr ? __ldg(p.z + i) : 8;
+    return static_cast<unsigned>(s2) | (static_cast<unsigned>(z) & 0xFFu) << 8 |
+           (static_cast<unsigned>(-z * s2) & 0xFFu) << 16;
+}
+
+// Whether (u - z)·S2 lies in [-128, 127] for every code u in 0..15, i.e. no INT8 weight of the
+// group wraps: then sum_c a_c·W8_c = S2·sum_c a_c·u_c - S2·z·sum_c a_c exactly.
+__device__ __forceinline__ bool group_never_wraps(unsigned word) {
+    const int s2 = static_cast<int>(word & 0xFFu), z = static_cast<int8_t>((word >> 8) & 0xFFu);
+    return -z * s2 >= -128 && (15 - z) * s2 <= 127;
+}
+
+// The activations [k0, k0 + kcount) of every token into shared memory, zero past M and past
+// kcount (up to kStageElems); 4-bit formats permute each group of 8. All loads of a thread are
+// issued before the first store, so staging costs about one L2 round trip.
+// DGQ also writes step_sums[token][step] = the sum of the token's 128 activations of each step
+// (for the folded path), reduced over the 8 lanes that hold a step's 8 units.
+template <StreamFormat F, int NT>
+__device__ __forceinline__ void stage_activations(const Params& p, int k0, int kcount, unsigned char* act,
+                                                  int (*step_sums)[kStageSteps128]) {
+    constexpr int kUnitsPerRow = kStageElems / 16;  // 16-byte units
+    constexpr int kIters = NT * 8 * kUnitsPerRow / kThreads;
+    static_assert(NT * 8 * kUnitsPerRow % kThreads == 0, "staging split");
+    uint4 v[kIters];
+#pragma unroll
+    for (int it = 0; it < kIters; ++it) {
+        const int u = it * kThreads + threadIdx.x;
+        const int i = u / kUnitsPerRow, c = u % kUnitsPerRow * 16;
+        v[it] = make_uint4(0u, 0u, 0u, 0u);
+        if (i < p.m && c < kcount) {  // kcount is a multiple of 16: the unit lies inside K
+            const int8_t* src = p.a + static_cast<int64_t>(i) * p.lda + k0 + c;
+            if (p.a_aligned16) {
+                v[it] = *reinterpret_cast<const uint4*>(src);
+            } else {
+                unsigned w[4];
+                const unsigned char* b = reinterpret_cast<const unsigned char*>(src);
+#pragma unroll
+                for (int q = 0; q < 4; ++q)
+                    w[q] = b[4 * q] | b[4 * q + 1] << 8 | b[4 * q + 2] << 16 | static_cast<unsigned>(b[4 * q + 3]) << 24;
+                v[it] = make_uint4(w[0], w[1], w[2], w[3]);
+            }
+        }
+    }
+#pragma unroll
+    for (int it = 0; it < kIters; ++it) {
+        const int u = it * kThreads + threadIdx.x;
+        const int i = u / kUnitsPerRow, c = u % kUnitsPerRow * 16;
+        uint4 x = v[it];
+        if constexpr (F != StreamFormat::S8) {  // K values (0,2,4,6), (1,3,5,7) of each group of 8
+            x = make_uint4(__byte_perm(v[it].x, v[it].y, 0x6420), __byte_perm(v[it].x, v[it].y, 0x7531),
+                           __byte_perm(v[it].z, v[it].w, 0x6420), __byte_perm(v[it].z, v[it].w, 0x7531));
+        }
+        *reinterpret_cast<uint4*>(act + i * kActStride<F> + c) = x;
+        if constexpr (F == StreamFormat::Dgq) {
+            const int ones = 0x01010101;
+            int sum = __dp4a(static_cast<int>(x.x), ones, 0);
+            sum = __dp4a(static_cast<int>(x.y), ones, sum);
+            sum = __dp4a(static_cast<int>(x.z), ones, sum);
+            sum = __dp4a(static_cast<int>(x.w), ones, sum);
+#pragma unroll
+            for (int d = 1; d < 8; d *= 2) sum += __shfl_xor_sync(0xffffffffu, sum, d);
+            if (threadIdx.x % 8 == 0) step_sums[i][c / 128] = sum;
+        }
+    }
+}
+
+// kUnroll steps of one lane's two weight rows, in registers: the 16 bytes of row a and row b
+// per step and, for DGQ, the group's S2 | D << 16 with D = (-z·S2) mod 256.
+template <StreamFormat F>
+struct Batch {
+    uint4 qa[kUnroll], qb[kUnroll];
+    unsigned ga[kUnroll], gb[kUnroll];
+
+    // Steps s .. s + kUnroll - 1 of the stage whose weights start at byte k_byte0 of rows
+    // wa / wb (index ra / rb); bytes past `bytes` read as 0.
+    __device__ __forceinline__ void load(const Params& p, const uint8_t* wa, const uint8_t* wb, int ra, int rb,
+                                         int k_elem0, int s, int bytes, int t) {
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) {
+            const int off = (s + u) * kStepBytes + t * 16;
+            if (off < bytes) {
+                qa[u] = load_stream(wa + off);
+                qb[u] = load_stream(wb + off);
+            } else {
+                qa[u] = qb[u] = make_uint4(0u, 0u, 0u, 0u);
+            }
+            if constexpr (F == StreamFormat::Dgq) {
+                // The lane's 32 codes lie in one group (group % 32 == 0, offset % 32 == 0).
+                const int gi = min(k_elem0 + 2 * off, p.k - 1) / p.group;
+                const int64_t ia = static_cast<int64_t>(ra) * p.groups + gi;
+                const int64_t ib = static_cast<int64_t>(rb) * p.groups + gi;
+                ga[u] = group_word(p, ia);
+                gb[u] = group_word(p, ib);
+            }
+        }
+    }
+
+    // acc += this batch x the staged activations (steps s .. of the stage, those < steps).
+    template <int NT>
+    __device__ __forceinline__ void compute(const Params& p, const unsigned char* act_lane, int s, int steps,
+                                            const int (*step_sums)[kStageSteps128], int t, int (&acc)[NT][4]) const {
+        constexpr int kEpb = Fmt<F>::kElemsPerByte;
+        constexpr int kStride = kActStride<F>;
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) {
+            if (s + u >= steps) break;
+            const unsigned char* x = act_lane + (s + u) * kStepBytes * kEpb;
+            if constexpr (F == StreamFormat::S8) {
+#pragma unroll
+                for (int nt = 0; nt < NT; ++nt) {
+                    const uint4 b = *reinterpret_cast<const uint4*>(x + nt * 8 * kStride);
+                    mma_s8(acc[nt], qa[u].x, qb[u].x, qa[u].y, qb[u].y, b.x, b.y);
+                    mma_s8(acc[nt], qa[u].z, qb[u].z, qa[u].w, qb[u].w, b.z, b.w);
+                }
+            } else {
+                const unsigned wa4[4] = {qa[u].x, qa[u].y, qa[u].z, qa[u].w};
+                const unsigned wb4[4] = {qb[u].x, qb[u].y, qb[u].z, qb[u].w};
+                uint4 b[NT][2];
+#pragma unroll
+                for (int nt = 0; nt < NT; ++nt) {
+                    b[nt][0] = *reinterpret_cast<const uint4*>(x + nt * 8 * kStride);
+                    b[nt][1] = *reinterpret_cast<const uint4*>(x + nt * 8 * kStride + 16);
+                }
+                if constexpr (F == StreamFormat::Dgq) {
+                    // Folded path: when no weight of the warp's 16 groups of this step can wrap, the
+                    // MMAs take the raw codes u (0..15, exact in s8) and the group's S2 and z are
+                    // applied once per step to the int32 sums: acc += S2·sum(a·u) - S2·z·sum(a).
+                    if (p.dgq_fold && __all_sync(0xffffffffu, group_never_wraps(ga[u]) && group_never_wraps(gb[u]))) {
+                        const unsigned flip = p.z != nullptr ? 0u : 0x88888888u;
+                        int part[NT][4] = {};
+#pragma unroll
+                        for (int j = 0; j < 4; ++j) {
+                            const unsigned ua = wa4[j] ^ flip, ub = wb4[j] ^ flip;
+                            const unsigned ea = ua & 0x0F0F0F0Fu, oa = (ua >> 4) & 0x0F0F0F0Fu;
+                            const unsigned eb = ub & 0x0F0F0F0Fu, ob = (ub >> 4) & 0x0F0F0F0Fu;
+#pragma unroll
+                            for (int nt = 0; nt < NT; ++nt) {
+                                const uint4& lo = b[nt][j / 2];
+                                mma_s8(part[nt], ea, eb, oa, ob, j % 2 == 0 ? lo.x : lo.z, j % 2 == 0 ? lo.y : lo.w);
+                            }
+                        }
+                        // Wrapping int32 arithmetic (unsigned): the same residue mod 2^32 as the exact sum.
+                        const unsigned s_a = ga[u] & 0xFFu, s_b = gb[u] & 0xFFu;
+                        const unsigned sz_a = s_a * static_cast<unsigned>(static_cast<int8_t>((ga[u] >> 8) & 0xFFu));
+                        const unsigned sz_b = s_b * static_cast<unsigned>(static_cast<int8_t>((gb[u] >> 8) & 0xFFu));
+#pragma unroll
+                        for (int nt = 0; nt < NT; ++nt) {
+                            const unsigned a0 = step_sums[nt * 8 + 2 * t][s + u], a1 = step_sums[nt * 8 + 2 * t + 1][s + u];
+                            acc[nt][0] = static_cast<int>(static_cast<unsigned>(acc[nt][0]) + s_a * part[nt][0] - sz_a * a0);
+                            acc[nt][1] = static_cast<int>(static_cast<unsigned>(acc[nt][1]) + s_a * part[nt][1] - sz_a * a1);
+                            acc[nt][2] = static_cast<int>(static_cast<unsigned>(acc[nt][2]) + s_b * part[nt][2] - sz_b * a0);
+                            acc[nt][3] = static_cast<int>(static_cast<unsigned>(acc[nt][3]) + s_b * part[nt][3] - sz_b * a1);
+                        }
+                        continue;
+                    }
+                }
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+                    unsigned ea, oa, eb, ob;
+                    if constexpr (F == StreamFormat::S4) {
+                        ea = (wa4[j] << 4) & 0xF0F0F0F0u;  // 16·q of codes 0, 2, 4, 6
+                        oa = wa4[j] & 0xF0F0F0F0u;         // 16·q of codes 1, 3, 5, 7
+                        eb = (wb4[j] << 4) & 0xF0F0F0F0u;
+                        ob = wb4[j] & 0xF0F0F0F0u;
+                    } else {
+                        // Signed codes: u = q + 8 is the nibble with its top bit flipped.
+                        const unsigned flip = p.z != nullptr ? 0u : 0x88888888u;
+                        expand_dgq(wa4[j] ^ flip, ga[u] & 0xFFu, (ga[u] >> 16) * 0x00010001u, ea, oa);
+                        expand_dgq(wb4[j] ^ flip, gb[u] & 0xFFu, (gb[u] >> 16) * 0x00010001u, eb, ob);
+                    }
+#pragma unroll
+                    for (int nt = 0; nt < NT; ++nt) {
+                        const uint4& lo = b[nt][j / 2];
+                        const unsigned b0 = j % 2 == 0 ? lo.x : lo.z, b1 = j % 2 == 0 ? lo.y : lo.w;
+                        mma_s8(acc[nt], ea, eb, oa, ob, b0, b1);
+                    }
+                }
+            }
+        }
+    }
+};
+
+template <StreamFormat F, int NT>
+__global__ void __launch_bounds__(kThreads, kMinBlocksPerSm) gemv_stream_kernel(const Params p) {
+    constexpr int kEpb = Fmt<F>::kElemsPerByte;
+    __shared__ __align__(16) unsigned char act[NT * 8 * kActStride<F>];
+    __shared__ int step_sums[F == StreamFormat::Dgq ? NT * 8 : 1][kStageSteps128];
+    __shared__ bool last_arrival;
+
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int g = lane / 4, t = lane % 4;
+    const int tile_row = warp * kRowsPerWarp + g;  // this lane's rows: tile_row and tile_row + 8
+    const int row_a = blockIdx.x * kRowsPerBlock + tile_row, row_b = row_a + 8;
+    // Rows past N read row N-1 (in bounds, results dropped): loads need no row predicate.
+    const int ra = min(row_a, p.n - 1), rb = min(row_b, p.n - 1);
+    const bool active = blockIdx.x * kRowsPerBlock + warp * kRowsPerWarp < p.n;  // warp-uniform
+    const unsigned char* act_lane = act + g * kActStride<F> + t * 16 * kEpb;
+    int acc[NT][4] = {};
+
+    // The block's split [k_begin, k_end) in stages of kStageElems: per stage the first batch of
+    // weights is requested before the activations are staged, so the staging (an L2 round
+    // trip) hides under the first weight loads.
+    const int k_begin = blockIdx.y * p.slice, k_end = min(p.k, k_begin + p.slice);
+    for (int k0 = k_begin; k0 < k_end; k0 += kStageElems) {
+        const int kcount = min(kStageElems, k_end - k0);
+        const int bytes = kcount / kEpb;  // a multiple of 16
+        const int steps = (bytes + kStepBytes - 1) / kStepBytes;
+        const uint8_t* wa = p.w + static_cast<int64_t>(ra) * p.ldw_bytes + k0 / kEpb;
+        const uint8_t* wb = p.w + static_cast<int64_t>(rb) * p.ldw_bytes + k0 / kEpb;
+        Batch<F> batch;
+        if (active) batch.load(p, wa, wb, ra, rb, k0, 0, bytes, t);
+        if (k0 != k_begin) __syncthreads();  // every warp is done with the previous stage
+        stage_activations<F, NT>(p, k0, kcount, act, step_sums);
+        __syncthreads();
+        if (!active) continue;
+        for (int s = 0; s < steps; s += kUnroll) {
+            if (s != 0) batch.load(p, wa, wb, ra, rb, k0, s, bytes, t);
+            batch.compute(p, act_lane, s, steps, step_sums, t, acc);
+        }
+    }
+
+    // Accumulator c of tile nt: channel tile_row (+8 for c >= 2), token 8·nt + 2t (+1 for odd c).
+    constexpr int kTokens = NT * 8;
+    auto finish = [](int v) { return F == StreamFormat::S4 ? v >> 4 : v; };  // undo the ×16 of S4
+    if (p.splits == 1) {
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+            for (int c = 0; c < 4; ++c) {
+                const int token = nt * 8 + 2 * t + (c & 1), row = c < 2 ? row_a : row_b;
+                if (token < p.m && row < p.n) p.ep.store(token, row, finish(acc[nt][c]));
+            }
+        return;
+    }
+    int* part = p.partial + static_cast<int64_t>(blockIdx.x) * kRowsPerBlock * kTokens;
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int c = 0; c < 4; ++c) {
+            const int token = nt * 8 + 2 * t + (c & 1), r = tile_row + (c < 2 ? 0 : 8);
+            if (token < p.m && blockIdx.x * kRowsPerBlock + r < p.n) atomicAdd(part + r * kTokens + token, acc[nt][c]);
+        }
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) last_arrival = atomicAdd(p.arrivals + blockIdx.x, 1u) == static_cast<unsigned>(p.splits - 1);
+    __syncthreads();
+    if (!last_arrival) return;
+    __threadfence();
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int c = 0; c < 4; ++c) {
+            const int token = nt * 8 + 2 * t + (c & 1), r = tile_row + (c < 2 ? 0 : 8);
+            const int row = blockIdx.x * kRowsPerBlock + r;
+            if (token < p.m && row < p.n) p.ep.store(token, row, finish(atomicExch(part + r * kTokens + token, 0)));
+        }
+    if (threadIdx.x == 0) p.arrivals[blockIdx.x] = 0;
+}
+
+// How a request is cut: channel tiles x K splits and the split length.
+struct Plan {
+    int64_t tiles;
+    int64_t splits;
+    int slice;  // K values per split, a multiple of the step
+    size_t workspace;
+};
+
+// Blocks of gemv_stream_kernel<F, NT> one SM holds at once (registers decide: 2 on sm_80/90).
+template <StreamFormat F, int NT>
+int resident_blocks_per_sm() {
+    static const int blocks = [] {
+        int b = 0;
+        LOWBIT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, gemv_stream_kernel<F, NT>, kThreads, 0));
+        return std::max(b, 1);
+    }();
+    return blocks;
+}
+
+int resident_blocks_per_sm(StreamFormat f, bool one_tile) {
+    switch (f) {
+        case StreamFormat::S8:
+            return one_tile ? resident_blocks_per_sm<StreamFormat::S8, 1>() : resident_blocks_per_sm<StreamFormat::S8, 2>();
+        case StreamFormat::S4:
+            return one_tile ? resident_blocks_per_sm<StreamFormat::S4, 1>() : resident_blocks_per_sm<StreamFormat::S4, 2>();
+        default:
+            return one_tile ? resident_blocks_per_sm<StreamFormat::Dgq, 1>()
+                            : resident_blocks_per_sm<StreamFormat::Dgq, 2>();
+    }
+}
+
+// The grid is at most one wave: K is split only as far as the channel tiles leave resident
+// block slots empty (N = 4096: 32 tiles x 8 splits on 132 SMs x 2 blocks). Every block reads
+// the same number of bytes, so a second, partial wave would leave SMs idle at the end, and
+// every extra block pays the staging and reduction latencies again.
+Plan make_plan(const StreamProblem& p, int sm_count) {
+    const int64_t step = kStepBytes * (p.format == StreamFormat::S8 ? 1 : 2);
+    const int64_t k_steps = (p.k + step - 1) / step;
+    Plan plan{};
+    plan.tiles = (p.n + kRowsPerBlock - 1) / kRowsPerBlock;
+    const int64_t capacity = int64_t{resident_blocks_per_sm(p.format, p.m <= 8)} * sm_count;
+    const int64_t max_splits = std::max<int64_t>(1, k_steps / kMinSliceSteps);
+    const int64_t splits = std::min(std::max<int64_t>(1, capacity / plan.tiles), max_splits);
+    const int64_t slice_steps = (k_steps + splits - 1) / splits;
+    plan.splits = (k_steps + slice_steps - 1) / slice_steps;  // no empty split
+    plan.slice = static_cast<int>(slice_steps * step);
+    const int64_t tokens = p.m <= 8 ? 8 : 16;
+    plan.workspace = plan.splits == 1 ? 0
+                                      : static_cast<size_t>(plan.tiles) * kRowsPerBlock * tokens * sizeof(int) +
+                                            static_cast<size_t>(plan.tiles) * sizeof(unsigned);
+    return plan;
+}
+
+template <StreamFormat F, int NT>
+void launch(const Plan& plan, const Params& params, cudaStream_t stream) {
+    gemv_stream_kernel<F, NT><<<dim3(static_cast<unsigned>(plan.tiles), static_cast<unsigned>(plan.splits)),
+                                kThreads, 0, stream>>>(params);
+}
+
+}  // namespace
+
+const char* stream_refusal(const StreamProblem& p, int cc_major) {
+    if (cc_major < 8) return "the streaming kernels need compute capability 8.0 or newer (mma.m16n8k32 on s8)";
+    if (p.m < 1 || p.m > kStreamMaxM) return "M is above the streaming kernels' limit";
+    if (p.n >= (int64_t{1} << 31) || p.k >= (int64_t{1} << 31)) return "N or K is 2^31 or more";
+    if (reinterpret_cast<uintptr_t>(p.w) % 16 != 0) return "the weights do not start 16-byte aligned";
+    if (p.format == StreamFormat::S8) {
+        if (p.k % 16 != 0) return "K is not a multiple of 16";
+        if (p.ldw % 16 != 0) return "ldb is not a multiple of 16";
+        return "";
+    }
+    if (p.k % 32 != 0) return "K is not a multiple of 32";
+    if (p.ldw % 32 != 0) return "the weights' leading dimension is not a multiple of 32 nibbles";
+    if (p.format == StreamFormat::S4 && p.k >= 131072) return "K is 131072 or more (the S4 kernel accumulates 16·acc)";
+    if (p.format == StreamFormat::Dgq && p.group % 32 != 0) return "the DGQ group size is not a multiple of 32";
+    return "";
+}
+
+size_t stream_workspace_bytes(const StreamProblem& p, int sm_count) { return make_plan(p, sm_count).workspace; }
+
+void launch_gemv_stream(const StreamProblem& p, void* workspace, const LaunchEnv& env) {
+    const Plan plan = make_plan(p, env.sm_count);
+    Params params{};
+    params.a = p.a;
+    params.lda = p.lda;
+    params.w = p.w;
+    params.ldw_bytes = p.format == StreamFormat::S8 ? p.ldw : p.ldw / 2;
+    params.s2 = p.group_scales;
+    params.z = p.zero_points;
+    params.group = p.format == StreamFormat::Dgq ? static_cast<int>(p.group) : 1;
+    params.groups = p.format == StreamFormat::Dgq ? static_cast<int>(p.k / p.group) : 0;
+    params.dgq_fold = p.format == StreamFormat::Dgq && p.group % 128 == 0;
+    params.m = static_cast<int>(p.m);
+    params.n = static_cast<int>(p.n);
+    params.k = static_cast<int>(p.k);
+    params.slice = plan.slice;
+    params.splits = static_cast<int>(plan.splits);
+    params.a_aligned16 = p.lda % 16 == 0 && reinterpret_cast<uintptr_t>(p.a) % 16 == 0;
+    params.ep = p.ep;
+    if (plan.splits > 1) {
+        params.partial = static_cast<int*>(workspace);
+        params.arrivals = reinterpret_cast<unsigned*>(static_cast<char*>(workspace) + plan.workspace -
+                                                      static_cast<size_t>(plan.tiles) * sizeof(unsigned));
+    }
+    const bool one_tile = p.m <= 8;  // tokens in one MMA column tile
+    switch (p.format) {
+        case StreamFormat::S8:
+            one_tile ? launch<StreamFormat::S8, 1>(plan, params, env.stream)
+                         : launch<StreamFormat::S8, 2>(plan, params, env.stream);
+            break;
+        case StreamFormat::S4:
+            one_tile ? launch<StreamFormat::S4, 1>(plan, params, env.stream)
+                         : launch<StreamFormat::S4, 2>(plan, params, env.stream);
+            break;
+        case StreamFormat::Dgq:
+            one_tile ? launch<StreamFormat::Dgq, 1>(plan, params, env.stream)
+                         : launch<StreamFormat::Dgq, 2>(plan, params, env.stream);
+            break;
+    }
+    LOWBIT_CUDA_CHECK_LAUNCH("gemv_stream_kernel");
+}
+
+}  // namespace cuda
+}  // namespace lowbit
