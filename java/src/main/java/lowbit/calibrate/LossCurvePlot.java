@@ -49,9 +49,26 @@ public final class LossCurvePlot {
         System.out.println("wrote " + args[1]);
     }
 
-    /** Reads {@code csv} and writes the chart to {@code png}. */
+    /**
+     * Reads {@code csv} and writes the chart to {@code png} (rendered into a temporary file beside it,
+     * then moved over it, so a failed render never leaves a truncated PNG). A JVM whose graphics or
+     * font libraries cannot load (a bare server image) gives an IOException saying so.
+     */
     public static void write(Path csv, Path png, String title) throws IOException {
         TreeMap<Integer, List<double[]>> blocks = read(csv);
+        Path dir = png.toAbsolutePath().getParent();
+        Path tmp = Files.createTempFile(dir, ".loss-curve", ".png.tmp");
+        try {
+            render(blocks, title, tmp);
+            Files.move(tmp, png, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        } catch (LinkageError e) {
+            throw new IOException("cannot render " + png + ": this JVM's graphics/font libraries do not load here (" + e.getMessage() + ")", e);
+        } finally {
+            Files.deleteIfExists(tmp);
+        }
+    }
+
+    private static void render(TreeMap<Integer, List<double[]>> blocks, String title, Path png) throws IOException {
         XYChart chart = new XYChartBuilder().width(1000).height(560).title(title).xAxisTitle("optimizer step within the block").yAxisTitle("loss").build();
         chart.getStyler().setLegendPosition(Styler.LegendPosition.OutsideE);
         chart.getStyler().setChartBackgroundColor(Color.WHITE);
