@@ -57,6 +57,9 @@ void Backend::bitplane_quantize(const BitplaneQuantizeArgs&) {
 void Backend::bitplane_gemm(const BitplaneGemmArgs&) {
     throw Error(LOWBIT_ERR_UNSUPPORTED, "the bit-plane GEMM is not implemented on this backend");
 }
+void Backend::kron_quantize(const KronQuantizeArgs&) {
+    throw Error(LOWBIT_ERR_UNSUPPORTED, "the Kronecker transform + quantize is not implemented on this backend");
+}
 
 namespace {
 
@@ -329,6 +332,24 @@ void check_planes(const char* name, const lowbit_buffer* buf, const lowbit_conte
         std::ostringstream s;
         s << "buffer " << name << " holds " << buf->bytes << " bytes, but " << rows << " rows x " << bits
           << " planes x " << ldp << " words need " << static_cast<long long>(need);
+        invalid(s.str());
+    }
+}
+
+// A Kronecker factor size (n1 or n2 of lowbit_kron_quantize).
+void check_kron_factor(const char* name, int64_t v) {
+    if (v < 1 || v > LOWBIT_KRON_MAX_FACTOR) {
+        std::ostringstream s;
+        s << name << " must be in 1.." << LOWBIT_KRON_MAX_FACTOR << ", got " << v;
+        invalid(s.str());
+    }
+}
+
+// A learned clip factor: a sigmoid, so in (0, 1]; NaN fails both comparisons.
+void check_clip(const char* name, float v) {
+    if (!(v > 0.0f && v <= 1.0f)) {
+        std::ostringstream s;
+        s << name << " must be in (0, 1], got " << v;
         invalid(s.str());
     }
 }
@@ -661,6 +682,33 @@ int lowbit_gemm_dgq(lowbit_context* ctx, const lowbit_buffer* a, int64_t lda, co
                       bias == nullptr ? nullptr : static_cast<const float*>(bias->ptr),
                       out_type, out->ptr, ldo};
         ctx->backend->gemm_dgq(g);
+    });
+}
+
+int lowbit_kron_quantize(lowbit_context* ctx, const lowbit_buffer* x, int x_type, int64_t rows, int64_t ldx,
+                         const lowbit_buffer* p1, int64_t n1, const lowbit_buffer* p2, int64_t n2, float clip_max,
+                         float clip_min, int bits, lowbit_buffer* q, int64_t ldq, lowbit_buffer* scales) {
+    return guarded("lowbit_kron_quantize", [&] {
+        check_context(ctx);
+        check_dim("rows", rows);
+        check_kron_factor("n1", n1);
+        check_kron_factor("n2", n2);
+        if (x_type != LOWBIT_F32 && x_type != LOWBIT_F16 && x_type != LOWBIT_BF16)
+            invalid(std::string("input dtype must be F32, F16 or BF16, got ") + dtype_name(x_type));
+        if (bits != 8 && bits != 4) invalid("bits must be 8 or 4, got " + std::to_string(bits));
+        check_clip("clip_max", clip_max);
+        check_clip("clip_min", clip_min);
+        const int64_t n = n1 * n2;
+        check_matrix("x", x, ctx, x_type, rows, n, ldx);
+        check_matrix("p1", p1, ctx, LOWBIT_F32, n1, n1, n1);
+        check_matrix("p2", p2, ctx, LOWBIT_F32, n2, n2, n2);
+        check_matrix("q", q, ctx, bits == 8 ? LOWBIT_S8 : LOWBIT_S4, rows, n, ldq);
+        check_vector("scales", scales, ctx, rows, 4);
+        KronQuantizeArgs a{x->ptr, x_type, rows, ldx,
+                           static_cast<const float*>(p1->ptr), static_cast<int>(n1),
+                           static_cast<const float*>(p2->ptr), static_cast<int>(n2),
+                           clip_max, clip_min, bits, q->ptr, ldq, static_cast<float*>(scales->ptr)};
+        ctx->backend->kron_quantize(a);
     });
 }
 

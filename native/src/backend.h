@@ -148,6 +148,23 @@ struct BitplaneGemmArgs {
     int64_t ldo;
 };
 
+// lowbit_kron_quantize: y = x * (P1 (x) P2) row by row, then per-row
+// quantization with clipped scales (numerics and order in lowbit.h).
+struct KronQuantizeArgs {
+    const void* x;
+    int x_type;               // LOWBIT_F32 / F16 / BF16
+    int64_t rows, ldx;        // x is rows x (n1 * n2)
+    const float* p1;          // n1 x n1, dense row-major
+    int n1;                   // 1..LOWBIT_KRON_MAX_FACTOR
+    const float* p2;          // n2 x n2, dense row-major
+    int n2;                   // 1..LOWBIT_KRON_MAX_FACTOR
+    float clip_max, clip_min; // in (0, 1]
+    int bits;                 // 8 -> S8, 4 -> packed S4
+    void* q;
+    int64_t ldq;              // elements; even for S4
+    float* scales;            // rows
+};
+
 class Backend {
 public:
     virtual ~Backend() = default;
@@ -171,6 +188,9 @@ public:
     // ABQ-LLM bit-plane operations; the defaults throw Error(LOWBIT_ERR_UNSUPPORTED).
     virtual void bitplane_quantize(const BitplaneQuantizeArgs& args);
     virtual void bitplane_gemm(const BitplaneGemmArgs& args);
+    // FlatQuant's fused Kronecker transform + per-token quantization; the default
+    // throws Error(LOWBIT_ERR_UNSUPPORTED).
+    virtual void kron_quantize(const KronQuantizeArgs& args);
 
     // gemm() with a chosen kernel configuration (lowbit_gemm_dequant_config): a config index,
     // LOWBIT_GEMM_AUTO or LOWBIT_GEMM_PORTABLE. The default runs gemm() for AUTO and PORTABLE (a

@@ -200,6 +200,69 @@ LOWBIT_API int lowbit_flatten_quantize(lowbit_context* ctx,
                                        int bits, int granularity, int64_t group, int scales_given,
                                        lowbit_buffer* q, int64_t ldq, lowbit_buffer* scales);
 
+/* ---- FlatQuant: Kronecker transform + per-token quantization ------------ */
+
+/* The largest Kronecker factor lowbit_kron_quantize accepts (n1, n2 <= 128,
+ * so rows up to 16384 = 128 x 128 wide; FlatQuant's rule gives (64, 64) for
+ * 4096, (86, 128) for 11008, (112, 128) for 14336). */
+#define LOWBIT_KRON_MAX_FACTOR 128
+
+/* FlatQuant's online activation transform fused with per-token quantization.
+ * Every row r of x (rows x n, n = n1 * n2, F32/F16/BF16, leading dimension
+ * ldx; F16/BF16 converted to float32 exactly) is read as the row-major
+ * n1 x n2 matrix X[k][l] = x[r][k * n2 + l] and transformed to
+ *     Y = P1^T * X * P2,    y[r][i * n2 + j] = Y[i][j],
+ * which is the row vector y = x * (P1 (x) P2) (Kronecker product: entry
+ * (k * n2 + l, i * n2 + j) of P1 (x) P2 is P1[k][i] * P2[l][j]). p1 is F32
+ * n1 x n1 and p2 F32 n2 x n2, both dense row-major (ld = n1, n2).
+ *
+ * Arithmetic, IEEE float32, in exactly this order on every backend:
+ *     U[i][l] = fma(P1[n1-1][i], X[n1-1][l], ... fma(P1[1][i], X[1][l],
+ *                   fma(P1[0][i], X[0][l], 0)) ...)          (k ascending)
+ *     Y[i][j] = fma(U[i][n2-1], P2[n2-1][j], ... fma(U[i][0], P2[0][j], 0) ...)
+ *                                                            (l ascending)
+ * where fma(a, b, c) = a * b + c rounded once (C fmaf, CUDA __fmaf_rn, Java
+ * Math.fma). Each fma is an exactly specified IEEE operation and the order is
+ * fixed, so Y -- and with it every scale and code -- is bit-identical on the
+ * CPU backend (every ISA level and thread count), the CUDA backend and a
+ * plain sequential simulation. This is why the CUDA kernel computes the two
+ * products on the FP32 CUDA cores and not on tensor cores: TF32/FP16 tensor
+ * cores round the operands to 10-bit mantissas and sum in a hardware order,
+ * so their Y (relative error ~1e-3) would give codes that differ from the
+ * CPU's by +-1 and scales that differ in the 3rd digit. The cost is
+ * n * (n1 + n2) FMAs per token (0.5 M at n = 4096).
+ *
+ * Then per row, with qmax = 2^(bits-1) - 1 and FlatQuant's learned clipping
+ * of the activation range [min y, max y] to [clip_min * min y, clip_max * max y]:
+ *     amax  = max(|clip_max * max_c y[c]|, |clip_min * min_c y[c]|)
+ *     scale = amax / qmax               (1 when that is 0)
+ *     q[c]  = clamp(rint(y[c] / scale), -qmax, qmax)
+ * exactly as lowbit_quantize (float32 products and quotient, rint half to
+ * even, symmetric grid). scales (F32 x rows) receives the per-row scales, q
+ * (S8 when bits == 8, packed S4 when bits == 4, leading dimension ldq) the
+ * codes, in the layout lowbit_quantize writes and the GEMMs read. clip_max
+ * and clip_min must be in (0, 1] (sigmoids of the learned logits; 1 = no
+ * clipping). 1 <= n1, n2 <= LOWBIT_KRON_MAX_FACTOR.
+ *
+ * Non-finite values are LOWBIT_ERR_NONFINITE, rows in ascending order: the
+ * first row holding a NaN/Inf in x (naming its first such column of x) or,
+ * when x's row is finite, a NaN/Inf in y (a non-finite entry of P1 or P2, or
+ * float32 overflow in the products; naming the first such column of y).
+ * Reported as lowbit_quantize reports them (CUDA: from the next call that
+ * waits for the device); the outputs are then unspecified. Backends: CPU
+ * (scalar and AVX-512, identical bits; threads over rows) and CUDA (one
+ * fused kernel per tile of tokens: load, both products in shared memory,
+ * per-row min/max, scale, round, pack; P1, P2 and one token's X live in
+ * shared memory, 4 * (n1*r(n1) + n2*r(n2) + max(n1*r(n2), n2*r(n1))) bytes
+ * with r() rounding up to a multiple of 4: 192 KiB at 128 x 128, which fits
+ * sm_90 (H100/H200) but not sm_80; a pair that does not fit the device is
+ * LOWBIT_ERR_UNSUPPORTED naming the sizes). */
+LOWBIT_API int lowbit_kron_quantize(lowbit_context* ctx,
+                                    const lowbit_buffer* x, int x_type, int64_t rows, int64_t ldx,
+                                    const lowbit_buffer* p1, int64_t n1, const lowbit_buffer* p2, int64_t n2,
+                                    float clip_max, float clip_min, int bits,
+                                    lowbit_buffer* q, int64_t ldq, lowbit_buffer* scales);
+
 /* ---- integer GEMM ------------------------------------------------------- */
 
 /* C (S32, M x N, ldc) = A (M x K) * B (N x K)^T, exact int32 accumulation.

@@ -15,6 +15,7 @@
 #include "cpu/bitplane.h"
 #include "cpu/dgq_kernels.h"
 #include "cpu/isa.h"
+#include "cpu/kron_quantize.h"
 #include "cpu/ops.h"
 
 namespace lowbit {
@@ -59,6 +60,10 @@ public:
     }
     void bitplane_gemm(const BitplaneGemmArgs& a) override {
         cpu::bitplane_gemm(a, isa_.load(std::memory_order_relaxed), threads_.load(std::memory_order_relaxed));
+    }
+
+    void kron_quantize(const KronQuantizeArgs& a) override {
+        cpu::kron_quantize(a, isa_.load(std::memory_order_relaxed), threads_.load(std::memory_order_relaxed));
     }
 
     // api.cpp has checked 0 <= isa <= cpu_isa_best() and 0 <= threads <= 4096.

@@ -48,6 +48,7 @@ const char* op_name(unsigned long long op) {
         case kOpQuantize: return "lowbit_quantize";
         case kOpFlattenQuantize: return "lowbit_flatten_quantize";
         case kOpBitplaneQuantize: return "lowbit_bitplane_quantize";
+        case kOpKronQuantize: return "lowbit_kron_quantize (input x, or the transformed row y)";
         default: return "an earlier operation";
     }
 }

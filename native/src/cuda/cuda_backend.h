@@ -79,6 +79,7 @@ public:
     void dequantize(const DequantArgs& args) override;
     void bitplane_quantize(const BitplaneQuantizeArgs& args) override;  // bitplane_quantize.cu
     void bitplane_gemm(const BitplaneGemmArgs& args) override;          // bitplane_gemm.cu
+    void kron_quantize(const KronQuantizeArgs& args) override;          // kron_quantize.cu
     void gemm_dgq(const DgqGemmArgs& args) override;  // gemm_dgq_simt.cu
     void gemm_config(const GemmArgs& args, int config) override;
     int gemm_choice(const GemmArgs& args) override;

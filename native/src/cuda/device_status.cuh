@@ -28,7 +28,8 @@ namespace lowbit {
 namespace cuda {
 
 // Operation codes stored in DeviceStatus::op (for the message).
-enum StatusOp : unsigned long long { kOpNone = 0, kOpQuantize = 1, kOpFlattenQuantize = 2, kOpBitplaneQuantize = 3 };
+enum StatusOp : unsigned long long { kOpNone = 0, kOpQuantize = 1, kOpFlattenQuantize = 2, kOpBitplaneQuantize = 3,
+                                 kOpKronQuantize = 4 };
 
 // A non-finite finding is stored as the key (index << 2 | class), so that the
 // smallest key is the smallest index and the class says what was found.

@@ -231,6 +231,69 @@ public final class Context extends NativeResource {
         runQuantize(x, Objects.requireNonNull(plan, "plan"), out, true);
     }
 
+    /** The largest Kronecker factor {@link #kronQuantizeInto} accepts ({@code n1, n2 <= 128}). */
+    public static final int KRON_MAX_FACTOR = LowbitNative.LOWBIT_KRON_MAX_FACTOR;
+
+    /**
+     * FlatQuant's online transform fused with per-token quantization ({@code lowbit_kron_quantize}):
+     * every row x of {@code x} (F32/F16/BF16, {@code n1·n2} columns) becomes {@code y = x·(P1 ⊗ P2)}
+     * ({@code Y = P1ᵀ·X·P2} for X the row read as a row-major {@code n1 × n2} matrix), quantized with
+     * one scale per row from the clipped range: {@code amax = max(|clipMax·max y|, |clipMin·min y|)},
+     * {@code scale = amax/qmax}, codes {@code clamp(rint(y/scale), −qmax, qmax)}. The products are
+     * fixed-order float32 FMA chains, so codes and scales are bit-identical on every backend (the
+     * order is spelled out in {@code lowbit.h}).
+     *
+     * @param p1 F32 {@code n1 × n1}, dense ({@code n1 <= } {@link #KRON_MAX_FACTOR})
+     * @param p2 F32 {@code n2 × n2}, dense
+     * @param clipMax factor of the range's maximum, in (0, 1] (σ of the learned logit; 1 = none)
+     * @param clipMin factor of the range's minimum, in (0, 1]
+     * @param out from {@link #allocateQuantized} with {@code x.rows × n1·n2}, 8 or 4 bits, {@link
+     *     Granularity#PER_ROW}
+     * @throws NonFiniteInputException for NaN/±Inf in x, or in y where x is finite (a non-finite
+     *     P1/P2 entry or float32 overflow); on CUDA from the next call that waits for the device
+     */
+    public void kronQuantizeInto(Tensor x, Tensor p1, Tensor p2, float clipMax, float clipMin, QuantizedTensor out) {
+        checkOwn(x, "x");
+        checkKronFactor(p1, "p1");
+        checkKronFactor(p2, "p2");
+        Objects.requireNonNull(out, "out");
+        checkOwn(out.values(), "out.values");
+        checkOwn(out.scales(), "out.scales");
+        if (!x.dtype().isFloat()) {
+            throw new IllegalArgumentException("kronQuantize needs an F32, F16 or BF16 input, got " + x.dtype());
+        }
+        long n = p1.rows() * p2.rows();
+        if (x.cols() != n) {
+            throw new IllegalArgumentException("x has " + x.cols() + " columns but P1 ⊗ P2 is " + p1.rows() + "·"
+                    + p2.rows() + " = " + n + " wide");
+        }
+        if (!(clipMax > 0 && clipMax <= 1) || !(clipMin > 0 && clipMin <= 1)) {
+            throw new IllegalArgumentException("clip factors must be in (0, 1], got clipMax=" + clipMax + ", clipMin="
+                    + clipMin);
+        }
+        Tensor q = out.values();
+        if (out.granularity() != Granularity.PER_ROW || q.rows() != x.rows() || q.cols() != n) {
+            throw new IllegalArgumentException("kronQuantize: out must be " + x.rows() + " x " + n
+                    + " with PER_ROW scales, but is " + q.rows() + " x " + q.cols() + " " + out.granularity());
+        }
+        try (Lease l = new Lease(this, x, p1, p2, q, out.scales())) {
+            Lowbit.check(LowbitNative.lowbit_kron_quantize(handle, x.handle(), x.dtype().code, x.rows(), x.ld(),
+                    p1.handle(), p1.rows(), p2.handle(), p2.rows(), clipMax, clipMin, out.bits(), q.handle(), q.ld(),
+                    out.scales().handle()));
+        }
+    }
+
+    private void checkKronFactor(Tensor p, String name) {
+        checkOwn(p, name);
+        if (p.dtype() != DType.F32 || p.rows() != p.cols() || p.ld() != p.cols()) {
+            throw new IllegalArgumentException(name + " must be a dense square F32 matrix, got " + p);
+        }
+        if (p.rows() > KRON_MAX_FACTOR) {
+            throw new IllegalArgumentException(name + " is " + p.rows() + " x " + p.cols() + "; Kronecker factors are at most "
+                    + KRON_MAX_FACTOR + " x " + KRON_MAX_FACTOR);
+        }
+    }
+
     private void runQuantize(Tensor x, QuantizedTensor out, boolean scalesGiven) {
         runQuantize(x, null, out, scalesGiven);
     }
