@@ -46,8 +46,8 @@ final class LinearLayers {
         hooks.remove(hook);
     }
 
-    /** Up to this many tokens, independent layers reading one input run concurrently ({@link #runAll}). */
-    static final int CONCURRENT_TOKENS = 8;
+    /** Up to this many tokens (system property {@code lowbit.concurrentTokens}, default 8), independent layers reading one input run concurrently ({@link #runAll}). */
+    static final int CONCURRENT_TOKENS = Integer.getInteger("lowbit.concurrentTokens", 8);
 
     /**
      * {@code ys[i] = layer names[i](x)}: layers that read the same input (q/k/v, gate/up). For a few
