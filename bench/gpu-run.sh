@@ -122,8 +122,9 @@ gemm() {
   [ $tune_rc -eq 0 ] && [ $bench_rc -eq 0 ] && [ $torch_rc -eq 0 ]
 }
 
-# The decode (weight-streaming) and ABQ bit-plane kernel benches, each against cuBLAS FP16 and
-# lowbit's W8A8 in the same process, weights rotated past L2.
+# The decode (weight-streaming), ABQ bit-plane, 4-bit (expand + wgmma) GEMM and fused Kronecker
+# transform + quantize benches, each against cuBLAS FP16 / lowbit's W8A8 / the copy bandwidth in the
+# same process, weights rotated past L2.
 kernels() {
   local out="${OUT:-/tmp/lowbit-gpu-run}"
   mkdir -p "$out"
@@ -137,10 +138,15 @@ kernels() {
   local decode_rc=$?
   "$java" -Xmx24g -cp "$cp" lowbit.bench.AbqGpuBench --csv "$out/abq-gpu-bench.csv" > "$out/abq-gpu-bench.txt" 2>&1
   local abq_rc=$?
+  "$java" -Xmx24g -cp "$cp" lowbit.bench.W4GemmBench --csv "$out/w4-gemm-bench.csv" > "$out/w4-gemm-bench.txt" 2>&1
+  local w4_rc=$?
+  "$java" -Xmx24g -cp "$cp" lowbit.bench.KronQuantBench --sizes 4096,11008,14336 --m 1,16,2048 \
+    --csv "$out/kron-quant-bench.csv" > "$out/kron-quant-bench.txt" 2>&1
+  local kron_rc=$?
   set -e
-  cat "$out/decode-bench.txt" "$out/abq-gpu-bench.txt"
-  printf '%-24s rc=%s decode, rc=%s abq\n' "kernels" "$decode_rc" "$abq_rc"
-  [ $decode_rc -eq 0 ] && [ $abq_rc -eq 0 ]
+  cat "$out/decode-bench.txt" "$out/abq-gpu-bench.txt" "$out/w4-gemm-bench.txt" "$out/kron-quant-bench.txt"
+  printf '%-24s rc=%s decode, rc=%s abq, rc=%s w4 gemm, rc=%s kron\n' "kernels" "$decode_rc" "$abq_rc" "$w4_rc" "$kron_rc"
+  [ $decode_rc -eq 0 ] && [ $abq_rc -eq 0 ] && [ $w4_rc -eq 0 ] && [ $kron_rc -eq 0 ]
 }
 
 case "${1:-}" in

@@ -300,16 +300,26 @@ LOWBIT_API int lowbit_dequantize_s32(lowbit_context* ctx,
  * S8 or S4 weights and M <= 16 (decode) run a weight-streaming kernel (tensor-core
  * mma.m16n8k32, sm_80+) when the weights meet its alignment rules: weights 16-byte
  * aligned and K % 16 == 0, ldb % 16 == 0 (S8) or K % 32 == 0, ldb % 32 == 0,
- * K < 131072 (S4). Otherwise, on an sm_90 device (H100/H200), S8 x S8 operands
- * with an F16 or BF16 output run a CUTLASS kernel on INT8 wgmma when the shape
- * meets its alignment rules:
- *     K % 16 == 0, N % 8 == 0, lda % 16 == 0, ldb % 16 == 0, ldo % 8 == 0.
- * Every other request (S4 x S4, S4 weights with M > 16, F32 or S32 outputs, shapes
- * off those rules, other GPUs) runs the portable tiled kernel, which handles every
+ * K < 131072 (S4). Otherwise, on an sm_90 device (H100/H200), S8 activations
+ * with S8 or S4 weights and an F16 or BF16 output run a CUTLASS kernel on INT8
+ * wgmma when the shape meets its alignment rules:
+ *     K % 16 == 0, N % 8 == 0, lda % 16 == 0, ldo % 8 == 0, and ldb % 16 == 0
+ *     for S8 weights (any even ldb for S4).
+ * S4 weights get there in two launches on the context's stream: an expansion
+ * kernel writes them as INT8 (N x K bytes) into a workspace the context owns
+ * (grown to the largest N x K seen, freed with the context; an allocation that
+ * fails is LOWBIT_ERR_OUT_OF_MEMORY), then the INT8 kernel reads that copy: INT4
+ * tensor-core MMA is emulated on Hopper, so 4-bit weights are computed on INT8
+ * tensor cores. The expansion adds about 1.5 x N x K bytes of memory traffic per
+ * call, which matters at small M and little from M ~ 1024 on; expanding inside
+ * the kernel's mainloop instead is a later step. lowbit_gemm_dgq follows the same
+ * rules (see there). Every other request (S4 x S4, F32 or S32 outputs, shapes off
+ * those rules, other GPUs) runs the portable tiled kernel, which handles every
  * shape: misaligned shapes are slower, never an error. The streaming and tuned
- * kernels accumulate exactly in int32 and compute the epilogue in the same float32
- * steps without FMA contraction, so their outputs are bit-identical to the CPU
- * backend's (NaN payloads aside), whichever kernel runs.
+ * kernels accumulate exactly in int32 (the expansion is exact integer arithmetic)
+ * and compute the epilogue in the same float32 steps without FMA contraction, so
+ * their outputs are bit-identical to the CPU backend's (NaN payloads aside),
+ * whichever kernel runs.
  *
  * Which configuration (tile, cluster, schedule) runs is read from a dispatch
  * table keyed by M bucket, K and N (format: native/src/gemm_table.h). The table
@@ -344,9 +354,10 @@ LOWBIT_API int lowbit_gemm_config_select(lowbit_context* ctx, int a_type, int64_
 
 /* lowbit_gemm_dequant with the configuration chosen by the caller (a config
  * index, LOWBIT_GEMM_AUTO or LOWBIT_GEMM_PORTABLE); for tuning and tests. A
- * config index on a context or request it cannot run (not CUDA sm_90, not
- * S8 x S8 with an F16/BF16 output, shape off the alignment rules above) is
- * LOWBIT_ERR_UNSUPPORTED with the reason. */
+ * config index on a context or request it cannot run (not CUDA sm_90, not S8
+ * activations with S8 or S4 weights and an F16/BF16 output, shape off the
+ * alignment rules above) is LOWBIT_ERR_UNSUPPORTED with the reason; with S4
+ * weights the configuration runs on their expanded INT8 copy. */
 LOWBIT_API int lowbit_gemm_dequant_config(lowbit_context* ctx, int config,
                                           int a_type, const lowbit_buffer* a, int64_t lda,
                                           int b_type, const lowbit_buffer* b, int64_t ldb,
@@ -417,14 +428,23 @@ LOWBIT_API int lowbit_dgq_check(lowbit_context* ctx,
  * "group divides K" are validated as for the other GEMMs.
  * Backends: CPU (scalar, AVX2, AVX-512 VNNI; bit-identical; the weights are
  * expanded to INT8 block by block into per-thread scratch that stays in L2,
- * except for M <= 4 on AVX-512 VNNI, see above) and CUDA: for M <= 16 with
- * K % 32 == 0, ldw % 32 == 0, group % 32 == 0 and 16-byte aligned codes
- * (sm_80+), a weight-streaming kernel that expands the codes to INT8 in
- * registers and feeds them to INT8 tensor-core MMAs; otherwise (any
- * architecture, any shape) the codes are expanded to INT8 in registers on
- * their way into shared memory of the portable __dp4a kernel. Both give the
- * same bits. The H100 kernel with the expansion inside a wgmma mainloop
- * (large M) is a later step. */
+ * except for M <= 4 on AVX-512 VNNI, see above) and CUDA, the first that
+ * applies:
+ *   1. M <= 16 with K % 32 == 0, ldw % 32 == 0, group % 32 == 0 and 16-byte
+ *      aligned codes (sm_80+): a weight-streaming kernel that expands the codes
+ *      to INT8 in registers and feeds them to INT8 tensor-core MMAs;
+ *   2. an sm_90 device (H100/H200), F16 or BF16 output, K % 16 == 0,
+ *      N % 8 == 0, lda % 16 == 0, ldo % 8 == 0 (any group, any even ldw): an
+ *      expansion kernel writes the INT8 weights W8 into the context-owned
+ *      workspace (as for S4 weights, "tuned GEMM kernels" above), then the
+ *      tuned INT8 wgmma kernel of lowbit_gemm_dequant runs on them with
+ *      channel_scales as its per-channel b scales (the configuration the S8
+ *      GEMM of the same shape gets);
+ *   3. otherwise (any architecture, any shape, F32 output) the codes are
+ *      expanded to INT8 in registers on their way into shared memory of the
+ *      portable __dp4a kernel.
+ * All give the same bits. An H100 kernel that expands inside the wgmma
+ * mainloop (no INT8 copy in memory) is a later step. */
 LOWBIT_API int lowbit_gemm_dgq(lowbit_context* ctx,
                                const lowbit_buffer* a, int64_t lda,
                                const lowbit_buffer* w, int64_t ldw,

@@ -126,9 +126,6 @@ void CudaBackend::destroy() noexcept {
         stream_ = nullptr;
     }
     if (status_ != nullptr) (void)cudaFree(status_);
-    if (workspace_ != nullptr) (void)cudaFree(workspace_);
-    workspace_ = nullptr;
-    workspace_bytes_ = 0;
     destroy_cublas();
     if (status_host_ != nullptr) (void)cudaFreeHost(status_host_);
     status_ = status_host_ = status_host_dev_ = nullptr;
@@ -160,6 +157,30 @@ void* CudaBackend::alloc(int64_t bytes) {
         throw Error(LOWBIT_ERR_OUT_OF_MEMORY, msg);
     }
     return p;
+}
+
+bool DeviceScratch::reserve(size_t need, size_t min_bytes, const char* what) {
+    if (need <= bytes) return false;
+    void* old = ptr;
+    ptr = nullptr;
+    bytes = 0;
+    if (old != nullptr) LOWBIT_CUDA_CHECK(cudaFree(old));  // waits for the kernels still using it
+    const size_t size = need > min_bytes ? need : min_bytes;
+    cudaError_t err = cudaMalloc(&ptr, size);
+    if (err != cudaSuccess) {
+        (void)cudaGetLastError();
+        ptr = nullptr;
+        std::string msg = "cudaMalloc of " + std::to_string(size) + " bytes for " + what + " failed: " +
+                          cudaGetErrorString(err);
+        if (err != cudaErrorMemoryAllocation) throw Error(LOWBIT_ERR_DEVICE, msg);
+        size_t free_b = 0, total_b = 0;
+        if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess)
+            msg += " (the device has " + std::to_string(free_b) + " of " + std::to_string(total_b) + " bytes free)";
+        (void)cudaGetLastError();
+        throw Error(LOWBIT_ERR_OUT_OF_MEMORY, msg);
+    }
+    bytes = size;
+    return true;
 }
 
 // cudaFree waits for the device first, so work still using p finishes.

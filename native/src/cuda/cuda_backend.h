@@ -16,6 +16,7 @@
 //   quantize_dispatch.cu quantize()
 //   gemm_dispatch.cu     gemm(), gemm_config(), gemm_choice(), set_gemm_table(): which GEMM runs
 //   gemm_dgq_simt.cu     gemm_dgq(): which DGQ GEMM runs
+//   expand_weights.cu    4-bit weights to INT8 for the tuned kernels (W4A8 / DGQ at M > 16)
 //   cublas_baseline.cu   baseline_gemm_f16() (cuBLAS loaded at run time)
 //   dequantize.cu        dequantize()
 #pragma once
@@ -23,6 +24,7 @@
 #include <cuda_runtime_api.h>
 
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 
@@ -34,20 +36,39 @@ namespace cuda {
 
 struct StreamProblem;  // gemv_stream.cuh
 
-// Device memory that is all zero between uses: the split-K partial sums and arrival counters of
-// the weight-streaming kernels (gemv_stream.cu), which every launch leaves zero again. Grown on
-// demand (zeroed on the context's stream), freed with the backend; `mutex` is held from the
-// size check to the end of the launch, so a growth never frees memory a queued launch was given.
-struct ZeroedScratch {
+// Device memory owned by the context, grown on demand and freed with it: the split-K workspace of
+// the weight-streaming kernels (gemv_stream.cu; zeroed when allocated, and every launch leaves it
+// zero), the tuned kernels' stream-K workspace, and the INT8 copy of 4-bit weights
+// (expand_weights.cu). `mutex` is held from the size check to the end of the launches that use
+// the memory, so a growth never frees memory a queued launch was given, and no other request's
+// launches slip between a producer and its consumer on the stream.
+struct DeviceScratch {
     std::mutex mutex;
     void* ptr = nullptr;
     size_t bytes = 0;
-    ZeroedScratch() = default;
-    ZeroedScratch(const ZeroedScratch&) = delete;
-    ZeroedScratch& operator=(const ZeroedScratch&) = delete;
-    ~ZeroedScratch() {
+    DeviceScratch() = default;
+    DeviceScratch(const DeviceScratch&) = delete;
+    DeviceScratch& operator=(const DeviceScratch&) = delete;
+    ~DeviceScratch() {
         if (ptr != nullptr) (void)cudaFree(ptr);
+        (void)cudaGetLastError();
     }
+    // With mutex held: makes bytes >= need (allocating max(need, min_bytes)); returns whether it
+    // allocated. The old block is freed first (cudaFree waits for the device, so no queued kernel
+    // still uses it). A failed allocation throws Error(LOWBIT_ERR_OUT_OF_MEMORY) naming `what`
+    // and the size, and leaves the scratch empty (a later, smaller request allocates again).
+    // cuda_backend.cu.
+    bool reserve(size_t need, size_t min_bytes, const char* what);
+};
+
+// 4-bit weights (N x K packed nibbles, lowbit.h's order) as expand_weights.cu reads them.
+struct PackedWeights {
+    const uint8_t* codes;         // row j at byte j * ld / 2
+    int64_t ld;                   // elements (nibbles), even, >= k
+    const uint8_t* group_scales;  // DGQ: N x (K / group) U8 scales S2; null: plain S4 (W4A8)
+    const int8_t* zero_points;    // DGQ: N x (K / group) S8, or null (signed codes)
+    int64_t group;                // DGQ: divides k
+    int64_t n, k;
 };
 
 // What a launcher needs from the context.
@@ -89,10 +110,17 @@ public:
 private:
     // gemm_dispatch.cu: the table a context starts with (LOWBIT_GEMM_TUNING or the built-in one).
     static std::shared_ptr<const GemmTable> default_gemm_table();
-    // Why config cannot run args ("" when it can).
+    // Why config cannot run args ("" when it can): S8 activations with S8 weights, or S4 weights
+    // (run through an expanded INT8 copy), on the tuned kernels' alignment rules.
     std::string tuned_gemm_refusal(const GemmArgs& args, int config) const;
-    // Enqueues the tuned kernel `config` (which can run args).
+    // The tuned configuration for args (the table's, else the heuristic's), or
+    // LOWBIT_GEMM_PORTABLE when no tuned kernel can run it. Does not consider the streaming kernel.
+    int tuned_choice(const GemmArgs& args);
+    // Enqueues the tuned kernel `config` (which can run args; S8 weights).
     void run_tuned_gemm(const GemmArgs& args, int config);
+    // Enqueues the expansion of w into expanded_weights_ and the tuned kernel `config` on args with
+    // that INT8 copy as B (args.b / ldb / b_type are replaced; tuned_gemm_refusal(args) == "").
+    void run_expanded_gemm(const PackedWeights& w, const GemmArgs& args, int config);
     // gemm_dispatch.cu: whether the weight-streaming kernel (gemv_stream.cu, M <= kStreamMaxM)
     // can run p on this device, and enqueuing it.
     bool stream_gemm_fits(const StreamProblem& p);
@@ -124,11 +152,11 @@ private:
     bool sm90_ = false;                      // compute capability 9.0: the tuned W8A8 kernels can run
     std::mutex table_mutex_;                 // guards table_ (replaced by set_gemm_table)
     std::shared_ptr<const GemmTable> table_;
-    std::mutex workspace_mutex_;             // one tuned launch at a time owns the workspace
-    void* workspace_ = nullptr;              // device memory for stream-K partial sums
-    size_t workspace_bytes_ = 0;
     std::atomic<int> cc_major_{-1};          // compute capability major, -1 until queried
-    ZeroedScratch stream_scratch_;           // split-K workspace of the streaming kernels
+    DeviceScratch tuned_workspace_;          // the tuned kernels' workspace (stream-K partial sums)
+    DeviceScratch stream_scratch_;           // split-K workspace of the streaming kernels (zero between uses)
+    DeviceScratch expanded_weights_;         // INT8 copy of the 4-bit weights of the latest W4A8/DGQ call
+                                             // that ran a tuned kernel; N x K bytes of the largest one
     struct Cublas;                           // cublas_baseline.cu
     std::mutex cublas_mutex_;
     Cublas* cublas_ = nullptr;               // created at the first baseline call, owned
@@ -150,6 +178,10 @@ void launch_quantize_apply(const QuantizeArgs& args, const LaunchEnv& env, bool 
 
 // gemm_simt.cu: the portable tiled __dp4a GEMM, any shape and stride.
 void launch_gemm_simt(const GemmArgs& args, const LaunchEnv& env);
+
+// expand_weights.cu: out (S8, w.n x ldo, ldo % 16 == 0, ldo >= w.k, 16-byte aligned) = the INT8
+// weights of w (S4 codes, or DGQ (q - z) * S2 mod 256), columns w.k .. ldo-1 zero.
+void launch_expand_weights(const PackedWeights& w, int8_t* out, int64_t ldo, const LaunchEnv& env);
 
 // dequantize.cu: the epilogue alone, elementwise.
 void launch_dequantize(const DequantArgs& args, const LaunchEnv& env);

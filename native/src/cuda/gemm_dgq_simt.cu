@@ -1,9 +1,14 @@
-// gemm_dgq_simt.cu -- CudaBackend::gemm_dgq: the DGQ A8W4 GEMM on any CUDA GPU.
+// gemm_dgq_simt.cu -- CudaBackend::gemm_dgq: which DGQ A8W4 GEMM runs, and the portable one.
 //
 //   M <= kStreamMaxM (16), shape on the streaming   the weight-streaming kernel (gemv_stream.cu): the codes
 //   kernel's rules (K % 32, ldw % 32, group % 32,   are expanded to INT8 in registers and fed to
 //   weights 16-byte aligned), sm_80+                mma.m16n8k32; decode, bound by reading the weights
-//   everything else                                 the portable tiled __dp4a kernel (gemm_simt.cuh), below
+//   sm_90, F16/BF16 output, K % 16, N % 8,          the codes are expanded to a dense INT8 copy
+//   lda % 16, ldo % 8 (any group, any even ldw)     (expand_weights.cu), then the tuned W8A8 kernel
+//                                                   (CUTLASS, INT8 wgmma) runs on it with channel_scales
+//                                                   as its per-channel b scales (gemm_dispatch.cu)
+//   everything else (F32 output, other GPUs,        the portable tiled __dp4a kernel (gemm_simt.cuh), below
+//   shapes off those rules)
 //
 // For the tiled kernel the weight operand is fetched by DgqOperand: 4 consecutive 4-bit codes of
 // a row are expanded to INT8 in registers on their way into shared memory,
@@ -11,9 +16,9 @@
 //   W8 = (q - z) * S2      (otherwise, q unsigned 0..15, z the group's INT8 zero point)
 // with S2 the group's unsigned integer scale -- integers only, the low 8 bits
 // of the product as lowbit.h defines it (weights that pass lowbit_dgq_check
-// never wrap). Both kernels expand the same way and accumulate exactly in int32, so their
-// outputs are the same bits. The activations and the epilogue are those of lowbit_gemm_dequant.
-// The H100 kernel with the expansion inside a wgmma mainloop (large M) is a later step.
+// never wrap). The activations and the epilogue are those of lowbit_gemm_dequant. All three
+// paths expand the same way and accumulate exactly in int32, so they give the same bits. An H100
+// kernel with the expansion inside the wgmma mainloop (no INT8 copy in memory) is a later step.
 #include <climits>
 
 #include "cuda_backend.h"
@@ -66,6 +71,16 @@ void CudaBackend::gemm_dgq(const DgqGemmArgs& g) {
             run_stream_gemm(sp);
             return;
         }
+    }
+    // The same request as a W4A8 GEMM, for the tuned kernels' dispatch: the epilogue's b scales are
+    // the per-channel channel_scales.
+    const GemmArgs as_gemm{LOWBIT_S8, g.a, g.lda, LOWBIT_S4, g.w, g.ldw, g.m, g.n, g.k,
+                           g.a_scales, g.a_scale_count, g.channel_scales, g.n, g.bias,
+                           g.out_type, g.out, g.ldo};
+    const int config = tuned_choice(as_gemm);
+    if (config != LOWBIT_GEMM_PORTABLE) {
+        run_expanded_gemm(PackedWeights{g.w, g.ldw, g.group_scales, g.zero_points, g.group, g.n, g.k}, as_gemm, config);
+        return;
     }
     const LaunchEnv env = launch_env(kOpNone, g.n);
     using simt::kBM;

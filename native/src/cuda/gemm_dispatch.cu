@@ -2,22 +2,34 @@
 //
 //   A S8, B S8 or S4, M <= kStreamMaxM (16),      the weight-streaming kernel (gemv_stream.cu): decode,
 //   shape on its alignment rules                  bound by reading the weights once
-//   S8 x S8, F16/BF16 output, sm_90 device,       a tuned CUTLASS kernel on INT8 wgmma (sm90/), chosen by
+//   A S8, B S8, F16/BF16 output, sm_90 device,    a tuned CUTLASS kernel on INT8 wgmma (sm90/), chosen by
 //   aligned shape (K % 16, N % 8, lda % 16,       the dispatch table
 //   ldb % 16, ldo % 8)
+//   A S8, B S4, otherwise as the row above        the S4 weights are expanded to a dense INT8 copy
+//   (any even ldb)                                (expand_weights.cu), then the same tuned kernel runs on it
 //   everything else                               the portable tiled __dp4a kernel (gemm_simt.cu)
+//
+// lowbit_gemm_dgq (gemm_dgq_simt.cu) takes the same three steps with its own expansion.
 //
 // The first and last rows are the "portable" kernels (any sm_80+ GPU): gemm_choice() reports
 // both as LOWBIT_GEMM_PORTABLE, and a forced LOWBIT_GEMM_PORTABLE runs the streaming kernel when
 // it fits, the tiled one otherwise. The streaming kernel's alignment rules are listed in
 // gemv_stream.cu (S8 weights: K % 16, ldb % 16; S4: K % 32, ldb % 32, K < 131072; weights
-// 16-byte aligned); requests off them run the tiled kernel, never an error.
+// 16-byte aligned); requests off them run the next row that fits, never an error.
+//
+// Expansion, then the W8A8 kernel: Hopper has no fast INT4 MMA, so 4-bit weights reach the
+// tensor cores as INT8. The expanded copy lives in a context-owned buffer (expanded_weights_,
+// grown to the largest N x K seen, freed with the context); its mutex is held from the expansion
+// to the GEMM's launch, so two threads sharing the context cannot interleave their expansions and
+// GEMMs on the stream. The copy is exact (integers), so the outputs keep the CPU backend's bits.
+// The fused form -- codes expanded inside the CUTLASS mainloop, with no INT8 copy in memory -- is
+// a later step.
 //
 // The table (gemm_table.h) maps (M bucket, K, N) to a configuration name. It starts as the file
 // named by LOWBIT_GEMM_TUNING, or else the table compiled in from native/tuning/sm90_w8a8.txt;
 // lowbit_gemm_tuning_load replaces it per context. A shape without an entry gets heuristic(),
-// M-bucket rules in the manner of vLLM's sm90 int8 dispatch, fitted to the tuning results.
-#include <algorithm>
+// M-bucket rules in the manner of vLLM's sm90 int8 dispatch, fitted to the tuning results. S4
+// weights and DGQ use the S8 entry of their shape: after the expansion it is the same GEMM.
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -70,6 +82,12 @@ bool as_stream_problem(const GemmArgs& g, StreamProblem& p) {
     return true;
 }
 
+// Row length (bytes) of the expanded INT8 weights: K rounded up to the tuned kernels' 16-byte
+// alignment of K and ldb, the padding zero. The tuned path needs K % 16 == 0 for the activations
+// anyway (they are not copied), so today this is K; the padding is what a K-padding of A would
+// pair with.
+int64_t expanded_ld(int64_t k) { return (k + 15) / 16 * 16; }
+
 }  // namespace
 
 int CudaBackend::compute_capability_major() {
@@ -87,24 +105,10 @@ bool CudaBackend::stream_gemm_fits(const StreamProblem& p) {
 
 void CudaBackend::run_stream_gemm(const StreamProblem& p) {
     const size_t need = stream_workspace_bytes(p, sm_count_);
-    ZeroedScratch& ws = stream_scratch_;
+    DeviceScratch& ws = stream_scratch_;
     std::lock_guard<std::mutex> lock(ws.mutex);
-    if (need > ws.bytes) {
-        // cudaFree waits for the kernels still using the old workspace.
-        if (ws.ptr != nullptr) LOWBIT_CUDA_CHECK(cudaFree(ws.ptr));
-        ws.ptr = nullptr;
-        ws.bytes = 0;
-        const size_t bytes = std::max<size_t>(need, size_t(1) << 20);
-        cudaError_t err = cudaMalloc(&ws.ptr, bytes);
-        if (err != cudaSuccess) {
-            (void)cudaGetLastError();
-            ws.ptr = nullptr;
-            throw Error(LOWBIT_ERR_OUT_OF_MEMORY, "cudaMalloc of " + std::to_string(bytes) +
-                                                      " bytes of split-K workspace failed: " + cudaGetErrorString(err));
-        }
-        LOWBIT_CUDA_CHECK(cudaMemsetAsync(ws.ptr, 0, bytes, stream_));  // ordered before every launch that uses it
-        ws.bytes = bytes;
-    }
+    if (ws.reserve(need, size_t(1) << 20, "the split-K workspace of the streaming GEMM"))
+        LOWBIT_CUDA_CHECK(cudaMemsetAsync(ws.ptr, 0, ws.bytes, stream_));  // ordered before every launch that uses it
     launch_gemv_stream(p, ws.ptr, launch_env(kOpNone, p.n));
 }
 
@@ -138,14 +142,16 @@ std::string CudaBackend::tuned_gemm_refusal(const GemmArgs& g, int config) const
 #if LOWBIT_WITH_SM90_GEMM
     (void)config;
     if (!sm90_) return "the tuned kernels need a compute capability 9.0 GPU (H100/H200)";
-    if (g.a_type != LOWBIT_S8 || g.b_type != LOWBIT_S8) return "the tuned kernels take S8 x S8 operands";
+    if (g.a_type != LOWBIT_S8 || (g.b_type != LOWBIT_S8 && g.b_type != LOWBIT_S4))
+        return "the tuned kernels take S8 activations with S8 weights (or S4 weights, expanded to S8 first)";
     if (g.out_type != LOWBIT_F16 && g.out_type != LOWBIT_BF16) return "the tuned kernels write F16 or BF16";
     if (g.m > INT32_MAX || g.n > INT32_MAX || g.k > INT32_MAX) return "the tuned kernels take M, N, K below 2^31";
     std::ostringstream s;
     if (g.k % 16 != 0) s << "K=" << g.k << " is not a multiple of 16";
     else if (g.n % 8 != 0) s << "N=" << g.n << " is not a multiple of 8";
     else if (g.lda % 16 != 0) s << "lda=" << g.lda << " is not a multiple of 16";
-    else if (g.ldb % 16 != 0) s << "ldb=" << g.ldb << " is not a multiple of 16";
+    // S4 weights are read through their expanded copy, whose rows are dense and aligned.
+    else if (g.b_type == LOWBIT_S8 && g.ldb % 16 != 0) s << "ldb=" << g.ldb << " is not a multiple of 16";
     else if (g.ldo % 8 != 0) s << "ldo=" << g.ldo << " is not a multiple of 8";
     return s.str();
 #else
@@ -158,6 +164,10 @@ std::string CudaBackend::tuned_gemm_refusal(const GemmArgs& g, int config) const
 int CudaBackend::gemm_choice(const GemmArgs& g) {
     StreamProblem sp;
     if (g.m <= kStreamMaxM && as_stream_problem(g, sp) && stream_gemm_fits(sp)) return LOWBIT_GEMM_PORTABLE;
+    return tuned_choice(g);
+}
+
+int CudaBackend::tuned_choice(const GemmArgs& g) {
 #if LOWBIT_WITH_SM90_GEMM
     if (!tuned_gemm_refusal(g, 0).empty()) return LOWBIT_GEMM_PORTABLE;
     std::shared_ptr<const GemmTable> table;
@@ -193,7 +203,25 @@ void CudaBackend::gemm_config(const GemmArgs& g, int config) {
     if (!why.empty())
         throw Error(LOWBIT_ERR_UNSUPPORTED, std::string("GEMM configuration ") + gemm_config_name(config) +
                                                 " cannot run this request: " + why);
-    run_tuned_gemm(g, config);
+    if (g.b_type == LOWBIT_S4)
+        run_expanded_gemm(PackedWeights{static_cast<const uint8_t*>(g.b), g.ldb, nullptr, nullptr, 0, g.n, g.k}, g,
+                          config);
+    else
+        run_tuned_gemm(g, config);
+}
+
+void CudaBackend::run_expanded_gemm(const PackedWeights& w, const GemmArgs& g, int config) {
+    const int64_t ld = expanded_ld(g.k);
+    DeviceScratch& copy = expanded_weights_;
+    std::lock_guard<std::mutex> lock(copy.mutex);  // held until the GEMM reading the copy is enqueued
+    copy.reserve(static_cast<size_t>(g.n) * static_cast<size_t>(ld), size_t(1) << 20,
+                 "the INT8 copy of the 4-bit weights (N x K bytes)");
+    launch_expand_weights(w, static_cast<int8_t*>(copy.ptr), ld, launch_env(kOpNone, g.n));
+    GemmArgs s8 = g;
+    s8.b_type = LOWBIT_S8;
+    s8.b = copy.ptr;
+    s8.ldb = ld;
+    run_tuned_gemm(s8, config);
 }
 
 void CudaBackend::run_tuned_gemm(const GemmArgs& g, int config) {
@@ -203,23 +231,10 @@ void CudaBackend::run_tuned_gemm(const GemmArgs& g, int config) {
     const sm90::W8A8Problem p{g.a, g.lda, g.b, g.ldb, g.m, g.n, g.k, g.a_scales, g.a_scale_count,
                               g.b_scales, g.b_scale_count, g.bias, g.out, g.ldo, device_, sm_count_};
     const size_t need = ops.workspace_bytes(p);
-    std::lock_guard<std::mutex> lock(workspace_mutex_);
-    if (need > workspace_bytes_) {
-        // cudaFree waits for the kernels still using the old workspace.
-        if (workspace_ != nullptr) LOWBIT_CUDA_CHECK(cudaFree(workspace_));
-        workspace_ = nullptr;
-        workspace_bytes_ = 0;
-        const size_t bytes = std::max<size_t>(need, size_t(1) << 20);
-        cudaError_t err = cudaMalloc(&workspace_, bytes);
-        if (err != cudaSuccess) {
-            (void)cudaGetLastError();
-            workspace_ = nullptr;
-            throw Error(LOWBIT_ERR_OUT_OF_MEMORY, "cudaMalloc of " + std::to_string(bytes) +
-                                                      " bytes of GEMM workspace failed: " + cudaGetErrorString(err));
-        }
-        workspace_bytes_ = bytes;
-    }
-    ops.run(p, workspace_, stream_, c.name);
+    DeviceScratch& ws = tuned_workspace_;
+    std::lock_guard<std::mutex> lock(ws.mutex);
+    ws.reserve(need, size_t(1) << 20, "the GEMM workspace");
+    ops.run(p, ws.ptr, stream_, c.name);
 #else
     (void)g;
     (void)config;

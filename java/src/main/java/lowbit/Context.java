@@ -399,8 +399,9 @@ public final class Context extends NativeResource {
     /**
      * {@link #gemmInto(QuantizedTensor, QuantizedTensor, Tensor, Tensor)} with a chosen kernel:
      * a name from {@link Lowbit#gemmConfigs()}, {@link #AUTO} or {@link #PORTABLE}. A tuned
-     * configuration that cannot run the request (not an sm_90 CUDA context, not S8×S8 with an
-     * F16/BF16 output, K % 16, N % 8 or the strides off the alignment rules of {@code lowbit.h})
+     * configuration that cannot run the request (not an sm_90 CUDA context, not S8 activations with
+     * S8 weights — or S4 weights, run on their expanded INT8 copy — and an F16/BF16 output, K % 16,
+     * N % 8 or the strides off the alignment rules of {@code lowbit.h})
      * throws {@link LowbitException} with status UNSUPPORTED and the reason. For tuning and tests.
      */
     public void gemmInto(QuantizedTensor a, QuantizedTensor b, Tensor bias, Tensor out, String config) {
