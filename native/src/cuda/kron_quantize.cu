@@ -404,7 +404,20 @@ void CudaBackend::kron_quantize(const KronQuantizeArgs& a) {
         ~MarkPending() { self->mark_status_pending(); }
     } mark{this};
     kernel<<<blocks, kThreads, smem, env.stream>>>(a, g, env.status);
-    LOWBIT_CUDA_CHECK_LAUNCH("kron_quantize_kernel");
+    const cudaError_t launch = cudaGetLastError();
+    if (launch != cudaSuccess) {
+        cudaFuncAttributes attr{};
+        cudaFuncGetAttributes(&attr, kernel);
+        const std::string what = "launch of kron_quantize_kernel (factors " + std::to_string(g.n1) + " x " +
+                                 std::to_string(g.n2) + ", rows " + std::to_string(a.rows) + ", " +
+                                 std::to_string(tokens) + " tokens per block, " + std::to_string(blocks) + " blocks of " +
+                                 std::to_string(kThreads) + " threads, " + std::to_string(smem) +
+                                 " bytes of dynamic shared memory; kernel: " + std::to_string(attr.numRegs) +
+                                 " registers, " + std::to_string(attr.sharedSizeBytes) + " bytes static, at most " +
+                                 std::to_string(attr.maxThreadsPerBlock) + " threads, " +
+                                 std::to_string(attr.maxDynamicSharedSizeBytes) + " bytes dynamic)";
+        check(launch, what.c_str());
+    }
 }
 
 }  // namespace cuda

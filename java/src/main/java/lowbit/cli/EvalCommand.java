@@ -8,6 +8,7 @@ import lowbit.Context;
 import lowbit.eval.Perplexity;
 import lowbit.model.DecoderModel;
 import lowbit.pipeline.AbqQuantizer;
+import lowbit.pipeline.FlatQuantQuantizer;
 import lowbit.pipeline.ModelCalibration;
 import lowbit.pipeline.ModelQuantizer;
 import lowbit.pipeline.PerplexityTable;
@@ -30,7 +31,8 @@ final class EvalCommand implements Callable<Integer> {
 
     @Option(names = "--methods", split = ",", description = "methods to quantize and evaluate (fp, w8a8-static, w8a8-flatten, "
             + "flatten-mixed, w4a8-rtn, w8a8-token, dgq, dgq-g64, dgq-authors, abq-w6a6, abq-w4a4, abq-w2a8, 'abq-w2*a8', each ABQ one also "
-            + "with -nodc or -rtn), default: all but the DGQ and ABQ ones")
+            + "with -nodc or -rtn), w4a4-rtn, smoothquant-w4a4, flatquant-w4a4, flatquant-w4a4-kv4, flatquant-w4a8, flatquant-w8a8; "
+            + "default: all but the DGQ, ABQ, W4A4 and FlatQuant ones")
     List<String> methods = new ArrayList<>(List.of("fp", "w8a8-static", "w8a8-flatten", "flatten-mixed", "w4a8-rtn", "w8a8-token"));
 
     @Option(names = "--dgq-search", split = ",", description = "DGQ grid search: phase-1 candidates, phase-2 candidates, search tokens "
@@ -43,6 +45,15 @@ final class EvalCommand implements Callable<Integer> {
 
     @Option(names = "--abq-dir", description = "keep ABQ calibration checkpoints here (one directory per method, resumable); default: a temporary directory")
     Path abqDir;
+
+    @Option(names = "--flatquant-budget", description = "FlatQuant calibration budget: reduced (8 sequences x 128 tokens, 2 epochs, batch 2; "
+            + "minutes per method on 2 cores), authors (128 x 2048, 15 epochs, batch 4) or four integers sequences,tokens,epochs,batch; "
+            + "default ${DEFAULT-VALUE}")
+    String flatQuantBudget = "reduced";
+
+    @Option(names = "--flatquant-dir", description = "keep FlatQuant calibration checkpoints here (one directory per method, resumable); "
+            + "default: a temporary directory")
+    Path flatQuantDir;
 
     @Option(names = "--file", description = "quantized model files to evaluate as well (repeatable)")
     List<Path> files = new ArrayList<>();
@@ -69,6 +80,8 @@ final class EvalCommand implements Callable<Integer> {
         long start = System.nanoTime();
         List<QuantMethod> parsed = new ArrayList<>();
         for (String m : methods) parsed.add(QuantMethod.parse(m));
+        // a bad budget is reported before anything runs
+        FlatQuantQuantizer.Budget flatQuant = parsed.stream().anyMatch(QuantMethod::isFlatQuant) ? FlatQuantQuantizer.Budget.parse(flatQuantBudget) : null;
         Workspace ws = Workspace.open(options.model);
         int[] evaluation = ws.evaluationTokens(windows, window);
         System.out.printf("model %s; evaluation: %d windows of %d tokens (no BOS)%n", ws.gguf(), windows, window);
@@ -83,6 +96,14 @@ final class EvalCommand implements Callable<Integer> {
                 }
                 if (m.isAbq()) {
                     try (QuantizedModel q = new AbqQuantizer(ctx, abqBudget(), abqDir, System.out).quantize(ws, model, m)) {
+                        table.add(m.description(), Perplexity.evaluate(q.model(), evaluation, window, System.out), q);
+                    }
+                    System.out.print(table.format(markdown));
+                    continue;
+                }
+                if (m.isFlatQuant()) {
+                    try (QuantizedModel q = new FlatQuantQuantizer(ctx, flatQuant, flatQuantDir, System.out)
+                            .quantize(ws, model, m)) {
                         table.add(m.description(), Perplexity.evaluate(q.model(), evaluation, window, System.out), q);
                     }
                     System.out.print(table.format(markdown));

@@ -37,6 +37,10 @@ final class QuantizeCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         QuantMethod m = QuantMethod.parse(method);
+        if (m.isFlatQuant()) {
+            throw new IllegalArgumentException(m.id() + ": FlatQuant layers (online transforms) cannot be written to a quantized model file yet; "
+                    + "evaluate them with `lowbit eval --methods " + m.id() + "`");
+        }
         if (m.isAbq()) {
             throw new IllegalArgumentException(m.id() + ": ABQ layers (bit-plane codes) cannot be written to a quantized model file yet; "
                     + "evaluate them with `lowbit eval --methods " + m.id() + "`");

@@ -133,6 +133,33 @@ public final class BlockTransforms {
         return new int[] {o.size(), v.size(), k.size()};
     }
 
+    /**
+     * Overwrites every parameter with the value of the same name in {@code values} (a calibration
+     * result or checkpoint). The random orthogonal bases are not parameters: they come from the seed
+     * this object was made with, which must be the one the calibration used.
+     */
+    public void load(java.util.Map<String, double[]> values) {
+        for (Param p : params()) {
+            double[] v = values.get(p.name());
+            if (v == null) throw new IllegalArgumentException("the calibration result has no parameter " + p.name());
+            p.set(v);
+        }
+    }
+
+    /** The Kronecker factors {P1, P2} of the transform before {@code site} (ATTN_IN, FFN_IN or FFN_DOWN_IN). */
+    AffineFactor[] kroneckerFactors(Site site) {
+        switch (site) {
+            case ATTN_IN:
+                return new AffineFactor[] {kronFactors[0], kronFactors[1]};
+            case FFN_IN:
+                return new AffineFactor[] {kronFactors[2], kronFactors[3]};
+            case FFN_DOWN_IN:
+                return new AffineFactor[] {kronFactors[4], kronFactors[5]};
+            default:
+                throw new IllegalArgumentException("no Kronecker transform before " + site);
+        }
+    }
+
     ClipFactors weightClip(String linear) {
         return weightClips.get(linear);
     }

@@ -17,10 +17,14 @@ final class Attention {
     private Attention() {}
 
     /**
-     * {@code out[t]} for query rows {@code q[t]} (already rotated) at positions {@code firstPos + t},
+     * {@code out[t]} for query rows {@code q[t]} (already rotated; passed through the cache's
+     * {@link KvCache.Codec#queries} when it has a codec) at positions {@code firstPos + t},
      * attending to cache positions {@code 0 .. firstPos + t} of {@code layer}.
      */
-    static void compute(int heads, int kvHeads, int headDim, KvCache cache, int layer, float[] q, int tokens, int firstPos, float[] out) {
+    static void compute(int heads, int kvHeads, int headDim, KvCache cache, int layer, float[] queries, int tokens, int firstPos, float[] out) {
+        KvCache.Codec codec = cache.codec();
+        float[] q = codec == null ? queries : java.util.Arrays.copyOf(queries, tokens * heads * headDim);
+        if (codec != null) codec.queries(layer, q, tokens);
         int blocks = (tokens + QUERY_BLOCK - 1) / QUERY_BLOCK;
         int tasks = heads * blocks;
         long work = (long) heads * tokens * (firstPos + tokens) * headDim;

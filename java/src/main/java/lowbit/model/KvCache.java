@@ -19,6 +19,23 @@ public final class KvCache {
     private final int kvHeads;
     private final int headDim;
     private int length;
+    /** What happens to keys, values and queries at the cache (quantization, transforms); null: nothing. */
+    private Codec codec;
+
+    /**
+     * A hook at the cache for KV-cache quantization: {@link #keys} (after RoPE) and {@link #values}
+     * rewrite, in place, the rows about to be stored ({@code tokens × kvHeads·headDim}); {@link
+     * #queries} rewrites the rotated queries ({@code tokens × heads·headDim}) before they meet the
+     * keys, so that a transform of the keys can be undone on the query side. The arrays are copies:
+     * the model's own buffers are never changed.
+     */
+    public interface Codec {
+        void keys(int layer, float[] k, int tokens);
+
+        void values(int layer, float[] v, int tokens);
+
+        void queries(int layer, float[] q, int tokens);
+    }
 
     KvCache(int layers, int capacity, int kvHeads, int headDim) {
         this.capacity = capacity;
@@ -38,6 +55,16 @@ public final class KvCache {
         return capacity;
     }
 
+    /** Sets the codec applied from now on (null: store keys and values as they come). */
+    public void setCodec(Codec codec) {
+        this.codec = codec;
+    }
+
+    /** The codec, or null. */
+    public Codec codec() {
+        return codec;
+    }
+
     /** Forgets all positions. */
     public void reset() {
         length = 0;
@@ -47,6 +74,12 @@ public final class KvCache {
         int kvDim = kvHeads * headDim;
         float[][] kt = keys[layer];
         float[][] vs = values[layer];
+        if (codec != null) {
+            k = java.util.Arrays.copyOf(k, tokens * kvDim);
+            v = java.util.Arrays.copyOf(v, tokens * kvDim);
+            codec.keys(layer, k, tokens);
+            codec.values(layer, v, tokens);
+        }
         for (int t = 0; t < tokens; t++) {
             for (int c = 0; c < kvDim; c++) kt[c][firstPos + t] = k[t * kvDim + c];
             for (int h = 0; h < kvHeads; h++) System.arraycopy(v, t * kvDim + h * headDim, vs[(firstPos + t) * kvHeads + h], 0, headDim);

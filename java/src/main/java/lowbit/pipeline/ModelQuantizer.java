@@ -41,7 +41,8 @@ import lowbit.quant.Smoothing;
  * scale. Then the {@link BitWidthPolicy} (all INT8, or the paper's 48.29% INT4 share) picks each
  * layer's width and the chosen settings are built.
  *
- * <p><b>Baselines</b> use the identity plan, round-to-nearest weights without clipping and no
+ * <p><b>Baselines</b> ({@code w4a8-rtn}, {@code w8a8-token}, {@code w8a8-static}, {@code w4a4-rtn}; {@code
+ * smoothquant-w4a4} after its α = 0.5 smoothing) use the identity plan, round-to-nearest weights without clipping and no
  * smoothing; their report's error is measured on the calibration sample against FP32.
  *
  * <p>Layers run on {@code context} (null: the Java reference kernels).
@@ -100,6 +101,10 @@ public final class ModelQuantizer {
         }
         if (method.isAbq()) {
             throw new IllegalArgumentException(method.id() + " calibrates block by block on the workspace's GGUF: use AbqQuantizer");
+        }
+        if (method.isFlatQuant()) {
+            throw new IllegalArgumentException(method.id() + " calibrates block by block on the workspace's GGUF: use FlatQuantQuantizer "
+                    + "(its layers and KV-cache transforms cannot be written to a quantized model file yet)");
         }
         long start = System.nanoTime();
         QuantizedModel result = method.searches() ? flattenQuant(model, calibration, method)
@@ -334,7 +339,10 @@ public final class ModelQuantizer {
     // ---- baselines ---------------------------------------------------------------------------------
 
     private QuantizedModel baseline(DecoderModel model, ModelCalibration calibration, QuantMethod method) {
-        int weightBits = method == QuantMethod.W4A8_RTN ? 4 : 8;
+        boolean w4a4 = method == QuantMethod.W4A4_RTN || method == QuantMethod.SMOOTHQUANT_W4A4;
+        int weightBits = method == QuantMethod.W4A8_RTN || w4a4 ? 4 : 8;
+        int activationBits = w4a4 ? 4 : 8;
+        Map<String, double[]> inputScales = method == QuantMethod.SMOOTHQUANT_W4A4 ? smoothQuant(model, calibration) : Map.of();
         QuantConfig.ActivationScale mode = method == QuantMethod.W8A8_STATIC ? QuantConfig.ActivationScale.STATIC
                 : QuantConfig.ActivationScale.DYNAMIC_PER_TOKEN;
         List<String> names = new ArrayList<>();
@@ -346,27 +354,71 @@ public final class ModelQuantizer {
             FloatLinear fp = floatLayer(model, name);
             CalibrationStats stats = calibration.statsFor(name);
             int k = fp.inFeatures();
-            QuantizedLinear q = QuantizedLinear.create(fp.weight(), fp.bias(), fp.outFeatures(), k, FlattenPlan.identity(k),
-                    weightBits, 8, true, null, mode, stats.tensorAbsMax());
+            double[] scale = inputScales.get(name);
+            FlattenPlan plan = scale == null ? FlattenPlan.identity(k) : FlattenPlan.identity(k).withInputScale(scale);
+            QuantizedLinear q = QuantizedLinear.create(fp.weight(), fp.bias(), fp.outFeatures(), k, plan,
+                    weightBits, activationBits, true, null, mode, stats.tensorAbsMax());
             LinearOp run = onContext(q);
-            double err = sampleError(fp, run, stats);
+            String input = ModelCalibration.inputOf(name);
+            double err = sampleError(fp, run, stats, input.endsWith("_norm") ? inputScales.get(input) : null);
             synchronized (layers) {
                 layers.put(name, run);
             }
-            rows[i] = new QuantizationReport.Row(name, Precision.INT8, k, k, fp.outFeatures(), Double.NaN, Double.NaN, err,
-                    2L * fp.outFeatures() * k, "RTN", 0);
+            rows[i] = new QuantizationReport.Row(name, activationBits == 4 ? Precision.INT4 : Precision.INT8, k, k, fp.outFeatures(), Double.NaN,
+                    Double.NaN, err, 2L * fp.outFeatures() * k, method == QuantMethod.SMOOTHQUANT_W4A4 ? "SmoothQuant" : "RTN", 0);
         });
         Map<String, LinearOp> ordered = new LinkedHashMap<>();
         for (String n : names) ordered.put(n, layers.get(n));
+        Map<String, float[]> foldedNorms = new LinkedHashMap<>();
+        for (String n : inputScales.keySet()) if (n.endsWith("_norm")) foldedNorms.put(n, model.normWeight(n));
         return QuantizedModel.install(model, method, method.description(), QuantizationReport.of(method.description(), List.of(rows)),
-                ordered, Map.of(), Map.of(), calibration.tokens());
+                ordered, foldedNorms, Map.of(), calibration.tokens());
+    }
+
+    /** SmoothQuant's migration strength. */
+    static final double SMOOTHQUANT_ALPHA = 0.5;
+
+    /**
+     * SmoothQuant (α = 0.5) on every block: for each input, {@code s_j = max|x_j|^α / max_n |W_nj|^(1−α)}
+     * over all layers reading it ({@link Smoothing#factors}, from the calibration's channel maxima).
+     * The shared inputs of q/k/v and gate/up get {@code s} folded into their norm and their weights
+     * (the model is changed in place and the result is keyed by the norm's name); attn_output and
+     * ffn_down keep {@code s} as the layer's explicit input scale (keyed by the layer's name).
+     */
+    private Map<String, double[]> smoothQuant(DecoderModel model, ModelCalibration calibration) {
+        if (!model.normsFeedLinears()) {
+            throw new IllegalArgumentException("SmoothQuant folds smoothing into the normalizations, which needs pre-norm blocks; this "
+                    + model.architecture() + " model normalizes after the residual add");
+        }
+        Map<String, double[]> out = new LinkedHashMap<>();
+        for (int b = 0; b < model.shape().blockCount(); b++) {
+            String p = "blk." + b + ".";
+            for (List<String> readers : List.of(List.of(p + "attn_q", p + "attn_k", p + "attn_v"), present(model, p + "ffn_gate", p + "ffn_up"),
+                    List.of(p + "attn_output"), List.of(p + "ffn_down"))) {
+                List<float[]> weights = new ArrayList<>();
+                for (String r : readers) weights.add(floatLayer(model, r).weight());
+                String input = ModelCalibration.inputOf(readers.get(0));
+                double[] s = Smoothing.factors(calibration.statsFor(readers.get(0)).channelAbsMax(), weights, SMOOTHQUANT_ALPHA);
+                if (input.endsWith("_norm")) foldIntoNorm(model, input, readers, s);
+                out.put(input, s);
+            }
+        }
+        return out;
     }
 
     /** Relative output MSE of {@code q} against the FP32 layer on the calibration sample (bias excluded). */
     static double sampleError(FloatLinear fp, LinearOp q, CalibrationStats stats) {
+        return sampleError(fp, q, stats, null);
+    }
+
+    /** As above; {@code foldedScale} non-null: the sample was taken before that smoothing was folded into its norm (divide it out). */
+    private static double sampleError(FloatLinear fp, LinearOp q, CalibrationStats stats, double[] foldedScale) {
         int t = stats.sampleSize();
         if (t == 0) return Double.NaN;
         float[] x = stats.sample();
+        if (foldedScale != null) {
+            for (int i = 0; i < x.length; i++) x[i] = (float) (x[i] / foldedScale[i % foldedScale.length]);
+        }
         int n = fp.outFeatures();
         float[] ref = new float[t * n];
         float[] got = new float[t * n];

@@ -52,7 +52,22 @@ public enum QuantMethod {
     ABQ_W2A8_RTN("abq-w2a8-rtn", "W2A8 RTN (per-channel asymmetric weights, per-token asymmetric activations)"),
     ABQ_W2STAR_A8("abq-w2*a8", "ABQ W2*A8 bit balance (LWC + LET + compensation, distribution correction)"),
     ABQ_W2STAR_A8_NODC("abq-w2*a8-nodc", "ABQ W2*A8 bit balance (LWC + LET + compensation, MSE loss only)"),
-    ABQ_W2STAR_A8_RTN("abq-w2*a8-rtn", "W2*A8 RTN (bit-balanced 5-level weights per channel, per-token asymmetric activations)");
+    ABQ_W2STAR_A8_RTN("abq-w2*a8-rtn", "W2*A8 RTN (bit-balanced 5-level weights per channel, per-token asymmetric activations)"),
+    /** INT4 weights (per channel, symmetric, round to nearest), INT4 activations with a dynamic symmetric scale per token; no smoothing. */
+    W4A4_RTN("w4a4-rtn", "W4A4 RTN (per-channel INT4 weights, per-token INT4 activations)"),
+    /**
+     * SmoothQuant-style W4A4: per-channel smoothing {@code s = max|x|^0.5 / max|W|^0.5} (α = 0.5) from
+     * the calibration statistics, folded into attn_norm / ffn_norm for q/k/v and gate/up, explicit
+     * (an input scale of the layer) for attn_output and ffn_down; then {@link #W4A4_RTN}'s quantizers.
+     */
+    SMOOTHQUANT_W4A4("smoothquant-w4a4", "SmoothQuant W4A4 (alpha 0.5 smoothing, then RTN per-channel W4, per-token A4)"),
+    // FlatQuant (FlatQuantQuantizer): learnable Kronecker transforms, per-channel scaling and
+    // clipping calibrated block by block, folded offline; layers run FlatQuantLinear (online
+    // transform, per-token symmetric activations, integer GEMM with per-channel symmetric weights).
+    FLATQUANT_W4A4("flatquant-w4a4", "FlatQuant W4A4 KV16 (Kronecker transforms + scaling + clipping, RTN weights)"),
+    FLATQUANT_W4A4_KV4("flatquant-w4a4-kv4", "FlatQuant W4A4 KV4 (K and V INT4 asymmetric per head, K transform after RoPE)"),
+    FLATQUANT_W4A8("flatquant-w4a8", "FlatQuant W4A8 KV16 (Kronecker transforms + scaling + clipping, RTN weights)"),
+    FLATQUANT_W8A8("flatquant-w8a8", "FlatQuant W8A8 KV16 (Kronecker transforms + scaling + clipping, RTN weights)");
 
     private final String id;
     private final String description;
@@ -114,6 +129,30 @@ public enum QuantMethod {
         int a = Integer.parseInt(widths.substring(widths.indexOf('a') + 1));
         if (!abqCalibrates()) return AbqConfig.roundToNearest(w, a, balance);
         return AbqConfig.authors(w, a, balance, !id.endsWith("-nodc"));
+    }
+
+    /** True for the FlatQuant methods ({@link FlatQuantQuantizer}). */
+    public boolean isFlatQuant() {
+        return id.startsWith("flatquant-");
+    }
+
+    /**
+     * The FlatQuant quantizers of a FlatQuant method (throws for the others); KV4 uses groups of
+     * {@code headDim} (one per head and token: 64 on SmolLM2; the authors' 128 is LLaMA's head size).
+     */
+    public lowbit.flatquant.QuantScheme flatQuantScheme(int headDim) {
+        switch (this) {
+            case FLATQUANT_W4A4:
+                return lowbit.flatquant.QuantScheme.w4a4();
+            case FLATQUANT_W4A4_KV4:
+                return lowbit.flatquant.QuantScheme.w4a4kv4(headDim);
+            case FLATQUANT_W4A8:
+                return lowbit.flatquant.QuantScheme.w4a8();
+            case FLATQUANT_W8A8:
+                return lowbit.flatquant.QuantScheme.w8a8();
+            default:
+                throw new IllegalStateException(id + " is not a FlatQuant method");
+        }
     }
 
     /** The method named {@code id} (case-insensitive); a clear exception lists the names otherwise. */

@@ -46,6 +46,14 @@ public final class QuantizedModel implements AutoCloseable {
         return new QuantizedModel(model, method, description, report, layers, norms, foldedAlphas, calibrationTokens);
     }
 
+    /** {@link #install}, and the model's KV caches apply {@code codec} ({@link KvCodecModel}); null codec: as {@link #install}. */
+    static QuantizedModel install(DecoderModel model, QuantMethod method, String description, QuantizationReport report,
+                                  Map<String, LinearOp> layers, Map<String, float[]> norms, long calibrationTokens, lowbit.model.KvCache.Codec codec) {
+        QuantizedModel q = install(model, method, description, report, layers, norms, Map.of(), calibrationTokens);
+        if (codec == null) return q;
+        return new QuantizedModel(new KvCodecModel(model, codec), method, description, report, layers, norms, Map.of(), calibrationTokens);
+    }
+
     public DecoderModel model() {
         return model;
     }

@@ -1,0 +1,65 @@
+package lowbit.flatquant;
+
+/**
+ * FlatQuant's weight quantizer: per output channel, symmetric, with the learned clip pair of that
+ * channel, exactly the calibration's fake quantizer ({@link lowbit.calibrate.FakeQuant}) in FP64:
+ * for row r with extremes {@code min ≤ max}, {@code hi = σ(γ_r)·max}, {@code lo = σ(β_r)·min},
+ * {@code s = max(|lo|, |hi|) / qmax} (floored at 1e-10), {@code q = clamp(rint(w / s), −2^(b−1),
+ * 2^(b−1) − 1)} (the grid includes {@code −8} / {@code −128}, which the GEMM's S4/S8 operands
+ * hold). The layer multiplies by {@code (float) s}.
+ *
+ * @param codes {@code rows × cols} integer codes
+ * @param scales one float32 scale per row
+ */
+public record ClippedWeights(int bits, int rows, int cols, int[] codes, float[] scales) {
+    static final double SCALE_FLOOR = 1e-10;
+
+    /**
+     * Quantizes {@code w} ({@code rows × cols}, row-major) to {@code bits} (4 or 8) with clip factors
+     * {@code clip} ({@code rows × 2}: {@code σ(γ_r), σ(β_r)}; null for none).
+     */
+    public static ClippedWeights quantize(double[] w, int rows, int cols, int bits, double[] clip) {
+        if (bits != 4 && bits != 8) throw new IllegalArgumentException("weights are quantized to 4 or 8 bits, got " + bits);
+        if (rows < 1 || cols < 1 || w.length != (long) rows * cols) {
+            throw new IllegalArgumentException("weights must be " + rows + " x " + cols + ", got " + w.length + " values");
+        }
+        if (clip != null && clip.length != 2 * rows) throw new IllegalArgumentException("clip factors: " + clip.length + " values for " + rows + " rows (need 2 per row)");
+        int qmax = (1 << (bits - 1)) - 1, qmin = -qmax - 1;
+        int[] q = new int[w.length];
+        float[] scales = new float[rows];
+        for (int r = 0; r < rows; r++) {
+            double min = Double.POSITIVE_INFINITY, max = Double.NEGATIVE_INFINITY;
+            for (int c = 0; c < cols; c++) {
+                double v = w[r * cols + c];
+                if (!Double.isFinite(v)) throw new IllegalArgumentException("weight " + v + " at row " + r + ", column " + c + " is not finite");
+                min = Math.min(min, v);
+                max = Math.max(max, v);
+            }
+            double hi = (clip == null ? 1 : clip[2 * r]) * max, lo = (clip == null ? 1 : clip[2 * r + 1]) * min;
+            double s = Math.max(Math.abs(lo), Math.abs(hi)) / qmax;
+            if (!(s >= SCALE_FLOOR)) s = SCALE_FLOOR;
+            for (int c = 0; c < cols; c++) q[r * cols + c] = (int) Math.max(qmin, Math.min(qmax, Math.rint(w[r * cols + c] / s)));
+            scales[r] = (float) s;
+        }
+        return new ClippedWeights(bits, rows, cols, q, scales);
+    }
+
+    /** The codes in lowbit.h layout: S8 bytes, or S4 two per byte (element c in byte c/2, low nibble when c is even; rows padded to even). */
+    public byte[] packed() {
+        if (bits == 8) {
+            byte[] b = new byte[codes.length];
+            for (int i = 0; i < b.length; i++) b[i] = (byte) codes[i];
+            return b;
+        }
+        int ld = cols + (cols & 1);
+        byte[] b = new byte[rows * ld / 2];
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < cols; c++) {
+                int nib = codes[r * cols + c] & 0xF;
+                int at = (r * ld + c) / 2;
+                b[at] |= (byte) ((c & 1) == 0 ? nib : nib << 4);
+            }
+        }
+        return b;
+    }
+}

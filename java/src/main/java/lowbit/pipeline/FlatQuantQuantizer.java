@@ -1,0 +1,193 @@
+package lowbit.pipeline;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.stream.Stream;
+import lowbit.Context;
+import lowbit.calibrate.BlockReport;
+import lowbit.calibrate.BlockwiseCalibration;
+import lowbit.calibrate.CalibrationListener;
+import lowbit.calibrate.CalibrationOptions;
+import lowbit.calibrate.CalibrationResult;
+import lowbit.calibrate.LlamaBlock;
+import lowbit.calibrate.RotaryEmbedding;
+import lowbit.flatquant.BlockTransforms;
+import lowbit.flatquant.FlatQuantBlock;
+import lowbit.flatquant.FlatQuantKvCodec;
+import lowbit.flatquant.FlatQuantMethod;
+import lowbit.flatquant.QuantScheme;
+import lowbit.io.GgufFile;
+import lowbit.model.DecoderModel;
+import lowbit.model.LinearOp;
+import lowbit.model.LlamaConfig;
+import lowbit.quant.Precision;
+import lowbit.quant.QuantizationReport;
+
+/**
+ * The FlatQuant methods on a whole LLaMA model: block-wise calibration ({@link
+ * FlatQuantMethod#authors}: α 0.3 scale init, lr 5e-3 transforms and scales, 5e-2 clipping, loss
+ * MSE/MSE.detach(), cosine schedule to 1e-3; through {@link BlockwiseCalibration} on the FP stream of
+ * calibration-split text, as the authors), then per block the offline fold and the inference
+ * layers ({@link FlatQuantBlock}: {@link lowbit.flatquant.FlatQuantLinear} with online transforms
+ * and learned clips on the native context) and, for KV4, the K transform and KV quantizer at the
+ * cache ({@link FlatQuantKvCodec} through {@link KvCodecModel}). The LM head stays FP32. The
+ * weights are round-to-nearest with the learned clip (the authors' "RTN" rows; no GPTQ).
+ */
+public final class FlatQuantQuantizer {
+    /** The calibration seed: block b's random orthogonal starts are seeded with {@code SEED·1000003 + b} by {@link BlockwiseCalibration}. */
+    static final long SEED = 0;
+
+    /**
+     * The calibration budget: {@code samples} sequences of {@code seqLen} calibration tokens,
+     * {@code epochs} passes, {@code batchSize} sequences per step.
+     */
+    public record Budget(int samples, int seqLen, int epochs, int batchSize) {
+        public Budget {
+            if (samples < 1 || seqLen < 2 || epochs < 0 || batchSize < 1 || batchSize > samples) {
+                throw new IllegalArgumentException("bad FlatQuant calibration budget: " + samples + " samples of " + seqLen + " tokens, " + epochs
+                        + " epochs, batch " + batchSize + " (need samples >= 1, seqLen >= 2, epochs >= 0, 1 <= batch <= samples)");
+            }
+        }
+
+        /** The authors' recipe ({@code train_utils.cali_flat_quant}): 128 × 2048 tokens, 15 epochs, batch 4 (480 steps per block). */
+        public static Budget authors() {
+            return new Budget(128, 2048, 15, 4);
+        }
+
+        /** A budget a shared 2-core machine runs in minutes per method on SmolLM2-135M: 8 × 128 tokens, 2 epochs, batch 2 (8 steps per block). */
+        public static Budget reduced() {
+            return new Budget(8, 128, 2, 2);
+        }
+
+        /** {@code "reduced"}, {@code "authors"} or four integers {@code samples,seqLen,epochs,batch}. */
+        public static Budget parse(String s) {
+            if (s == null) throw new IllegalArgumentException("a FlatQuant budget is required: reduced, authors or samples,seqLen,epochs,batch");
+            String t = s.trim().toLowerCase(Locale.ROOT);
+            if (t.equals("reduced")) return reduced();
+            if (t.equals("authors")) return authors();
+            String[] p = t.split(",");
+            if (p.length != 4) throw new IllegalArgumentException("FlatQuant budget '" + s + "': use reduced, authors or four integers samples,seqLen,epochs,batch");
+            int[] v = new int[4];
+            for (int i = 0; i < 4; i++) {
+                try {
+                    v[i] = Integer.parseInt(p[i].trim());
+                } catch (NumberFormatException e) {
+                    throw new IllegalArgumentException("FlatQuant budget '" + s + "': '" + p[i] + "' is not an integer");
+                }
+            }
+            return new Budget(v[0], v[1], v[2], v[3]);
+        }
+
+        @Override
+        public String toString() {
+            return samples + " x " + seqLen + " tokens, " + epochs + " epochs, batch " + batchSize;
+        }
+    }
+
+    private final Context context;
+    private final Budget budget;
+    private final Path workDir;
+    private final PrintStream log;
+
+    /**
+     * {@code workDir}: where calibration checkpoints go ({@code <workDir>/<method>}, resumable and
+     * reused by a later run with the same settings); null for a temporary directory deleted
+     * afterwards. {@code log} may be null.
+     */
+    public FlatQuantQuantizer(Context context, Budget budget, Path workDir, PrintStream log) {
+        if (context == null) throw new IllegalArgumentException("FlatQuant layers run on a native context (lowbit_quantize + lowbit_gemm_dequant); got none");
+        if (budget == null) throw new IllegalArgumentException("a calibration budget is required");
+        this.context = context;
+        this.budget = budget;
+        this.workDir = workDir;
+        this.log = log;
+    }
+
+    /** Calibrates and installs FlatQuant layers (and, for KV4, the cache codec) into {@code model}, a fresh load of {@code ws}'s model. */
+    public QuantizedModel quantize(Workspace ws, DecoderModel model, QuantMethod method) throws IOException {
+        if (!method.isFlatQuant()) throw new IllegalArgumentException(method.id() + " is not a FlatQuant method");
+        if (ws.isCheckpoint()) throw new IllegalArgumentException("FlatQuant calibration reads a llama GGUF; got a checkpoint directory");
+        long start = System.nanoTime();
+        try (GgufFile g = GgufFile.open(ws.gguf())) {
+            LlamaConfig c = LlamaConfig.fromGguf(g);
+            if (c.blockCount() != model.shape().blockCount()) {
+                throw new IllegalArgumentException("the model has " + model.shape().blockCount() + " blocks, its GGUF " + c.blockCount());
+            }
+            QuantScheme scheme = method.flatQuantScheme(c.headDim());
+            Map<String, double[]> params = calibrate(ws, method, scheme, c.blockCount());
+            RotaryEmbedding rope = RotaryEmbedding.of(c, g.hasTensor("rope_freqs.weight") ? g.readFloats("rope_freqs.weight") : null);
+            Map<String, LinearOp> layers = new LinkedHashMap<>();
+            Map<String, float[]> norms = new LinkedHashMap<>();
+            List<FlatQuantKvCodec.Layer> kv = new ArrayList<>();
+            List<QuantizationReport.Row> rows = new ArrayList<>();
+            try {
+                for (int b = 0; b < c.blockCount(); b++) {
+                    LlamaBlock block = LlamaBlock.fromGguf(g, c, b, rope);
+                    BlockTransforms t = new BlockTransforms("blk." + b + ".", block, null, scheme, BlockTransforms.DEFAULT_ALPHA, SEED * 1_000_003L + b);
+                    t.load(params);
+                    FlatQuantBlock fq = FlatQuantBlock.build(context, block, t, scheme);
+                    String p = "blk." + b + ".";
+                    norms.put(p + "attn_norm", fq.attnNorm());
+                    norms.put(p + "ffn_norm", fq.ffnNorm());
+                    for (Map.Entry<String, LinearOp> e : fq.layers().entrySet()) {
+                        layers.put(p + e.getKey(), e.getValue());
+                        LinearOp op = e.getValue();
+                        rows.add(new QuantizationReport.Row(p + e.getKey(), scheme.activations().bits() <= 4 ? Precision.INT4 : Precision.INT8,
+                                op.inFeatures(), op.inFeatures(), op.outFeatures(), Double.NaN, Double.NaN, Double.NaN,
+                                2L * op.outFeatures() * op.inFeatures(), "FlatQuant " + scheme.name(), 0));
+                    }
+                    if (fq.kv() != null) kv.add(fq.kv());
+                }
+            } catch (RuntimeException e) {
+                for (LinearOp op : layers.values()) op.close();
+                throw e;
+            }
+            FlatQuantKvCodec codec = scheme.kv() == null ? null : new FlatQuantKvCodec(c.headCount(), c.kvHeadCount(), c.headDim(), scheme.kv(), kv);
+            String description = method.description() + "; " + scheme.name() + ", calibration " + budget;
+            if (log != null) log.printf(Locale.ROOT, "quantized %s in %.1f s%n", method.id(), (System.nanoTime() - start) / 1e9);
+            return QuantizedModel.install(model, method, description, QuantizationReport.of(description, rows), layers, norms,
+                    (long) budget.samples() * budget.seqLen(), codec);
+        }
+    }
+
+    private Map<String, double[]> calibrate(Workspace ws, QuantMethod method, QuantScheme scheme, int blocks) throws IOException {
+        CalibrationOptions o = new CalibrationOptions(budget.samples(), 0, budget.seqLen(), budget.epochs(), budget.batchSize(), blocks,
+                false, 1e-3, SEED, false);
+        boolean temporary = workDir == null;
+        Path dir = temporary ? Files.createTempDirectory("lowbit-flatquant-") : workDir.resolve(method.id());
+        try {
+            CalibrationResult r = BlockwiseCalibration.run(ws, FlatQuantMethod.authors(scheme), o, dir, new CalibrationListener() {
+                @Override
+                public void onBlockDone(BlockReport report) {
+                    if (log != null) {
+                        log.printf(Locale.ROOT, "%s block %d: loss %.4e -> %.4e (%d steps, %.1f s)%n", method.id(), report.block(),
+                                report.initialLoss(), report.finalLoss(), report.steps(), report.seconds());
+                    }
+                }
+            });
+            if (log != null) {
+                StringBuilder b = new StringBuilder(method.id() + " block losses (init -> final):");
+                for (BlockReport br : r.reports()) b.append(String.format(Locale.ROOT, " %d:%.3g->%.3g", br.block(), br.initialLoss(), br.finalLoss()));
+                log.println(b);
+            }
+            return r.params();
+        } finally {
+            if (temporary) deleteRecursively(dir);
+        }
+    }
+
+    private static void deleteRecursively(Path dir) throws IOException {
+        if (!Files.exists(dir)) return;
+        try (Stream<Path> s = Files.walk(dir)) {
+            for (Path p : (Iterable<Path>) s.sorted(Comparator.reverseOrder())::iterator) Files.deleteIfExists(p);
+        }
+    }
+}
