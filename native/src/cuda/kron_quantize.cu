@@ -392,7 +392,8 @@ void CudaBackend::kron_quantize(const KronQuantizeArgs& a) {
 
     const size_t smem = static_cast<size_t>(fixed_bytes + 4 * int64_t(g.buf) * tokens);
     const KronKernel kernel = select_kernel(a.x_type, a.bits);
-    if (smem > 48 * 1024)
+    // Without the opt-in a block gets 48 KiB of shared memory in all, static included.
+    if (smem + static_bytes > 48 * 1024)
         LOWBIT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                static_cast<int>(smem)));
     const int64_t per_sm = std::max<int64_t>(1, std::min<int64_t>(8, smem_per_sm / int64_t(smem + static_bytes + 1024)));
