@@ -123,7 +123,7 @@ public final class BlockwiseCalibration {
                 }
                 out.sync();
             }
-            BlockSetup setup = method.prepare(index, block, stats, o.seed() * 1_000_003L + index);
+            BlockSetup setup = method.prepare(index, block, stats, blockSeed(o.seed(), index));
             Path trainIn = o.quantizedInputs() ? qIn : fpIn;
             List<Double> epochLosses = new ArrayList<>();
             double initial, heldInitial, fin, heldFinal;
@@ -239,5 +239,14 @@ public final class BlockwiseCalibration {
             a[j] = t;
         }
         return a;
+    }
+
+    /**
+     * The seed {@link BlockMethod#prepare} gets for block {@code block} of a run seeded with {@code
+     * seed}: methods that rebuild a block's parameters from a checkpoint (e.g. FlatQuant's random
+     * orthogonal starts) need the same number.
+     */
+    public static long blockSeed(long seed, int block) {
+        return seed * 1_000_003L + block;
     }
 }

@@ -42,7 +42,7 @@ import lowbit.quant.QuantizationReport;
  * weights are round-to-nearest with the learned clip (the authors' "RTN" rows; no GPTQ).
  */
 public final class FlatQuantQuantizer {
-    /** The calibration seed: block b's random orthogonal starts are seeded with {@code SEED·1000003 + b} by {@link BlockwiseCalibration}. */
+    /** The calibration seed: block b's random orthogonal starts are seeded with {@link BlockwiseCalibration#blockSeed}. */
     static final long SEED = 0;
 
     /**
@@ -131,7 +131,7 @@ public final class FlatQuantQuantizer {
             try {
                 for (int b = 0; b < c.blockCount(); b++) {
                     LlamaBlock block = LlamaBlock.fromGguf(g, c, b, rope);
-                    BlockTransforms t = new BlockTransforms("blk." + b + ".", block, null, scheme, BlockTransforms.DEFAULT_ALPHA, SEED * 1_000_003L + b);
+                    BlockTransforms t = new BlockTransforms("blk." + b + ".", block, null, scheme, BlockTransforms.DEFAULT_ALPHA, BlockwiseCalibration.blockSeed(SEED, b));
                     t.load(params);
                     FlatQuantBlock fq = FlatQuantBlock.build(context, block, t, scheme);
                     String p = "blk." + b + ".";

@@ -59,7 +59,7 @@ class FlatQuantRealModelTest {
             Var in = Var.constant(x, rows, dim);
             Var fp = block.forward(Tape.fp32(), in, SEQ, BlockHooks.NONE).output();
             BlockHooks rtn = new LwcMethod(scheme.weights(), scheme.activations(), false, 1e-2).prepare(b, block, null, 0).hooks();
-            BlockTransforms t = new BlockTransforms("blk." + b + ".", block, null, scheme, BlockTransforms.DEFAULT_ALPHA, SEED * 1_000_003L + b);
+            BlockTransforms t = new BlockTransforms("blk." + b + ".", block, null, scheme, BlockTransforms.DEFAULT_ALPHA, lowbit.calibrate.BlockwiseCalibration.blockSeed(SEED, b));
             t.load(r.params());
             BlockHooks fq = FlatQuantHooks.calibration(t, scheme);
             double errRtn = mse(block.forward(Tape.fp32(), in, SEQ, rtn).output().value(), fp.value());
