@@ -30,7 +30,7 @@ final class EvalCommand implements Callable<Integer> {
     ModelOptions options = new ModelOptions();
 
     @Option(names = "--methods", split = ",", description = "methods to quantize and evaluate (fp, w8a8-static, w8a8-flatten, "
-            + "flatten-mixed, w4a8-rtn, w8a8-token, dgq, dgq-g64, dgq-authors, abq-w6a6, abq-w4a4, abq-w2a8, 'abq-w2*a8', each ABQ one also "
+            + "flatten-mixed, w4a8-rtn, w8a8-token, dgq, dgq-g64, dgq-g32, dgq-authors, abq-w6a6, abq-w4a4, abq-w2a8, 'abq-w2*a8', each ABQ one also "
             + "with -nodc or -rtn), w4a4-rtn, smoothquant-w4a4, flatquant-w4a4, flatquant-w4a4-kv4, flatquant-w4a8, flatquant-w8a8; "
             + "default: all but the DGQ, ABQ, W4A4 and FlatQuant ones")
     List<String> methods = new ArrayList<>(List.of("fp", "w8a8-static", "w8a8-flatten", "flatten-mixed", "w4a8-rtn", "w8a8-token"));

@@ -31,6 +31,8 @@ public enum QuantMethod {
     DGQ("dgq", "DGQ A8W4 G=128 (UINT4 + INT8 zero points, per-token A8, no smoothing)"),
     /** {@link #DGQ} with G = 64. */
     DGQ_G64("dgq-g64", "DGQ A8W4 G=64 (UINT4 + INT8 zero points, per-token A8, no smoothing)"),
+    /** {@link #DGQ} with G = 32, the smallest group the issue allows. */
+    DGQ_G32("dgq-g32", "DGQ A8W4 G=32 (UINT4 + INT8 zero points, per-token A8, no smoothing)"),
     /**
      * DGQ A8W4, G = 128, the authors' code's setting: asymmetric UINT4, one static per-tensor INT8
      * activation scale from calibration, percentile-clipping smoothing (p = 0.995 of channel maxima).
@@ -93,7 +95,7 @@ public enum QuantMethod {
 
     /** True for the DGQ A8W4 methods. */
     public boolean isDgq() {
-        return this == DGQ || this == DGQ_G64 || this == DGQ_AUTHORS;
+        return this == DGQ || this == DGQ_G64 || this == DGQ_G32 || this == DGQ_AUTHORS;
     }
 
     /** The DGQ settings of a DGQ method; throws for the others. */
@@ -103,6 +105,8 @@ public enum QuantMethod {
                 return DgqConfig.defaults();
             case DGQ_G64:
                 return DgqConfig.defaults().withGroup(64);
+            case DGQ_G32:
+                return DgqConfig.defaults().withGroup(32);
             case DGQ_AUTHORS:
                 return DgqConfig.defaults().withActivations(ActivationMode.STATIC_PER_TENSOR).withSmoothing(0.995, 1.0);
             default:

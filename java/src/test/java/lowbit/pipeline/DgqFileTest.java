@@ -245,6 +245,8 @@ class DgqFileTest {
         assertTrue(e.getMessage().contains("native context"), e.getMessage());
         assertEquals(QuantMethod.DGQ_G64, QuantMethod.parse("dgq-g64"));
         assertEquals(64, QuantMethod.DGQ_G64.dgqConfig().group());
+        assertEquals(QuantMethod.DGQ_G32, QuantMethod.parse("dgq-g32"));
+        assertEquals(32, QuantMethod.DGQ_G32.dgqConfig().group());
         assertThrows(IllegalStateException.class, QuantMethod.W4A8_RTN::dgqConfig);
         assertThrows(IllegalArgumentException.class, () -> new ModelQuantizer(ModelQuantizer.defaultConfig(), ctx, null).withDgqGrids(0, 3));
     }
