@@ -68,11 +68,11 @@ final class EvalCommand implements Callable<Integer> {
     boolean markdown;
 
     /** The budget of {@code --abq-budget} (four integers). */
-    private AbqQuantizer.Budget abqBudget() {
+    private lowbit.pipeline.CalibrationBudget abqBudget() {
         if (abqBudget.size() != 4) {
             throw new IllegalArgumentException("--abq-budget takes four integers (sequences, tokens per sequence, epochs, batch), got " + abqBudget);
         }
-        return new AbqQuantizer.Budget(abqBudget.get(0), abqBudget.get(1), abqBudget.get(2), abqBudget.get(3));
+        return new lowbit.pipeline.CalibrationBudget(abqBudget.get(0), abqBudget.get(1), abqBudget.get(2), abqBudget.get(3));
     }
 
     @Override
@@ -81,7 +81,7 @@ final class EvalCommand implements Callable<Integer> {
         List<QuantMethod> parsed = new ArrayList<>();
         for (String m : methods) parsed.add(QuantMethod.parse(m));
         // a bad budget is reported before anything runs
-        FlatQuantQuantizer.Budget flatQuant = parsed.stream().anyMatch(QuantMethod::isFlatQuant) ? FlatQuantQuantizer.Budget.parse(flatQuantBudget) : null;
+        lowbit.pipeline.CalibrationBudget flatQuant = parsed.stream().anyMatch(QuantMethod::isFlatQuant) ? FlatQuantQuantizer.parseBudget(flatQuantBudget) : null;
         Workspace ws = Workspace.open(options.model);
         int[] evaluation = ws.evaluationTokens(windows, window);
         System.out.printf("model %s; evaluation: %d windows of %d tokens (no BOS)%n", ws.gguf(), windows, window);

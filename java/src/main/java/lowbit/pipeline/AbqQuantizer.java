@@ -47,32 +47,9 @@ import lowbit.quant.QuantizationReport;
  * AbqLinear#simulate}), and it is much faster than simulating the integer product in Java.
  */
 public final class AbqQuantizer {
-    /**
-     * The calibration budget: {@code samples} sequences of {@code seqLen} calibration tokens,
-     * {@code epochs} passes, {@code batchSize} sequences per step. The authors use 128 × 2048, 20
-     * epochs (W4A4) or 40 (W2A8), batch 1.
-     */
-    public record Budget(int samples, int seqLen, int epochs, int batchSize) {
-        public Budget {
-            if (samples < 1 || seqLen < 2 || epochs < 0 || batchSize < 1 || batchSize > samples) {
-                throw new IllegalArgumentException("bad ABQ calibration budget: " + samples + " samples of " + seqLen + " tokens, " + epochs
-                        + " epochs, batch " + batchSize + " (need samples >= 1, seqLen >= 2, epochs >= 0, 1 <= batch <= samples)");
-            }
-        }
-
-        /** A budget for a 2-core machine (minutes per width on SmolLM2-135M): 8 × 128 tokens, 2 epochs, batch 2. */
-        public static Budget reduced() {
-            return new Budget(8, 128, 2, 2);
-        }
-
-        @Override
-        public String toString() {
-            return samples + " x " + seqLen + " tokens, " + epochs + " epochs, batch " + batchSize;
-        }
-    }
-
+    /** The authors' budget, for reference: 128 × 2048 tokens, 20 epochs (W4A4) or 40 (W2A8), batch 1. */
     private final Context context;
-    private final Budget budget;
+    private final CalibrationBudget budget;
     private final Path workDir;
     private final PrintStream log;
 
@@ -80,7 +57,7 @@ public final class AbqQuantizer {
      * {@code workDir}: where calibration checkpoints go ({@code <workDir>/<method>}, resumable); null
      * for a temporary directory deleted afterwards. {@code log} may be null.
      */
-    public AbqQuantizer(Context context, Budget budget, Path workDir, PrintStream log) {
+    public AbqQuantizer(Context context, CalibrationBudget budget, Path workDir, PrintStream log) {
         if (context == null) throw new IllegalArgumentException("ABQ layers run on a native context (lowbit_bitplane_gemm); got none");
         if (budget == null) throw new IllegalArgumentException("a calibration budget is required");
         this.context = context;

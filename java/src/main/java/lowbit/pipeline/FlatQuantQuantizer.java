@@ -45,55 +45,19 @@ public final class FlatQuantQuantizer {
     /** The calibration seed: block b's random orthogonal starts are seeded with {@link BlockwiseCalibration#blockSeed}. */
     static final long SEED = 0;
 
-    /**
-     * The calibration budget: {@code samples} sequences of {@code seqLen} calibration tokens,
-     * {@code epochs} passes, {@code batchSize} sequences per step.
-     */
-    public record Budget(int samples, int seqLen, int epochs, int batchSize) {
-        public Budget {
-            if (samples < 1 || seqLen < 2 || epochs < 0 || batchSize < 1 || batchSize > samples) {
-                throw new IllegalArgumentException("bad FlatQuant calibration budget: " + samples + " samples of " + seqLen + " tokens, " + epochs
-                        + " epochs, batch " + batchSize + " (need samples >= 1, seqLen >= 2, epochs >= 0, 1 <= batch <= samples)");
-            }
-        }
+    /** The authors' recipe ({@code train_utils.cali_flat_quant}): 128 × 2048 tokens, 15 epochs, batch 4 (480 steps per block). */
+    public static CalibrationBudget authorsBudget() {
+        return new CalibrationBudget(128, 2048, 15, 4);
+    }
 
-        /** The authors' recipe ({@code train_utils.cali_flat_quant}): 128 × 2048 tokens, 15 epochs, batch 4 (480 steps per block). */
-        public static Budget authors() {
-            return new Budget(128, 2048, 15, 4);
-        }
-
-        /** A budget a shared 2-core machine runs in minutes per method on SmolLM2-135M: 8 × 128 tokens, 2 epochs, batch 2 (8 steps per block). */
-        public static Budget reduced() {
-            return new Budget(8, 128, 2, 2);
-        }
-
-        /** {@code "reduced"}, {@code "authors"} or four integers {@code samples,seqLen,epochs,batch}. */
-        public static Budget parse(String s) {
-            if (s == null) throw new IllegalArgumentException("a FlatQuant budget is required: reduced, authors or samples,seqLen,epochs,batch");
-            String t = s.trim().toLowerCase(Locale.ROOT);
-            if (t.equals("reduced")) return reduced();
-            if (t.equals("authors")) return authors();
-            String[] p = t.split(",");
-            if (p.length != 4) throw new IllegalArgumentException("FlatQuant budget '" + s + "': use reduced, authors or four integers samples,seqLen,epochs,batch");
-            int[] v = new int[4];
-            for (int i = 0; i < 4; i++) {
-                try {
-                    v[i] = Integer.parseInt(p[i].trim());
-                } catch (NumberFormatException e) {
-                    throw new IllegalArgumentException("FlatQuant budget '" + s + "': '" + p[i] + "' is not an integer");
-                }
-            }
-            return new Budget(v[0], v[1], v[2], v[3]);
-        }
-
-        @Override
-        public String toString() {
-            return samples + " x " + seqLen + " tokens, " + epochs + " epochs, batch " + batchSize;
-        }
+    /** {@code "authors"}, or what {@link CalibrationBudget#parse} reads ({@code "reduced"}, four integers). */
+    public static CalibrationBudget parseBudget(String s) {
+        if (s != null && s.trim().equalsIgnoreCase("authors")) return authorsBudget();
+        return CalibrationBudget.parse(s);
     }
 
     private final Context context;
-    private final Budget budget;
+    private final CalibrationBudget budget;
     private final Path workDir;
     private final PrintStream log;
 
@@ -102,7 +66,7 @@ public final class FlatQuantQuantizer {
      * reused by a later run with the same settings); null for a temporary directory deleted
      * afterwards. {@code log} may be null.
      */
-    public FlatQuantQuantizer(Context context, Budget budget, Path workDir, PrintStream log) {
+    public FlatQuantQuantizer(Context context, CalibrationBudget budget, Path workDir, PrintStream log) {
         if (context == null) throw new IllegalArgumentException("FlatQuant layers run on a native context (lowbit_quantize + lowbit_gemm_dequant); got none");
         if (budget == null) throw new IllegalArgumentException("a calibration budget is required");
         this.context = context;

@@ -42,9 +42,9 @@ class AbqMethodNamesTest {
 
     @Test
     void budgetAndPipelinesRefuseClearly() {
-        assertThrows(IllegalArgumentException.class, () -> new AbqQuantizer.Budget(4, 128, 2, 8));
-        assertThrows(IllegalArgumentException.class, () -> new AbqQuantizer.Budget(0, 128, 2, 1));
-        assertThrows(IllegalArgumentException.class, () -> new AbqQuantizer(null, AbqQuantizer.Budget.reduced(), null, null));
+        assertThrows(IllegalArgumentException.class, () -> new CalibrationBudget(4, 128, 2, 8));
+        assertThrows(IllegalArgumentException.class, () -> new CalibrationBudget(0, 128, 2, 1));
+        assertThrows(IllegalArgumentException.class, () -> new AbqQuantizer(null, CalibrationBudget.reduced(), null, null));
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> new ModelQuantizer(ModelQuantizer.defaultConfig(), null, null).quantize(null, null, QuantMethod.ABQ_W4A4));
         assertTrue(e.getMessage().contains("AbqQuantizer"), e.getMessage());

@@ -56,19 +56,19 @@ class FlatQuantPipelineTest {
 
     @Test
     void budgetsAndRefusals() {
-        assertEquals(new FlatQuantQuantizer.Budget(128, 2048, 15, 4), FlatQuantQuantizer.Budget.parse("authors"));
-        assertEquals(FlatQuantQuantizer.Budget.reduced(), FlatQuantQuantizer.Budget.parse(" Reduced "));
-        assertEquals(new FlatQuantQuantizer.Budget(4, 64, 1, 2), FlatQuantQuantizer.Budget.parse("4,64,1,2"));
+        assertEquals(new CalibrationBudget(128, 2048, 15, 4), FlatQuantQuantizer.parseBudget("authors"));
+        assertEquals(CalibrationBudget.reduced(), FlatQuantQuantizer.parseBudget(" Reduced "));
+        assertEquals(new CalibrationBudget(4, 64, 1, 2), FlatQuantQuantizer.parseBudget("4,64,1,2"));
         for (String bad : new String[] {"fast", "4,64,1", "4,64,x,2", "4,64,1,8", "0,64,1,1", "4,1,1,1"}) {
-            assertThrows(IllegalArgumentException.class, () -> FlatQuantQuantizer.Budget.parse(bad), bad);
+            assertThrows(IllegalArgumentException.class, () -> FlatQuantQuantizer.parseBudget(bad), bad);
         }
-        assertThrows(IllegalArgumentException.class, () -> FlatQuantQuantizer.Budget.parse(null));
-        assertThrows(IllegalArgumentException.class, () -> new FlatQuantQuantizer(null, FlatQuantQuantizer.Budget.reduced(), null, null));
+        assertThrows(IllegalArgumentException.class, () -> FlatQuantQuantizer.parseBudget(null));
+        assertThrows(IllegalArgumentException.class, () -> new FlatQuantQuantizer(null, CalibrationBudget.reduced(), null, null));
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> new ModelQuantizer(ModelQuantizer.defaultConfig(), null, null).quantize(null, null, QuantMethod.FLATQUANT_W4A4));
         assertTrue(e.getMessage().contains("FlatQuantQuantizer"), e.getMessage());
         try (Context ctx = Context.open(Backend.CPU)) {
-            FlatQuantQuantizer q = new FlatQuantQuantizer(ctx, FlatQuantQuantizer.Budget.reduced(), null, null);
+            FlatQuantQuantizer q = new FlatQuantQuantizer(ctx, CalibrationBudget.reduced(), null, null);
             e = assertThrows(IllegalArgumentException.class, () -> q.quantize(null, null, QuantMethod.W4A4_RTN));
             assertTrue(e.getMessage().contains("not a FlatQuant method"), e.getMessage());
         }
@@ -81,7 +81,7 @@ class FlatQuantPipelineTest {
         int window = 64;
         int[] eval = ws.evaluationTokens(1, window);
         double fp = Perplexity.evaluate(ws.loadModel(), eval, window, null).perplexity();
-        FlatQuantQuantizer.Budget start = new FlatQuantQuantizer.Budget(2, 32, 0, 1);
+        CalibrationBudget start = new CalibrationBudget(2, 32, 0, 1);
         double w8a8, kv4, rtn;
         try (Context ctx = Context.open(Backend.CPU)) {
             FlatQuantQuantizer fq = new FlatQuantQuantizer(ctx, start, dir, null);
