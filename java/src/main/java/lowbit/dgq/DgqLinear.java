@@ -5,6 +5,7 @@ import lowbit.Context;
 import lowbit.DType;
 import lowbit.DgqWeights;
 import lowbit.Granularity;
+import lowbit.LayerScratch;
 import lowbit.QuantizedTensor;
 import lowbit.ScratchPool;
 import lowbit.Tensor;
@@ -28,46 +29,7 @@ public final class DgqLinear implements LinearOp {
     private final ActivationMode mode;
     private final float staticScale;
     private final int inFeatures;
-    private final ScratchPool<Scratch> scratch = new ScratchPool<>(4, Scratch::new);
-
-    /** Native tensors of one call of {@code tokens} rows (see {@link ScratchPool}). */
-    private final class Scratch implements ScratchPool.Scratch {
-        final int tokens;
-        final Tensor x;
-        final QuantizedTensor qa;
-        final Tensor out;
-
-        Scratch(int tokens) {
-            this.tokens = tokens;
-            int k = quantized.cols();
-            Tensor xt = null;
-            QuantizedTensor q = null;
-            try {
-                xt = ctx.allocate(DType.F32, tokens, k);
-                q = ctx.allocateQuantized(tokens, k, 8, mode == ActivationMode.PER_TOKEN ? Granularity.PER_ROW : Granularity.PER_TENSOR, 0);
-                if (mode == ActivationMode.STATIC_PER_TENSOR) q.scales().copyFrom(new float[] {staticScale});
-                this.out = ctx.allocate(DType.F32, tokens, quantized.rows());
-            } catch (RuntimeException e) {
-                if (xt != null) xt.close();
-                if (q != null) q.close();
-                throw e;
-            }
-            this.x = xt;
-            this.qa = q;
-        }
-
-        @Override
-        public int tokens() {
-            return tokens;
-        }
-
-        @Override
-        public void close() {
-            x.close();
-            qa.close();
-            out.close();
-        }
-    }
+    private final ScratchPool<LayerScratch> scratch;
 
     private DgqLinear(Context ctx, DgqQuantizedWeights quantized, int inFeatures, float[] bias, float[] inverseSmoothing,
                       ActivationMode mode, float staticScale) {
@@ -98,6 +60,7 @@ public final class DgqLinear implements LinearOp {
             throw e;
         }
         this.weights = w;
+        this.scratch = new ScratchPool<>(4, t -> new LayerScratch(ctx, t, quantized.cols(), quantized.rows(), this::allocateActivations));
     }
 
     /**
@@ -239,12 +202,25 @@ public final class DgqLinear implements LinearOp {
         return xs;
     }
 
+    /** INT8 activations for {@code tokens} rows: per-token scales, or the static scale written once. */
+    private QuantizedTensor allocateActivations(int tokens) {
+        QuantizedTensor q = ctx.allocateQuantized(tokens, quantized.cols(), 8,
+                mode == ActivationMode.PER_TOKEN ? Granularity.PER_ROW : Granularity.PER_TENSOR, 0);
+        try {
+            if (mode == ActivationMode.STATIC_PER_TENSOR) q.scales().copyFrom(new float[] {staticScale});
+            return q;
+        } catch (RuntimeException e) {
+            q.close();
+            throw e;
+        }
+    }
+
     @Override
     public void forward(float[] x, int tokens, float[] y) {
         int n = outFeatures(), k = quantized.cols();
         if (y.length < (long) tokens * n) throw new IllegalArgumentException("y needs " + (long) tokens * n + " values");
         float[] xs = smoothed(x, tokens);  // tokens x K_pad
-        Scratch sc = scratch.take(tokens);
+        LayerScratch sc = scratch.take(tokens);
         boolean ok = false;
         try {
             sc.x.copyFrom(xs);

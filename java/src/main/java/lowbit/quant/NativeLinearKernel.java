@@ -18,7 +18,7 @@ import lowbit.Tensor;
  * Because lowbit.h fixes every rounding, the result equals {@link JavaLinearKernel}'s bit for bit.
  *
  * <p>The activation, quantized-activation and output tensors of a call are scratch kept for the
- * next call with the same token count ({@link Scratch}); a small pool holds the most recently used
+ * next call with the same token count ({@link lowbit.LayerScratch}); a small pool holds the most recently used
  * sets, so prefill, decode and perplexity chunks each reuse theirs instead of allocating native
  * memory per call.
  *
@@ -40,51 +40,16 @@ final class NativeLinearKernel implements LinearKernel {
      * plain {@code lowbit_quantize}, which skips the plan's gather and its per-call validation.
      */
     private final boolean identityPlan;
-    private final lowbit.ScratchPool<Scratch> pool = new lowbit.ScratchPool<>(POOL_SIZE, Scratch::new);
+    private final lowbit.ScratchPool<lowbit.LayerScratch> pool;
 
     /** Scratch sets kept per layer: enough for prefill, decode and a perplexity chunk size, or two threads. */
     static final int POOL_SIZE = 4;
 
-    /** Native tensors for one call of {@code tokens} rows. */
-    private final class Scratch implements lowbit.ScratchPool.Scratch {
-        final int tokens;
-        final Tensor x;
-        final QuantizedTensor qa;
-        final Tensor out;
-
-        Scratch(int tokens) {
-            this.tokens = tokens;
-            Tensor xt = null;
-            QuantizedTensor q = null;
-            try {
-                xt = ctx.allocate(DType.F32, tokens, layer.inFeatures());
-                q = allocateActivations(tokens);
-                this.out = ctx.allocate(DType.F32, tokens, layer.outFeatures());
-            } catch (RuntimeException e) {
-                if (xt != null) xt.close();
-                if (q != null) q.close();
-                throw e;
-            }
-            this.x = xt;
-            this.qa = q;
-        }
-
-        @Override
-        public int tokens() {
-            return tokens;
-        }
-
-        @Override
-        public void close() {
-            x.close();
-            qa.close();
-            out.close();
-        }
-    }
-
     NativeLinearKernel(Context ctx, QuantizedLinear layer) {
         this.ctx = Objects.requireNonNull(ctx, "context");
         this.layer = layer;
+        this.pool = new lowbit.ScratchPool<>(POOL_SIZE,
+                tokens -> new lowbit.LayerScratch(ctx, tokens, layer.inFeatures(), layer.outFeatures(), this::allocateActivations));
         PackedMatrix w = layer.weightMatrix();
         float[] ws = layer.weightScalesView();
         QuantizedTensor qw = null;
@@ -123,7 +88,7 @@ final class NativeLinearKernel implements LinearKernel {
         int k = layer.inFeatures();
         int n = layer.outFeatures();
         float[] in = x.length == tokens * k ? x : Arrays.copyOf(x, tokens * k);
-        Scratch s = take(tokens);
+        lowbit.LayerScratch s = take(tokens);
         boolean ok = false;
         try {
             s.x.copyFrom(in);
@@ -142,11 +107,11 @@ final class NativeLinearKernel implements LinearKernel {
         }
     }
 
-    private Scratch take(int tokens) {
+    private lowbit.LayerScratch take(int tokens) {
         return pool.take(tokens);
     }
 
-    private void give(Scratch s) {
+    private void give(lowbit.LayerScratch s) {
         pool.give(s);
     }
 
