@@ -10,7 +10,6 @@ import java.util.SplittableRandom;
 import lowbit.Backend;
 import lowbit.Context;
 import lowbit.DType;
-import lowbit.DgqWeights;
 import lowbit.Granularity;
 import lowbit.Lowbit;
 import lowbit.QuantizedTensor;
@@ -33,56 +32,8 @@ import lowbit.Tensor;
  */
 public final class DecodeBench {
     static final int[] DEFAULT_M = {1, 4, 16, 64};
-    static final int DGQ_GROUP = 128;
-    private static final long ROTATE_BYTES = 128L << 20;
 
     private DecodeBench() {}
-
-    /** The weights of one (K, N) in the three lowbit formats, each in rotated copies. */
-    private static final class Weights implements AutoCloseable {
-        final GemmProblem.Weights w8f16;  // INT8 and FP16 copies (GemmBench's)
-        final List<QuantizedTensor> w4 = new ArrayList<>();
-        final List<DgqWeights> dgq = new ArrayList<>();
-        final List<Tensor> owned = new ArrayList<>();
-
-        Weights(Context ctx, int n, int k, long seed) {
-            w8f16 = new GemmProblem.Weights(ctx, n, k, seed);
-            SplittableRandom rnd = new SplittableRandom(seed + 1);
-            byte[] packed = new byte[Math.toIntExact((long) n * k / 2)];
-            for (int i = 0; i < packed.length; i++) {
-                packed[i] = (byte) rnd.nextInt(256);  // two INT4 values in -8..7
-            }
-            Tensor s4 = track(ctx.upload(packed, DType.S4, n, k));
-            Tensor s4Scales = track(ctx.upload(GemmProblem.randomScales(rnd, n), 1, n));
-            w4.add(new QuantizedTensor(s4, s4Scales, Granularity.PER_ROW, 0));
-            for (long bytes = packed.length; bytes < ROTATE_BYTES; bytes += packed.length) {
-                Tensor copy = track(ctx.allocate(DType.S4, n, k).copyFrom(s4));
-                w4.add(new QuantizedTensor(copy, s4Scales, Granularity.PER_ROW, 0));
-            }
-            // DGQ: any signed code with S2 in 1..15 keeps |q·S2| <= 120 (lowbit_dgq_check passes).
-            byte[] s2 = new byte[n * (k / DGQ_GROUP)];
-            for (int i = 0; i < s2.length; i++) {
-                s2[i] = (byte) (1 + rnd.nextInt(15));
-            }
-            float[] cs = GemmProblem.randomScales(rnd, n);
-            long dgqBytes = packed.length + (long) s2.length;
-            for (long bytes = 0; bytes < ROTATE_BYTES; bytes += dgqBytes) {
-                dgq.add(ctx.uploadDgq(packed, s2, null, cs, n, k, DGQ_GROUP));
-            }
-        }
-
-        private Tensor track(Tensor t) {
-            owned.add(t);
-            return t;
-        }
-
-        @Override
-        public void close() {
-            w8f16.close();
-            dgq.forEach(DgqWeights::close);
-            owned.forEach(Tensor::close);
-        }
-    }
 
     public static void main(String[] args) throws Exception {
         int[][] shapes = GemmBench.DEFAULT_SHAPES;
@@ -114,10 +65,11 @@ public final class DecodeBench {
                 // Bytes a launch reads from its weights: codes plus scales (F32 per channel, U8 per group).
                 double w8Bytes = (double) n * k + 4.0 * n;
                 double w4Bytes = (double) n * k / 2 + 4.0 * n;
-                double dgqBytes = (double) n * k / 2 + (double) n * (k / DGQ_GROUP) + 4.0 * n;
-                try (Weights w = new Weights(gpu, n, k, 7)) {
+                double dgqBytes = (double) n * k / 2 + (double) n * (k / FourBitWeights.DGQ_GROUP) + 4.0 * n;
+                try (GemmProblem.Weights w8 = new GemmProblem.Weights(gpu, n, k, 7);
+                        FourBitWeights w = new FourBitWeights(gpu, n, k, 8)) {
                     for (int m : ms) {
-                        try (GemmProblem p = new GemmProblem(gpu, w.w8f16, m, 11);
+                        try (GemmProblem p = new GemmProblem(gpu, w8, m, 11);
                                 Tensor xv = gpu.upload(GemmProblem.randomS8(new SplittableRandom(13), (long) m * k),
                                         DType.S8, m, k);
                                 Tensor xs = gpu.upload(GemmProblem.randomScales(new SplittableRandom(17), m), 1, m);

@@ -40,14 +40,14 @@ import lowbit.quant.QuantizationReport;
  * learned smoothing and compensation into the FP weights and norms ({@link AbqFold}), integer
  * weight codes with the learned clipping ({@link ClippedWeightQuantizer}) and {@link AbqLinear}
  * layers on the native context. The {@code -rtn} methods skip calibration (round to nearest at the
- * same widths). The LM head stays FP32.
+ * same widths). The LM head stays FP32. The calibration size is a {@link CalibrationBudget} (the
+ * authors use 128 × 2048 tokens, 20 epochs for W4A4 or 40 for W2A8, batch 1).
  *
  * <p>The layers run the native bit-plane GEMM rather than the calibration's fake quantization: it is
  * what a deployment runs (per-token activation quantization included, bit-exact with {@link
  * AbqLinear#simulate}), and it is much faster than simulating the integer product in Java.
  */
 public final class AbqQuantizer {
-    /** The authors' budget, for reference: 128 × 2048 tokens, 20 epochs (W4A4) or 40 (W2A8), batch 1. */
     private final Context context;
     private final CalibrationBudget budget;
     private final Path workDir;
