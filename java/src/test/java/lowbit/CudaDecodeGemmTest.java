@@ -10,9 +10,6 @@ import java.util.List;
 import java.util.Random;
 import lowbit.bridge.LowbitNative;
 import lowbit.bridge.lowbit_buffer;
-import lowbit.bridge.lowbit_context;
-import org.bytedeco.javacpp.BytePointer;
-import org.bytedeco.javacpp.FloatPointer;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -292,54 +289,6 @@ class CudaDecodeGemmTest extends GpuTestBase {
 
     // ---- raw strides through the C ABI: lda, ldb, ldo past the row length ---------------------
 
-    private static final class Raw implements AutoCloseable {
-        final lowbit_context ctx = new lowbit_context();
-        final List<lowbit_buffer> buffers = new ArrayList<>();
-
-        Raw(int backend) {
-            Lowbit.ensureLoaded();
-            assertEquals(0, LowbitNative.lowbit_context_create(backend, 0, ctx), error());
-        }
-
-        lowbit_buffer bytes(byte[] data) {
-            lowbit_buffer b = new lowbit_buffer();
-            assertEquals(0, LowbitNative.lowbit_buffer_alloc(ctx, data.length, b), error());
-            buffers.add(b);
-            try (BytePointer p = new BytePointer(data)) {
-                assertEquals(0, LowbitNative.lowbit_buffer_write(b, 0, p, data.length), error());
-            }
-            return b;
-        }
-
-        lowbit_buffer floats(float[] data) {
-            lowbit_buffer b = new lowbit_buffer();
-            assertEquals(0, LowbitNative.lowbit_buffer_alloc(ctx, 4L * data.length, b), error());
-            buffers.add(b);
-            try (FloatPointer p = new FloatPointer(data)) {
-                assertEquals(0, LowbitNative.lowbit_buffer_write(b, 0, p, 4L * data.length), error());
-            }
-            return b;
-        }
-
-        float[] readFloats(lowbit_buffer b, int count) {
-            try (FloatPointer p = new FloatPointer(count)) {
-                assertEquals(0, LowbitNative.lowbit_buffer_read(b, 0, p, 4L * count), error());
-                float[] out = new float[count];
-                p.get(out);
-                return out;
-            }
-        }
-
-        static String error() {
-            return LowbitNative.lowbit_last_error().getString();
-        }
-
-        @Override
-        public void close() {
-            buffers.forEach(LowbitNative::lowbit_buffer_free);
-            LowbitNative.lowbit_context_destroy(ctx);
-        }
-    }
 
     /**
      * S8 and S4 weights with lda = K + 13 (activation rows not 16-byte aligned), ldb = K + 32 and
@@ -367,7 +316,7 @@ class CudaDecodeGemmTest extends GpuTestBase {
             float[][][] got = new float[2][3][];
             int[] backends = {LowbitNative.LOWBIT_BACKEND_CUDA, LowbitNative.LOWBIT_BACKEND_CPU};
             for (int c = 0; c < 2; c++) {
-                try (Raw r = new Raw(backends[c])) {
+                try (RawContext r = new RawContext(backends[c])) {
                     lowbit_buffer ab = r.bytes(a);
                     lowbit_buffer asb = r.floats(as);
                     lowbit_buffer bsb = r.floats(bs);
@@ -383,7 +332,7 @@ class CudaDecodeGemmTest extends GpuTestBase {
                                     r.bytes(dq.s2Bytes()), r.bytes(dq.zBytes()), 32, m, n, k, asb, m, r.floats(dq.cs),
                                     null, LowbitNative.LOWBIT_F32, out, ldo);
                         }
-                        assertEquals(0, st, Raw.error());
+                        assertEquals(0, st, RawContext.error());
                         got[c][f] = r.readFloats(out, m * ldo);
                     }
                 }

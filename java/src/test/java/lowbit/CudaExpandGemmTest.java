@@ -15,9 +15,6 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import lowbit.bridge.LowbitNative;
 import lowbit.bridge.lowbit_buffer;
-import lowbit.bridge.lowbit_context;
-import org.bytedeco.javacpp.BytePointer;
-import org.bytedeco.javacpp.FloatPointer;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 
@@ -340,60 +337,6 @@ class CudaExpandGemmTest extends GpuTestBase {
     // ---- raw C ABI: strides, and DGQ weights that wrap ------------------------------------------
 
     /** A context through the C ABI, for requests the Java API does not make. */
-    private static final class Raw implements AutoCloseable {
-        final lowbit_context ctx = new lowbit_context();
-        final List<lowbit_buffer> buffers = new ArrayList<>();
-
-        Raw(int backend) {
-            Lowbit.ensureLoaded();
-            assertEquals(0, LowbitNative.lowbit_context_create(backend, 0, ctx), error());
-        }
-
-        lowbit_buffer bytes(byte[] data) {
-            if (data == null) {
-                return null;
-            }
-            lowbit_buffer b = new lowbit_buffer();
-            assertEquals(0, LowbitNative.lowbit_buffer_alloc(ctx, Math.max(1, data.length), b), error());
-            buffers.add(b);
-            try (BytePointer p = new BytePointer(data)) {
-                assertEquals(0, LowbitNative.lowbit_buffer_write(b, 0, p, data.length), error());
-            }
-            return b;
-        }
-
-        lowbit_buffer floats(float[] data) {
-            if (data == null) {
-                return null;
-            }
-            lowbit_buffer b = new lowbit_buffer();
-            assertEquals(0, LowbitNative.lowbit_buffer_alloc(ctx, 4L * data.length, b), error());
-            buffers.add(b);
-            try (FloatPointer p = new FloatPointer(data)) {
-                assertEquals(0, LowbitNative.lowbit_buffer_write(b, 0, p, 4L * data.length), error());
-            }
-            return b;
-        }
-
-        byte[] read(lowbit_buffer b, int bytes) {
-            try (BytePointer p = new BytePointer(bytes)) {
-                assertEquals(0, LowbitNative.lowbit_buffer_read(b, 0, p, bytes), error());
-                byte[] out = new byte[bytes];
-                p.get(out);
-                return out;
-            }
-        }
-
-        static String error() {
-            return LowbitNative.lowbit_last_error().getString();
-        }
-
-        @Override
-        public void close() {
-            buffers.forEach(LowbitNative::lowbit_buffer_free);
-            LowbitNative.lowbit_context_destroy(ctx);
-        }
-    }
 
     private static int code(DType t) {
         return t == DType.F32 ? LowbitNative.LOWBIT_F32 : t == DType.F16 ? LowbitNative.LOWBIT_F16 : LowbitNative.LOWBIT_BF16;
@@ -468,7 +411,7 @@ class CudaExpandGemmTest extends GpuTestBase {
                         byte[][][] got = new byte[2][2][];
                         int[] backends = {LowbitNative.LOWBIT_BACKEND_CUDA, LowbitNative.LOWBIT_BACKEND_CPU};
                         for (int c = 0; c < 2; c++) {
-                            try (Raw r = new Raw(backends[c])) {
+                            try (RawContext r = new RawContext(backends[c])) {
                                 lowbit_buffer ab = r.bytes(a);
                                 lowbit_buffer asb = r.floats(as);
                                 lowbit_buffer bsb = r.floats(bs);
@@ -476,12 +419,12 @@ class CudaExpandGemmTest extends GpuTestBase {
                                 lowbit_buffer o4 = r.bytes(poison(m, ldo, out));
                                 assertEquals(0, LowbitNative.lowbit_gemm_dequant(r.ctx, LowbitNative.LOWBIT_S8, ab, lda,
                                         LowbitNative.LOWBIT_S4, r.bytes(restride(dense, n, k, ld)), ld, m, n, k, asb, m,
-                                        bsb, n, biasb, code(out), o4, ldo), Raw.error());
+                                        bsb, n, biasb, code(out), o4, ldo), RawContext.error());
                                 got[c][0] = r.read(o4, m * ldo * bytesOf(out));
                                 lowbit_buffer od = r.bytes(poison(m, ldo, out));
                                 assertEquals(0, LowbitNative.lowbit_gemm_dgq(r.ctx, ab, lda,
                                         r.bytes(restride(d.codes, n, k, ld)), ld, r.bytes(d.s2), r.bytes(d.z), d.group,
-                                        m, n, k, asb, m, r.floats(d.cs), biasb, code(out), od, ldo), Raw.error());
+                                        m, n, k, asb, m, r.floats(d.cs), biasb, code(out), od, ldo), RawContext.error());
                                 got[c][1] = r.read(od, m * ldo * bytesOf(out));
                             }
                         }
@@ -522,11 +465,11 @@ class CudaExpandGemmTest extends GpuTestBase {
                         byte[][] got = new byte[2][];
                         int[] backends = {LowbitNative.LOWBIT_BACKEND_CUDA, LowbitNative.LOWBIT_BACKEND_CPU};
                         for (int c = 0; c < 2; c++) {
-                            try (Raw r = new Raw(backends[c])) {
+                            try (RawContext r = new RawContext(backends[c])) {
                                 lowbit_buffer o = r.bytes(poison(m, n, out));
                                 assertEquals(0, LowbitNative.lowbit_gemm_dgq(r.ctx, r.bytes(a), k, r.bytes(codes), k,
                                         r.bytes(s2), r.bytes(z), group, m, n, k, r.floats(as), m, r.floats(channel), null,
-                                        code(out), o, n), Raw.error());
+                                        code(out), o, n), RawContext.error());
                                 got[c] = r.read(o, m * n * bytesOf(out));
                             }
                         }

@@ -11,10 +11,6 @@ import java.util.Random;
 import java.util.stream.Stream;
 import lowbit.bridge.LowbitNative;
 import lowbit.bridge.lowbit_buffer;
-import lowbit.bridge.lowbit_context;
-import org.bytedeco.javacpp.BytePointer;
-import org.bytedeco.javacpp.FloatPointer;
-import org.bytedeco.javacpp.Pointer;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
@@ -169,58 +165,9 @@ class DgqKernelTest {
 
     // ---- raw C ABI: strides, wrap semantics, buffer validation ---------------------------------
 
-    private static final class Raw implements AutoCloseable {
-        final lowbit_context ctx = new lowbit_context();
-        final List<lowbit_buffer> buffers = new ArrayList<>();
-
-        Raw(int isa) {
-            Lowbit.ensureLoaded();
-            assertEquals(0, LowbitNative.lowbit_context_create(1, 0, ctx));
-            assertEquals(0, LowbitNative.lowbit_context_set_cpu_isa(ctx, isa));
-        }
-
-        lowbit_buffer bytes(byte[] data) {
-            lowbit_buffer b = new lowbit_buffer();
-            assertEquals(0, LowbitNative.lowbit_buffer_alloc(ctx, data.length, b));
-            buffers.add(b);
-            try (BytePointer p = new BytePointer(data)) {
-                assertEquals(0, LowbitNative.lowbit_buffer_write(b, 0, p, data.length));
-            }
-            return b;
-        }
-
-        lowbit_buffer floats(float[] data) {
-            lowbit_buffer b = new lowbit_buffer();
-            assertEquals(0, LowbitNative.lowbit_buffer_alloc(ctx, 4L * data.length, b));
-            buffers.add(b);
-            try (FloatPointer p = new FloatPointer(data)) {
-                assertEquals(0, LowbitNative.lowbit_buffer_write(b, 0, p, 4L * data.length));
-            }
-            return b;
-        }
-
-        float[] readFloats(lowbit_buffer b, int count) {
-            try (FloatPointer p = new FloatPointer(count)) {
-                assertEquals(0, LowbitNative.lowbit_buffer_read(b, 0, p, 4L * count));
-                float[] out = new float[count];
-                p.get(out);
-                return out;
-            }
-        }
-
-        static String error() {
-            return LowbitNative.lowbit_last_error().getString();
-        }
-
-        @Override
-        public void close() {
-            buffers.forEach(LowbitNative::lowbit_buffer_free);
-            LowbitNative.lowbit_context_destroy(ctx);
-        }
-    }
 
     /** Runs lowbit_gemm_dgq with lda = k + 13, ldw = k + 6, ldo = n + 3; checks the padding of out is untouched. */
-    private static float[] rawGemm(Raw r, Weights w, byte[] a, int m, float[] as) {
+    private static float[] rawGemm(RawContext r, Weights w, byte[] a, int m, float[] as) {
         int n = w.n, k = w.k, lda = k + 13, ldw = k + 6, ldo = n + 3;
         byte[] apad = new byte[(m - 1) * lda + k];
         for (int i = 0; i < m; i++) System.arraycopy(a, i * k, apad, i * lda, k);
@@ -230,7 +177,7 @@ class DgqKernelTest {
         int st = LowbitNative.lowbit_gemm_dgq(r.ctx, r.bytes(apad), lda, r.bytes(w.packed(ldw)), ldw, r.bytes(w.s2Bytes()),
                 w.z == null ? null : r.bytes(w.zBytes()), w.group, m, n, k, r.floats(as), as.length, r.floats(w.cs), null,
                 0, out, ldo);
-        assertEquals(0, st, Raw.error());
+        assertEquals(0, st, RawContext.error());
         float[] got = r.readFloats(out, m * ldo);
         float[] y = new float[m * n];
         for (int i = 0; i < m; i++) {
@@ -254,7 +201,7 @@ class DgqKernelTest {
             for (int i = 0; i < m; i++) as[i] = 0.5f + i;
             float[] want = reference(a, as, w, null, m);
             for (CpuIsa isa : CpuKernelTest.isas().toList()) {
-                try (Raw r = new Raw(isa.code)) {
+                try (RawContext r = RawContext.cpu(isa.code)) {
                     float[] got = rawGemm(r, w, a, m, as);
                     for (int i = 0; i < want.length; i++) {
                         assertEquals(Float.floatToIntBits(want[i]), Float.floatToIntBits(got[i]), isa + " asym=" + asym + " element " + i);
@@ -287,7 +234,7 @@ class DgqKernelTest {
             }
         }
         for (CpuIsa isa : CpuKernelTest.isas().toList()) {
-            try (Raw r = new Raw(isa.code)) {
+            try (RawContext r = RawContext.cpu(isa.code)) {
                 float[] got = rawGemm(r, w, a, m, as);
                 for (int i = 0; i < want.length; i++) {
                     assertEquals(Float.floatToIntBits(want[i]), Float.floatToIntBits(got[i]), isa + " element " + i);
@@ -300,34 +247,34 @@ class DgqKernelTest {
     void nativeValidationNamesTheProblem() {
         Random rnd = new Random(2);
         Weights w = new Weights(rnd, 4, 64, 32, true);
-        try (Raw r = new Raw(0)) {
+        try (RawContext r = RawContext.cpu(0)) {
             lowbit_buffer a = r.bytes(new byte[2 * 64]), codes = r.bytes(w.packed(64)), s2 = r.bytes(w.s2Bytes());
             lowbit_buffer z = r.bytes(w.zBytes()), as = r.floats(new float[] {1f}), cs = r.floats(w.cs);
             lowbit_buffer out = r.floats(new float[2 * 4]);
             // group does not divide K
             assertEquals(1, LowbitNative.lowbit_gemm_dgq(r.ctx, a, 64, codes, 64, s2, z, 48, 2, 4, 64, as, 1, cs, null, 0, out, 4));
-            assertTrue(Raw.error().contains("group size 48 does not divide K=64"), Raw.error());
+            assertTrue(RawContext.error().contains("group size 48 does not divide K=64"), RawContext.error());
             // group scales buffer too small
             lowbit_buffer small = r.bytes(new byte[7]);
             assertEquals(1, LowbitNative.lowbit_gemm_dgq(r.ctx, a, 64, codes, 64, small, z, 32, 2, 4, 64, as, 1, cs, null, 0, out, 4));
-            assertTrue(Raw.error().contains("buffer group_scales holds 7 bytes"), Raw.error());
+            assertTrue(RawContext.error().contains("buffer group_scales holds 7 bytes"), RawContext.error());
             assertEquals(1, LowbitNative.lowbit_dgq_check(r.ctx, codes, 64, s2, small, 32, 4, 64));
-            assertTrue(Raw.error().contains("zero_points"), Raw.error());
+            assertTrue(RawContext.error().contains("zero_points"), RawContext.error());
             // codes buffer too small for N rows
             assertEquals(1, LowbitNative.lowbit_gemm_dgq(r.ctx, a, 64, codes, 64, s2, z, 32, 2, 5, 64, as, 1, cs, null, 0, out, 5));
-            assertTrue(Raw.error().contains("buffer w holds"), Raw.error());
+            assertTrue(RawContext.error().contains("buffer w holds"), RawContext.error());
             // odd ldw, a_scale_count, output dtype, null buffers
             assertEquals(1, LowbitNative.lowbit_gemm_dgq(r.ctx, a, 64, codes, 65, s2, z, 32, 2, 4, 64, as, 1, cs, null, 0, out, 4));
-            assertTrue(Raw.error().contains("must be even"), Raw.error());
+            assertTrue(RawContext.error().contains("must be even"), RawContext.error());
             assertEquals(1, LowbitNative.lowbit_gemm_dgq(r.ctx, a, 64, codes, 64, s2, z, 32, 2, 4, 64, as, 3, cs, null, 0, out, 4));
-            assertTrue(Raw.error().contains("a_scale_count must be 1 or M=2"), Raw.error());
+            assertTrue(RawContext.error().contains("a_scale_count must be 1 or M=2"), RawContext.error());
             assertEquals(1, LowbitNative.lowbit_gemm_dgq(r.ctx, a, 64, codes, 64, s2, z, 32, 2, 4, 64, as, 1, cs, null, 5, out, 4));
-            assertTrue(Raw.error().contains("output dtype"), Raw.error());
+            assertTrue(RawContext.error().contains("output dtype"), RawContext.error());
             assertEquals(1, LowbitNative.lowbit_gemm_dgq(r.ctx, a, 64, codes, 64, null, z, 32, 2, 4, 64, as, 1, cs, null, 0, out, 4));
-            assertTrue(Raw.error().contains("buffer group_scales is null"), Raw.error());
+            assertTrue(RawContext.error().contains("buffer group_scales is null"), RawContext.error());
             assertEquals(1, LowbitNative.lowbit_gemm_dgq(r.ctx, a, 64, codes, 64, s2, z, 32, 2, 4, 64, as, 1, r.floats(new float[3]), null, 0, out, 4));
-            assertTrue(Raw.error().contains("channel_scales"), Raw.error());
-            assertEquals(0, LowbitNative.lowbit_dgq_check(r.ctx, codes, 64, s2, z, 32, 4, 64), Raw.error());
+            assertTrue(RawContext.error().contains("channel_scales"), RawContext.error());
+            assertEquals(0, LowbitNative.lowbit_dgq_check(r.ctx, codes, 64, s2, z, 32, 4, 64), RawContext.error());
         }
     }
 
