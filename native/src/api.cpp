@@ -47,9 +47,6 @@ int Backend::gemm_choice(const GemmArgs&) { return LOWBIT_GEMM_PORTABLE; }
 void Backend::set_gemm_table(const GemmTable&) {
     throw Error(LOWBIT_ERR_UNSUPPORTED, "GEMM tuning tables apply to CUDA contexts only (a CPU context has no tuned kernels)");
 }
-void Backend::baseline_gemm_f16(const F16GemmArgs&) {
-    throw Error(LOWBIT_ERR_UNSUPPORTED, "the cuBLAS FP16 baseline needs a CUDA context");
-}
 
 void Backend::bitplane_quantize(const BitplaneQuantizeArgs&) {
     throw Error(LOWBIT_ERR_UNSUPPORTED, "bit-plane quantization is not implemented on this backend");
@@ -594,18 +591,26 @@ int lowbit_gemm_tuning_load(lowbit_context* ctx, const char* table) {
     });
 }
 
-int lowbit_baseline_gemm_f16(lowbit_context* ctx, const lowbit_buffer* a, const lowbit_buffer* b, lowbit_buffer* out,
-                             int64_t m, int64_t n, int64_t k) {
-    return guarded("lowbit_baseline_gemm_f16", [&] {
+int lowbit_dense_gemm(lowbit_context* ctx, int dtype, const lowbit_buffer* a, const lowbit_buffer* b, int b_layout,
+                      lowbit_buffer* out, int64_t m, int64_t n, int64_t k, int accumulate) {
+    return guarded("lowbit_dense_gemm", [&] {
         check_context(ctx);
+        if (dtype != LOWBIT_F32 && dtype != LOWBIT_F16 && dtype != LOWBIT_BF16)
+            invalid(std::string("the dense GEMM takes F32, F16 or BF16 operands, got ") + dtype_name(dtype));
+        if (b_layout != LOWBIT_B_NK && b_layout != LOWBIT_B_KN)
+            invalid("b_layout must be LOWBIT_B_NK (0) or LOWBIT_B_KN (1), got " + std::to_string(b_layout));
         check_dim("M", m);
         check_dim("N", n);
         check_dim("K", k);
-        if (m > INT32_MAX || n > INT32_MAX || k > INT32_MAX) invalid("cuBLAS takes M, N and K below 2^31");
-        check_matrix("a", a, ctx, LOWBIT_F16, m, k, k);
-        check_matrix("b", b, ctx, LOWBIT_F16, n, k, k);
-        check_matrix("out", out, ctx, LOWBIT_F16, m, n, n);
-        ctx->backend->baseline_gemm_f16(F16GemmArgs{a->ptr, b->ptr, out->ptr, m, n, k});
+        if (m > INT32_MAX || n > INT32_MAX || k > INT32_MAX) invalid("the dense GEMM takes M, N and K below 2^31");
+        check_matrix("a", a, ctx, dtype, m, k, k);
+        if (b_layout == LOWBIT_B_NK)
+            check_matrix("b", b, ctx, dtype, n, k, k);
+        else
+            check_matrix("b", b, ctx, dtype, k, n, n);
+        check_matrix("out", out, ctx, dtype, m, n, n);
+        ctx->backend->dense_gemm(
+            DenseGemmArgs{dtype, a->ptr, b->ptr, b_layout == LOWBIT_B_KN, out->ptr, m, n, k, accumulate != 0});
     });
 }
 

@@ -101,12 +101,15 @@ struct DgqGemmArgs {
     int64_t ldo;
 };
 
-// out[M,N] (F16) = a[M,K] (F16) * b[N,K]^T (F16), dense; see lowbit_baseline_gemm_f16.
-struct F16GemmArgs {
-    const void* a;
-    const void* b;
-    void* out;
+// out[M,N] (+)= a[M,K] * op(b), dense, one float type; see lowbit_dense_gemm.
+struct DenseGemmArgs {
+    int dtype;          // LOWBIT_F32, LOWBIT_F16 or LOWBIT_BF16
+    const void* a;      // M x K
+    const void* b;      // N x K (b_kn false) or K x N (b_kn true)
+    bool b_kn;
+    void* out;          // M x N
     int64_t m, n, k;
+    bool accumulate;    // out += a * op(b)
 };
 
 // lowbit_bitplane_quantize: per-row quantization of x to bit planes.
@@ -201,8 +204,8 @@ public:
     virtual int gemm_choice(const GemmArgs& args);
     // Replaces the dispatch table; the default throws Error(LOWBIT_ERR_UNSUPPORTED).
     virtual void set_gemm_table(const GemmTable& table);
-    // The cuBLAS FP16 baseline; the default throws Error(LOWBIT_ERR_UNSUPPORTED).
-    virtual void baseline_gemm_f16(const F16GemmArgs& args);
+    // Dense float GEMM (cuBLAS on CUDA, the FP64-summed reference on the CPU).
+    virtual void dense_gemm(const DenseGemmArgs& args) = 0;
 
     // CPU-only knobs; other backends reject them.
     virtual void set_cpu_isa(int isa);

@@ -373,16 +373,29 @@ LOWBIT_API int lowbit_gemm_dequant_config(lowbit_context* ctx, int config,
  * configurations this build lacks fall back to the heuristic. */
 LOWBIT_API int lowbit_gemm_tuning_load(lowbit_context* ctx, const char* table);
 
-/* ---- baseline for benchmarks: cuBLAS FP16 ------------------------------------ */
+/* ---- dense floating-point GEMM: cuBLAS on CUDA (the benchmarks' baseline) ---- */
 
-/* out (F16, M x N, dense) = a (F16, M x K, dense) * b (F16, N x K, dense)^T
- * through cublasGemmEx (FP32 accumulation, the "TN" layout), on the context's
- * stream: the same-run baseline of lowbit's benchmarks. cuBLAS is not linked:
- * libcublas.so.13 is loaded at the first call (from the library path, then
- * $CUDA_HOME/lib64 and /usr/local/cuda/lib64). Without it, or on a CPU context,
- * LOWBIT_ERR_UNSUPPORTED says why. */
-LOWBIT_API int lowbit_baseline_gemm_f16(lowbit_context* ctx, const lowbit_buffer* a, const lowbit_buffer* b,
-                                        lowbit_buffer* out, int64_t m, int64_t n, int64_t k);
+enum lowbit_b_layout {
+    LOWBIT_B_NK = 0,  /* b is N x K: out = a * b^T (the weight layout of the quantized GEMMs) */
+    LOWBIT_B_KN = 1   /* b is K x N: out = a * b                                            */
+};
+
+/* out (M x N) = a (M x K) * op(b), or out += ... when accumulate is nonzero;
+ * a, b and out are dense (ld = columns) and all of type dtype: LOWBIT_F32,
+ * LOWBIT_F16 or LOWBIT_BF16; b_layout is a lowbit_b_layout. Products and sums
+ * in FP32, rounded once to dtype at the end (no TF32 for F32 operands).
+ *   CUDA: cublasGemmEx on the context's stream (CUBLAS_COMPUTE_32F, default
+ *   algorithm; the F16 "TN" call is the one torch's nn.Linear makes). cuBLAS is
+ *   not linked: libcublas.so.13 is loaded at the first call (the library path,
+ *   then $CUDA_HOME/lib64 and /usr/local/cuda/lib64); without it the call is
+ *   LOWBIT_ERR_UNSUPPORTED saying why.
+ *   CPU: the reference: every output summed in FP64 in order of k and rounded
+ *   once (parallel over rows; correct, not tuned: the calibration engine's CPU
+ *   GEMMs go to OpenBLAS).
+ * Non-finite inputs are not checked (IEEE arithmetic: they propagate). M, N, K
+ * must be below 2^31. */
+LOWBIT_API int lowbit_dense_gemm(lowbit_context* ctx, int dtype, const lowbit_buffer* a, const lowbit_buffer* b,
+                                 int b_layout, lowbit_buffer* out, int64_t m, int64_t n, int64_t k, int accumulate);
 
 /* ---- DGQ: A8W4 with integer group scales (dual-grained quantization) ------ */
 

@@ -62,6 +62,8 @@ public:
         cpu::bitplane_gemm(a, isa_.load(std::memory_order_relaxed), threads_.load(std::memory_order_relaxed));
     }
 
+    void dense_gemm(const DenseGemmArgs& a) override { cpu::dense_gemm(a, threads_.load(std::memory_order_relaxed)); }
+
     void kron_quantize(const KronQuantizeArgs& a) override {
         cpu::kron_quantize(a, isa_.load(std::memory_order_relaxed), threads_.load(std::memory_order_relaxed));
     }

@@ -11,6 +11,7 @@ namespace cpu {
 void quantize(const QuantizeArgs& args, int threads);
 void gemm(const GemmArgs& args, int isa, int threads);
 void dequantize(const DequantArgs& args, int threads);
+void dense_gemm(const DenseGemmArgs& args, int threads);
 
 }  // namespace cpu
 }  // namespace lowbit

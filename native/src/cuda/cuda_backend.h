@@ -17,7 +17,7 @@
 //   gemm_dispatch.cu     gemm(), gemm_config(), gemm_choice(), set_gemm_table(): which GEMM runs
 //   gemm_dgq_simt.cu     gemm_dgq(): which DGQ GEMM runs
 //   expand_weights.cu    4-bit weights to INT8 for the tuned kernels (W4A8 / DGQ at M > 16)
-//   cublas_baseline.cu   baseline_gemm_f16() (cuBLAS loaded at run time)
+//   cublas_gemm.cu       dense_gemm() (cuBLAS loaded at run time)
 //   dequantize.cu        dequantize()
 #pragma once
 
@@ -105,7 +105,7 @@ public:
     void gemm_config(const GemmArgs& args, int config) override;
     int gemm_choice(const GemmArgs& args) override;
     void set_gemm_table(const GemmTable& table) override;
-    void baseline_gemm_f16(const F16GemmArgs& args) override;
+    void dense_gemm(const DenseGemmArgs& args) override;
 
 private:
     // gemm_dispatch.cu: the table a context starts with (LOWBIT_GEMM_TUNING or the built-in one).
@@ -129,7 +129,7 @@ private:
 
     void activate() const;  // cudaSetDevice(device_)
     void destroy() noexcept;
-    void destroy_cublas() noexcept;  // cublas_baseline.cu
+    void destroy_cublas() noexcept;  // cublas_gemm.cu
 
     // A LaunchEnv whose StatusRef carries a fresh tag for one operation.
     LaunchEnv launch_env(unsigned long long op, int64_t cols);
@@ -157,9 +157,9 @@ private:
     DeviceScratch stream_scratch_;           // split-K workspace of the streaming kernels (zero between uses)
     DeviceScratch expanded_weights_;         // INT8 copy of the 4-bit weights of the latest W4A8/DGQ call
                                              // that ran a tuned kernel; N x K bytes of the largest one
-    struct Cublas;                           // cublas_baseline.cu
+    struct Cublas;                           // cublas_gemm.cu
     std::mutex cublas_mutex_;
-    Cublas* cublas_ = nullptr;               // created at the first baseline call, owned
+    Cublas* cublas_ = nullptr;               // created at the first dense_gemm call, owned
 };
 
 // ---- kernel launchers (each in its own .cu file) -----------------------------

@@ -442,29 +442,55 @@ public final class Context extends NativeResource {
     }
 
     /**
-     * The benchmarks' same-run baseline: {@code out = a · bᵀ} in FP16 through cuBLAS ({@code
-     * cublasGemmEx}, FP32 accumulation), {@code a} F16 {@code M × K}, {@code b} F16 {@code N × K},
-     * {@code out} F16 {@code M × N}. cuBLAS is loaded at the first call; without it (or on a CPU
-     * context) this throws {@link LowbitException} with status UNSUPPORTED saying why.
+     * Dense float GEMM {@code out = a · op(b)} ({@code accumulate}: {@code out += a · op(b)}): {@code a}
+     * {@code M × K}; {@code b} {@code N × K} when {@code bTransposed} ({@code op(b) = bᵀ}, the weight
+     * layout of the quantized GEMMs) or {@code K × N} otherwise; {@code out} {@code M × N}; all dense
+     * and of one type, F32, F16 or BF16. Products and sums in FP32, rounded once to the type (no TF32).
+     * On CUDA this is cuBLAS ({@code cublasGemmEx}, loaded at the first call: without it this throws
+     * {@link LowbitException} with status UNSUPPORTED saying why): the benchmarks' same-run baseline
+     * and the calibration engine's GPU products. On the CPU it is the FP64-summed reference the cuBLAS
+     * path is tested against (correct, not fast).
      */
-    public void baselineGemmF16(Tensor a, Tensor b, Tensor out) {
+    public void denseGemm(Tensor a, Tensor b, boolean bTransposed, Tensor out, boolean accumulate) {
         checkOwn(a, "a");
         checkOwn(b, "b");
         checkOwn(out, "out");
+        DType t = a.dtype();
+        if (t != DType.F32 && t != DType.F16 && t != DType.BF16) {
+            throw new IllegalArgumentException("the dense GEMM takes F32, F16 or BF16 tensors, got " + a);
+        }
+        for (Tensor x : new Tensor[] {a, b, out}) {
+            if (x.dtype() != t || x.ld() != x.cols()) {
+                throw new IllegalArgumentException("the dense GEMM takes dense tensors of one type (" + t + "), got " + x);
+            }
+        }
+        long k = a.cols();
+        long n = bTransposed ? b.rows() : b.cols();
+        long bK = bTransposed ? b.cols() : b.rows();
+        if (bK != k) {
+            throw new IllegalArgumentException("K mismatch: a is " + a.rows() + " x " + a.cols() + " but b is "
+                    + b.rows() + " x " + b.cols() + (bTransposed ? " (N x K)" : " (K x N)"));
+        }
+        checkOutShape(out, a.rows(), n);
+        try (Lease l = new Lease(this, a, b, out)) {
+            Lowbit.check(LowbitNative.lowbit_dense_gemm(handle, t.code, a.handle(), b.handle(),
+                    bTransposed ? LowbitNative.LOWBIT_B_NK : LowbitNative.LOWBIT_B_KN, out.handle(), a.rows(), n, k,
+                    accumulate ? 1 : 0));
+        }
+    }
+
+    /**
+     * The benchmarks' same-run baseline: {@code out = a · bᵀ} in FP16 through cuBLAS, {@code a} F16
+     * {@code M × K}, {@code b} F16 {@code N × K}, {@code out} F16 {@code M × N}: {@link #denseGemm}
+     * with F16 operands (on a CPU context, the reference loop).
+     */
+    public void baselineGemmF16(Tensor a, Tensor b, Tensor out) {
         for (Tensor t : new Tensor[] {a, b, out}) {
-            if (t.dtype() != DType.F16 || t.ld() != t.cols()) {
+            if (t.dtype() != DType.F16) {
                 throw new IllegalArgumentException("the FP16 baseline takes dense F16 tensors, got " + t);
             }
         }
-        if (a.cols() != b.cols()) {
-            throw new IllegalArgumentException("K mismatch: a is " + a.rows() + " x " + a.cols() + " but b is "
-                    + b.rows() + " x " + b.cols());
-        }
-        checkOutShape(out, a.rows(), b.rows());
-        try (Lease l = new Lease(this, a, b, out)) {
-            Lowbit.check(LowbitNative.lowbit_baseline_gemm_f16(handle, a.handle(), b.handle(), out.handle(), a.rows(),
-                    b.rows(), a.cols()));
-        }
+        denseGemm(a, b, true, out, false);
     }
 
     private static int configIndex(String config) {

@@ -30,6 +30,7 @@ public final class EngineGemmBench {
     private final MethodHandle javaKernel;
     private final MethodHandle blas;
     private final MethodHandle panels;
+    private final MethodHandle cuda; // null without a GPU
     private final double seconds;
 
     private EngineGemmBench(double seconds) throws ReflectiveOperationException {
@@ -38,6 +39,27 @@ public final class EngineGemmBench {
         this.seconds = seconds;
         Class<?> c = Class.forName("lowbit.calibrate.NativeBlas");
         this.panels = MethodHandles.privateLookupIn(c, MethodHandles.lookup()).findStatic(c, "panelCount", MethodType.methodType(int.class, int.class, int.class, int.class));
+        this.cuda = cudaKernel();
+    }
+
+    /** CudaBlas.multiply adapted to the kernels' signature (no fp64 or parallel flags), or null without a GPU. */
+    private static MethodHandle cudaKernel() throws ReflectiveOperationException {
+        Class<?> c = Class.forName("lowbit.calibrate.CudaBlas");
+        MethodHandles.Lookup l = MethodHandles.privateLookupIn(c, MethodHandles.lookup());
+        MethodHandle available = l.findStatic(c, "available", MethodType.methodType(boolean.class));
+        try {
+            if (!(boolean) available.invokeExact()) {
+                System.out.println("cuBLAS column left out: " + (String) l.findStatic(c, "unavailableReason", MethodType.methodType(String.class)).invokeExact());
+                return null;
+            }
+        } catch (Throwable t) {
+            System.out.println("cuBLAS column left out: " + t);
+            return null;
+        }
+        MethodHandle h = l.findStatic(c, "multiply", MethodType.methodType(void.class, double[].class, double[].class, double[].class, int.class, int.class,
+                int.class, boolean.class));
+        h = MethodHandles.dropArguments(h, 0, boolean.class);
+        return MethodHandles.dropArguments(h, 8, boolean.class);
     }
 
     private static MethodHandle kernel(String className) throws ReflectiveOperationException {
@@ -58,7 +80,8 @@ public final class EngineGemmBench {
 
     /** The products of one LlamaBlock's linear layers at 4096 tokens, forward and backward, and of attention. */
     private void engineShapes() throws Throwable {
-        System.out.printf(Locale.ROOT, "%n%-34s %18s %18s %18s %7s%n", "FP32 product (m x n x k)", "Java GFLOP/s", "OpenBLAS GFLOP/s", "OpenBLAS 1 thread", "ratio");
+        System.out.printf(Locale.ROOT, "%n%-34s %18s %18s %18s %7s %18s %8s%n", "FP32 product (m x n x k)", "Java GFLOP/s", "OpenBLAS GFLOP/s", "OpenBLAS 1 thread", "ratio",
+                "cuBLAS+copies", "vs BLAS");
         Object[][] rows = {
             {"fwd q/o: x.Wt 4096x576x576", 4096, 576, 576},
             {"fwd k/v: x.Wt 4096x192x576", 4096, 192, 576},
@@ -79,7 +102,9 @@ public final class EngineGemmBench {
             Cell j = time(javaKernel, false, m, n, k, true);
             Cell p = time(blas, false, m, n, k, true);
             Cell s = time(blas, false, m, n, k, false);
-            System.out.printf(Locale.ROOT, "%-34s %18s %18s %18s %6.1fx%n", r[0], j, p, s, p.median / j.median);
+            Cell g = cuda == null ? null : time(cuda, false, m, n, k, true);
+            System.out.printf(Locale.ROOT, "%-34s %18s %18s %18s %6.1fx %18s %8s%n", r[0], j, p, s, p.median / j.median, g == null ? "-" : g.toString(),
+                    g == null ? "-" : String.format(Locale.ROOT, "%.2fx", g.median / p.median));
         }
         System.out.printf(Locale.ROOT, "%n%-34s %18s %18s %18s %7s%n", "FP64 product (m x n x k)", "Java GFLOP/s", "OpenBLAS GFLOP/s", "OpenBLAS 1 thread", "ratio");
         for (int[] s : new int[][] {{4096, 576, 576}, {576, 576, 4096}, {64, 64, 64}}) {

@@ -118,10 +118,10 @@ public final class GpuBench {
         }
         System.out.printf(Locale.ROOT, "%nLLaMA activations, M = %d (bytes = minimum read + written)%n", LLAMA_M);
         print(table);
-        System.out.printf(Locale.ROOT, "%nW8A8 linear layer, M = %d: per-token quantize + tuned GEMM (F16 out) vs cuBLAS FP16%n",
+        System.out.printf(Locale.ROOT, "%nW8A8 linear layer, M = %d: per-token quantize + tuned GEMM (F16 out) vs cuBLAS FP16 and BF16%n",
                 LLAMA_M);
-        System.out.printf(Locale.ROOT, "%-7s %-6s %-28s %10s %10s %10s %10s %9s %9s%n", "K", "N", "config", "quant us",
-                "gemm us", "layer us", "cuBLAS us", "x cuBLAS", "quant %");
+        System.out.printf(Locale.ROOT, "%-7s %-6s %-28s %10s %10s %10s %10s %9s %10s %9s %9s%n", "K", "N", "config", "quant us",
+                "gemm us", "layer us", "FP16 us", "x FP16", "BF16 us", "x BF16", "quant %");
         layers.forEach(System.out::println);
     }
 
@@ -166,7 +166,10 @@ public final class GpuBench {
                 QuantizedTensor qw = gpu.quantize(w, 8, Granularity.PER_ROW);
                 QuantizedTensor qx = gpu.allocateQuantized(LLAMA_M, k, 8, Granularity.PER_ROW, 0);
                 Tensor out = gpu.allocate(DType.F16, LLAMA_M, n);
-                Tensor ref = gpu.allocate(DType.F16, LLAMA_M, n)) {
+                Tensor ref = gpu.allocate(DType.F16, LLAMA_M, n);
+                Tensor xb = gpu.upload(gaussianBf16(rnd, (long) LLAMA_M * k), DType.BF16, LLAMA_M, k);
+                Tensor wb = gpu.upload(gaussianBf16(rnd, (long) n * k), DType.BF16, n, k);
+                Tensor refb = gpu.allocate(DType.BF16, LLAMA_M, n)) {
             gpu.quantizeInto(x, qx);
             String config = gpu.gemmConfigFor(qx, qw, DType.F16);
             double quant = time(gpu, () -> gpu.quantizeInto(x, qx));
@@ -176,8 +179,9 @@ public final class GpuBench {
                 gpu.gemmInto(qx, qw, null, out);
             });
             double cublas = time(gpu, () -> gpu.baselineGemmF16(x, w, ref));
-            return String.format(Locale.ROOT, "%-7d %-6d %-28s %10.1f %10.1f %10.1f %10.1f %9.2f %8.1f%%", k, n, config,
-                    quant * 1e6, gemm * 1e6, whole * 1e6, cublas * 1e6, cublas / whole, 100 * quant / whole);
+            double bf16 = time(gpu, () -> gpu.denseGemm(xb, wb, true, refb, false));
+            return String.format(Locale.ROOT, "%-7d %-6d %-28s %10.1f %10.1f %10.1f %10.1f %9.2f %10.1f %9.2f %8.1f%%", k, n, config,
+                    quant * 1e6, gemm * 1e6, whole * 1e6, cublas * 1e6, cublas / whole, bf16 * 1e6, bf16 / whole, 100 * quant / whole);
         }
     }
 
@@ -185,6 +189,14 @@ public final class GpuBench {
         short[] h = new short[Math.toIntExact(n)];
         for (int i = 0; i < h.length; i++) {
             h[i] = Half.fromFloat((float) rnd.nextGaussian());
+        }
+        return h;
+    }
+
+    private static short[] gaussianBf16(Random rnd, long n) {
+        short[] h = new short[Math.toIntExact(n)];
+        for (int i = 0; i < h.length; i++) {
+            h[i] = Half.bf16FromFloat((float) rnd.nextGaussian());
         }
         return h;
     }

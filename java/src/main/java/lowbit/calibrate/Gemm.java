@@ -2,6 +2,7 @@ package lowbit.calibrate;
 
 import java.util.Arrays;
 import java.util.Locale;
+import lowbit.Lowbit;
 
 /**
  * The matrix product of the engine, {@code C (+)= A·B} with row-major {@code A [m][k]}, {@code B
@@ -12,9 +13,12 @@ import java.util.Locale;
  * <p>The single entry point for both kernels: products of at least {@link #NATIVE_MIN_WORK}
  * multiply-adds run on OpenBLAS ({@link NativeBlas}: ~10× the Java kernel at the engine's shapes),
  * smaller ones, and all of them when OpenBLAS cannot load (logged once, with the reason), on the
- * Java kernel ({@link JavaGemm}). The system property {@code lowbit.gemm} overrides the choice:
- * {@code java} (always the Java kernel), {@code native} (OpenBLAS for every non-empty product; an
- * error when it cannot load), {@code auto} (the default).
+ * Java kernel ({@link JavaGemm}). On a host with a CUDA GPU, FP32 products of at least {@link
+ * #CUDA_MIN_WORK} multiply-adds run on cuBLAS ({@link CudaBlas}; the operands cross PCIe every call,
+ * which only pays on large products). The system property {@code lowbit.gemm} overrides the choice:
+ * {@code java} (always the Java kernel), {@code native} (OpenBLAS for every non-empty product, never
+ * the GPU; an error when it cannot load), {@code cuda} (cuBLAS for every FP32 product of at least
+ * {@link #NATIVE_MIN_WORK}; an error without a GPU), {@code auto} (the default).
  *
  * <p>Determinism: each kernel gives the same bits run to run, serial or parallel, for any thread
  * count; the two kernels differ from each other in the last float bits (different summation
@@ -31,15 +35,22 @@ final class Gemm {
     static final long NATIVE_MIN_WORK = 1L << 12;
     /** Operands longer than this stay on the Java kernel (off-heap views are indexed by int bytes). */
     private static final long NATIVE_MAX_ELEMENTS = Integer.MAX_VALUE / Double.BYTES;
+    /**
+     * FP32 products (m·n·k) from this size run on cuBLAS when a GPU is present (auto): below it the
+     * PCIe copies and conversions cost more than OpenBLAS's arithmetic on the host's cores.
+     */
+    static final long CUDA_MIN_WORK = 1L << 26;
 
     private enum Choice {
         AUTO,
         JAVA,
-        NATIVE
+        NATIVE,
+        CUDA
     }
 
     private static final Choice CHOICE = choice();
     private static final boolean NATIVE = useNative();
+    private static final boolean GPU = useCuda();
 
     private Gemm() {}
 
@@ -55,6 +66,11 @@ final class Gemm {
 
     /** Which kernel runs products of {@link #NATIVE_MIN_WORK} and more, for reports. */
     static String backend() {
+        String gpu = GPU ? "; FP32 products from " + (CHOICE == Choice.CUDA ? NATIVE_MIN_WORK : CUDA_MIN_WORK) + " multiply-adds on " + CudaBlas.describe() : "";
+        return cpuBackend() + gpu;
+    }
+
+    private static String cpuBackend() {
         if (NATIVE) return NativeBlas.version() + " (single-threaded calls, panels on the common pool), Java kernel below " + NATIVE_MIN_WORK + " multiply-adds";
         return "Java kernel" + (CHOICE == Choice.JAVA ? " (lowbit.gemm=java)" : " (" + NativeBlas.unavailableReason() + ")");
     }
@@ -86,7 +102,9 @@ final class Gemm {
         }
         long work = (long) m * n * k;
         boolean large = Math.max((long) m * n, Math.max((long) m * k, (long) k * n)) > NATIVE_MAX_ELEMENTS;
-        if (NATIVE && (work >= NATIVE_MIN_WORK || CHOICE == Choice.NATIVE) && !large) {
+        if (GPU && !fp64 && !large && work >= (CHOICE == Choice.CUDA ? NATIVE_MIN_WORK : CUDA_MIN_WORK)) {
+            CudaBlas.multiply(a, b, c, m, n, k, accumulate);
+        } else if (NATIVE && (work >= NATIVE_MIN_WORK || CHOICE == Choice.NATIVE) && !large) {
             NativeBlas.multiply(fp64, a, b, c, m, n, k, accumulate, mayParallel);
         } else {
             JavaGemm.multiply(fp64, a, b, c, m, n, k, accumulate, mayParallel && work >= JAVA_PARALLEL_WORK);
@@ -98,7 +116,20 @@ final class Gemm {
         try {
             return Choice.valueOf(p);
         } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException("system property lowbit.gemm must be auto, java or native, got '" + p.toLowerCase(Locale.ROOT) + "'");
+            throw new IllegalArgumentException("system property lowbit.gemm must be auto, java, native or cuda, got '" + p.toLowerCase(Locale.ROOT) + "'");
+        }
+    }
+
+    private static boolean useCuda() {
+        if (CHOICE == Choice.JAVA || CHOICE == Choice.NATIVE) return false;
+        if (CHOICE == Choice.CUDA) {
+            if (!CudaBlas.available()) throw new IllegalStateException("lowbit.gemm=cuda but " + CudaBlas.unavailableReason());
+            return true;
+        }
+        try {
+            return Lowbit.cudaDeviceCount() > 0 && CudaBlas.available();
+        } catch (RuntimeException | LinkageError e) { // liblowbit itself missing: the CPU kernels still work
+            return false;
         }
     }
 

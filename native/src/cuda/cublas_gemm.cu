@@ -1,5 +1,6 @@
-// cublas_baseline.cu -- CudaBackend::baseline_gemm_f16: cuBLAS FP16 as the same-run baseline of
-// the benchmarks, without cuBLAS at build time.
+// cublas_gemm.cu -- CudaBackend::dense_gemm: float GEMMs through cuBLAS, without cuBLAS at build
+// time. Two users: the benchmarks' same-run FP16/BF16 baseline, and the calibration engine's FP32
+// products when it runs on a GPU.
 //
 // libcublas.so.13 is opened with dlopen at the first call (the dynamic linker's path first, then
 // $CUDA_HOME/lib64 and /usr/local/cuda/lib64; libcublasLt.so.13 from the same directory first,
@@ -7,10 +8,13 @@
 // documented C prototypes and enum values (cublas_api.h, CUDA 13.0). One handle per context,
 // bound to the context's stream.
 //
-// The product: row-major out[M,N] = a[M,K] * b[N,K]^T is, read column-major, out'[N,M] =
-// op_T(b'[K,N]) * a'[K,M] with b' = b and a' = a reinterpreted (ld K): cublasGemmEx(OP_T, OP_N,
-// N, M, K, b, ld K, a, ld K, out, ld N), FP16 operands, FP32 compute (CUBLAS_COMPUTE_32F), the
-// "TN" layout torch's fp16 nn.Linear uses.
+// The product: cuBLAS is column-major, lowbit row-major. A row-major X [r][c] read column-major is
+// X' (c x r, ld c), and row-major out = a * op(b) is, transposed, out' = op(b)' * a'. So:
+//   b N x K (LOWBIT_B_NK): cublasGemmEx(OP_T, OP_N, N, M, K, b, ld K, a, ld K, out, ld N)
+//                          -- the "TN" layout torch's fp16 nn.Linear uses;
+//   b K x N (LOWBIT_B_KN): cublasGemmEx(OP_N, OP_N, N, M, K, b, ld N, a, ld K, out, ld N).
+// Compute type CUBLAS_COMPUTE_32F for every operand type: FP32 products and sums, and no TF32 for
+// F32 operands (that would need CUBLAS_COMPUTE_32F_FAST_TF32 or the TF32 math mode, neither set).
 #include <dlfcn.h>
 
 #include <cstdlib>
@@ -34,7 +38,7 @@ using GemmExFn = int (*)(cublasHandle, int transa, int transb, int m, int n, int
 using StatusStringFn = const char* (*)(int);
 
 constexpr int kOpN = 0, kOpT = 1;               // cublasOperation_t
-constexpr int kR16F = 2;                        // cudaDataType_t CUDA_R_16F
+constexpr int kR32F = 0, kR16F = 2, kR16BF = 14;  // cudaDataType_t CUDA_R_32F, CUDA_R_16F, CUDA_R_16BF
 constexpr int kCompute32F = 68;                 // cublasComputeType_t CUBLAS_COMPUTE_32F
 constexpr int kGemmDefault = -1;                // cublasGemmAlgo_t CUBLAS_GEMM_DEFAULT
 
@@ -98,11 +102,10 @@ void CudaBackend::destroy_cublas() noexcept {
     cublas_ = nullptr;
 }
 
-void CudaBackend::baseline_gemm_f16(const F16GemmArgs& g) {
+void CudaBackend::dense_gemm(const DenseGemmArgs& g) {
     activate();
     const Library& lib = Library::get();
-    if (!lib.error.empty())
-        throw Error(LOWBIT_ERR_UNSUPPORTED, "the cuBLAS FP16 baseline is unavailable: " + lib.error);
+    if (!lib.error.empty()) throw Error(LOWBIT_ERR_UNSUPPORTED, "the cuBLAS dense GEMM is unavailable: " + lib.error);
     std::lock_guard<std::mutex> lock(cublas_mutex_);
     if (cublas_ == nullptr) {
         cublasHandle h = nullptr;
@@ -115,10 +118,13 @@ void CudaBackend::baseline_gemm_f16(const F16GemmArgs& g) {
         }
         cublas_ = new Cublas{h};
     }
-    const float alpha = 1.0f, beta = 0.0f;
+    const int type = g.dtype == LOWBIT_F32 ? kR32F : g.dtype == LOWBIT_F16 ? kR16F : kR16BF;
+    const float alpha = 1.0f, beta = g.accumulate ? 1.0f : 0.0f;
     const int m = static_cast<int>(g.m), n = static_cast<int>(g.n), k = static_cast<int>(g.k);
-    const int st = lib.gemm_ex(cublas_->handle, kOpT, kOpN, n, m, k, &alpha, g.b, kR16F, k, g.a, kR16F, k, &beta,
-                               g.out, kR16F, n, kCompute32F, kGemmDefault);
+    const int st = g.b_kn ? lib.gemm_ex(cublas_->handle, kOpN, kOpN, n, m, k, &alpha, g.b, type, n, g.a, type, k,
+                                        &beta, g.out, type, n, kCompute32F, kGemmDefault)
+                          : lib.gemm_ex(cublas_->handle, kOpT, kOpN, n, m, k, &alpha, g.b, type, k, g.a, type, k,
+                                        &beta, g.out, type, n, kCompute32F, kGemmDefault);
     if (st != 0) throw Error(LOWBIT_ERR_DEVICE, "cublasGemmEx failed: " + lib.describe(st));
 }
 
