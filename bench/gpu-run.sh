@@ -21,6 +21,8 @@
 #                                     #   /tmp/lowbit-keep; with all parts there, unpacks the cache into
 #                                     #   /tmp/lowbit-cache, which run / kernels / calibrate then use
 #                                     #   ($LOWBIT_CACHE: the real-model tests run instead of aborting)
+#   bash bench/gpu-run.sh sanitize    # on the GPU host: compute-sanitizer memcheck and racecheck over
+#                                     #   the GPU kernel test classes
 #   bash bench/gpu-run.sh calibrate   # on the GPU host: the calibration engine's GEMMs (Java, OpenBLAS,
 #                                     #   cuBLAS) and FlatQuant's own recipe timed on the real model
 #
@@ -120,6 +122,32 @@ calibrate() {
   grep "^block 0 epoch" "$out/fq-scale.txt" | tail -5
   echo "GPU memory used (MiB, max over the run): $(sort -n "$out/gpu-mem.txt" | tail -1)"
   printf '%-24s rc=%s engine gemm, rc=%s flatquant scale run\n' "calibrate" "$gemm_rc" "$fq_rc"
+}
+
+# compute-sanitizer over GPU test classes: memcheck over SAN_CLASSES (default: every kernel test
+# class), racecheck over SAN_RACE_CLASSES; each tool under its own time limit (SAN_SECONDS).
+sanitize() {
+  local out="${OUT:-/tmp/lowbit-gpu-run}"
+  mkdir -p "$out"
+  local jre=/tmp/lowbit-jre
+  [ -x "$jre/jre/bin/java" ] || { rm -rf "$jre" && mkdir -p "$jre" && tar xzf "$bundle/jre.tgz" -C "$jre"; }
+  local java="$jre/jre/bin/java"
+  local cp="$bundle/tests.jar"
+  for j in "$bundle"/lib/*.jar; do cp="$cp:$j"; done
+  local classes="${SAN_CLASSES:-CudaKernelTest CudaGemmTest CudaDecodeGemmTest CudaExpandGemmTest CudaW4a4GemmTest CudaSm80S4GemmTest BitPlaneCudaTest KronQuantizeCudaTest CudaDenseGemmTest}"
+  local race="${SAN_RACE_CLASSES:-CudaDecodeGemmTest BitPlaneCudaTest KronQuantizeCudaTest}"
+  sel() { local a=""; for c in $1; do a="$a --select-class lowbit.$c"; done; echo "$a"; }
+  set +e
+  for tool in memcheck racecheck; do
+    local list="$classes"; [ "$tool" = racecheck ] && list="$race"
+    timeout "${SAN_SECONDS:-250}" compute-sanitizer --tool "$tool" --target-processes all --print-limit 20 \
+      "$java" -Xshare:off -jar "$bundle"/junit-platform-console-standalone-$junit_version.jar execute \
+      --class-path "$cp" $(sel "$list") --details=summary --disable-banner --disable-ansi-colors \
+      > "$out/sanitize-$tool.txt" 2>&1
+    echo "$tool over [$list]: rc=$? $(grep -E 'ERROR SUMMARY|tests (successful|failed|aborted|skipped)' "$out/sanitize-$tool.txt" | sed 's/[][]//g; s/ \+/ /g' | tr '\n' ' ')"
+    grep -E "^========= (Invalid|Race|Error|Uninit|Program hit)" "$out/sanitize-$tool.txt" | sort | uniq -c | head -10
+  done
+  set -e
 }
 
 run() {
@@ -228,7 +256,8 @@ case "${1:-}" in
   gemm) gemm ;;
   kernels) kernels ;;
   calibrate) calibrate ;;
+  sanitize) sanitize ;;
   stage-pack) stage_pack ;;
   stage-in) stage_in ;;
-  *) echo "usage: bash bench/gpu-run.sh pack|run|gemm|kernels|calibrate|stage-pack|stage-in" >&2; exit 2 ;;
+  *) echo "usage: bash bench/gpu-run.sh pack|run|gemm|kernels|calibrate|sanitize|stage-pack|stage-in" >&2; exit 2 ;;
 esac

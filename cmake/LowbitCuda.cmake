@@ -47,6 +47,7 @@ function(lowbit_cuda_target target)
     set_target_properties(${target} PROPERTIES CUDA_RUNTIME_LIBRARY Static CUDA_SEPARABLE_COMPILATION OFF)
     target_link_libraries(${target} PRIVATE CUDA::cudart_static CUTLASS::headers ${CMAKE_DL_LIBS})
     lowbit_sm90_kernels(${target})
+    lowbit_sm80_s4_kernels(${target})
 endfunction()
 
 # The tuned SM90 W8A8 GEMM kernels (native/src/cuda/sm90/, one CUTLASS configuration per file so
@@ -82,4 +83,31 @@ function(lowbit_sm90_kernels target)
     file(COPY_FILE "${gen}/sm90_w8a8_table.h.tmp" "${gen}/sm90_w8a8_table.h" ONLY_IF_DIFFERENT)
     target_include_directories(${target} PRIVATE "${gen}")
     target_compile_definitions(${target} PRIVATE LOWBIT_WITH_SM90_GEMM=1)
+endfunction()
+
+# The native INT4 tensor-core GEMM (native/src/cuda/sm80/s4_tensorop.cu, CUTLASS 2.x on
+# mma.sync.m16n8k64 s4): an object library compiled for sm_80 and sm_89 SASS and compute_80 PTX
+# ONLY -- no sm_90 SASS, so that on an H100/H200 the driver must JIT-compile the compute_80 PTX
+# (INT4 MMA is emulated on Hopper: there the kernel is a correctness path, run when forced). sm_89
+# SASS is added when LOWBIT_CUDA_ARCHS has 89 (else L4/4090 run the sm_80 SASS). Only when
+# LOWBIT_CUDA_ARCHS has 80; without it the dispatcher reports the kernel as not built.
+function(lowbit_sm80_s4_kernels target)
+    if(NOT "80" IN_LIST LOWBIT_CUDA_ARCHS)
+        message(STATUS "lowbit: LOWBIT_CUDA_ARCHS has no 80: no sm_80 INT4 tensor-core GEMM")
+        return()
+    endif()
+    set(gencode -gencode=arch=compute_80,code=sm_80)
+    if("89" IN_LIST LOWBIT_CUDA_ARCHS)
+        list(APPEND gencode -gencode=arch=compute_89,code=sm_89)
+    endif()
+    list(APPEND gencode -gencode=arch=compute_80,code=compute_80)
+    add_library(lowbit_sm80_s4 OBJECT "${PROJECT_SOURCE_DIR}/src/cuda/sm80/s4_tensorop.cu")
+    target_include_directories(lowbit_sm80_s4 PRIVATE "${PROJECT_SOURCE_DIR}/include" "${PROJECT_SOURCE_DIR}/src")
+    target_compile_options(lowbit_sm80_s4 PRIVATE ${gencode} --expt-relaxed-constexpr -DNDEBUG
+        -Xcompiler=-fvisibility=hidden)
+    set_target_properties(lowbit_sm80_s4 PROPERTIES POSITION_INDEPENDENT_CODE ON CUDA_RUNTIME_LIBRARY Static
+        CUDA_SEPARABLE_COMPILATION OFF)
+    target_link_libraries(lowbit_sm80_s4 PRIVATE CUTLASS::headers CUDA::cudart_static)
+    target_sources(${target} PRIVATE $<TARGET_OBJECTS:lowbit_sm80_s4>)
+    target_compile_definitions(${target} PRIVATE LOWBIT_WITH_SM80_S4_GEMM=1)
 endfunction()

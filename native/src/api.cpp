@@ -38,6 +38,9 @@ void Backend::gemm_dgq(const DgqGemmArgs&) {
 }
 
 void Backend::gemm_config(const GemmArgs& args, int config) {
+    if (config == LOWBIT_GEMM_SM80_S4)
+        throw Error(LOWBIT_ERR_UNSUPPORTED, "GEMM configuration LOWBIT_GEMM_SM80_S4 (-3) is the CUDA INT4 tensor-core "
+                                            "kernel; this backend has only its portable kernel");
     if (config != LOWBIT_GEMM_AUTO && config != LOWBIT_GEMM_PORTABLE)
         throw Error(LOWBIT_ERR_UNSUPPORTED, "GEMM configuration " + std::to_string(config) +
                                                 " is a tuned CUDA kernel; this backend has only its portable kernel");
@@ -46,6 +49,9 @@ void Backend::gemm_config(const GemmArgs& args, int config) {
 int Backend::gemm_choice(const GemmArgs&) { return LOWBIT_GEMM_PORTABLE; }
 void Backend::set_gemm_table(const GemmTable&) {
     throw Error(LOWBIT_ERR_UNSUPPORTED, "GEMM tuning tables apply to CUDA contexts only (a CPU context has no tuned kernels)");
+}
+void Backend::gemm_config_binary(int, int*, int*, int*) {
+    throw Error(LOWBIT_ERR_UNSUPPORTED, "GEMM kernel binaries are reported on CUDA contexts only");
 }
 
 void Backend::bitplane_quantize(const BitplaneQuantizeArgs&) {
@@ -570,9 +576,10 @@ int lowbit_gemm_dequant_config(lowbit_context* ctx, int config, int a_type, cons
                                int64_t b_scale_count, const lowbit_buffer* bias, int out_type, lowbit_buffer* out,
                                int64_t ldo) {
     return guarded("lowbit_gemm_dequant_config", [&] {
-        if (config < LOWBIT_GEMM_PORTABLE || config >= gemm_config_count()) {
+        if ((config < LOWBIT_GEMM_PORTABLE && config != LOWBIT_GEMM_SM80_S4) || config >= gemm_config_count()) {
             std::ostringstream s;
-            s << "config must be LOWBIT_GEMM_AUTO (-1), LOWBIT_GEMM_PORTABLE (-2) or an index in 0.."
+            s << "config must be LOWBIT_GEMM_AUTO (-1), LOWBIT_GEMM_PORTABLE (-2), LOWBIT_GEMM_SM80_S4 (-3) or an "
+                 "index in 0.."
               << gemm_config_count() - 1 << " (this build has " << gemm_config_count() << " tuned configurations), got "
               << config;
             invalid(s.str());
@@ -580,6 +587,15 @@ int lowbit_gemm_dequant_config(lowbit_context* ctx, int config, int a_type, cons
         GemmArgs g = gemm_dequant_args(ctx, a_type, a, lda, b_type, b, ldb, m, n, k, a_scales, a_scale_count,
                                        b_scales, b_scale_count, bias, out_type, out, ldo);
         ctx->backend->gemm_config(g, config);
+    });
+}
+
+int lowbit_gemm_config_binary(lowbit_context* ctx, int config, int* ptx_arch, int* sass_arch, int* jit) {
+    return guarded("lowbit_gemm_config_binary", [&] {
+        check_context(ctx);
+        if (ptx_arch == nullptr || sass_arch == nullptr || jit == nullptr)
+            invalid("ptx_arch, sass_arch and jit must not be null");
+        ctx->backend->gemm_config_binary(config, ptx_arch, sass_arch, jit);
     });
 }
 

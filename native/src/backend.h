@@ -206,6 +206,10 @@ public:
     virtual void set_gemm_table(const GemmTable& table);
     // Dense float GEMM (cuBLAS on CUDA, the FP64-summed reference on the CPU).
     virtual void dense_gemm(const DenseGemmArgs& args) = 0;
+    // lowbit_gemm_config_binary: the PTX and SASS architectures of the code the device loaded for
+    // a kernel configuration, and whether the driver JIT-compiled it; the default throws
+    // Error(LOWBIT_ERR_UNSUPPORTED).
+    virtual void gemm_config_binary(int config, int* ptx_arch, int* sass_arch, int* jit);
 
     // CPU-only knobs; other backends reject them.
     virtual void set_cpu_isa(int isa);

@@ -296,46 +296,75 @@ LOWBIT_API int lowbit_dequantize_s32(lowbit_context* ctx,
 
 /* ---- tuned GEMM kernels and their dispatch (CUDA, sm_90) --------------------
  *
- * On a CUDA context, lowbit_gemm_dequant and lowbit_gemm_s32 with S8 activations,
- * S8 or S4 weights and M <= 16 (decode) run a weight-streaming kernel (tensor-core
- * mma.m16n8k32, sm_80+) when the weights meet its alignment rules: weights 16-byte
- * aligned and K % 16 == 0, ldb % 16 == 0 (S8) or K % 32 == 0, ldb % 32 == 0,
- * K < 131072 (S4). Otherwise, on an sm_90 device (H100/H200), S8 activations
- * with S8 or S4 weights and an F16 or BF16 output run a CUTLASS kernel on INT8
- * wgmma when the shape meets its alignment rules:
- *     K % 16 == 0, N % 8 == 0, lda % 16 == 0, ldo % 8 == 0, and ldb % 16 == 0
- *     for S8 weights (any even ldb for S4).
- * S4 weights get there in two launches on the context's stream: an expansion
- * kernel writes them as INT8 (N x K bytes) into a workspace the context owns
- * (grown to the largest N x K seen, freed with the context; an allocation that
- * fails is LOWBIT_ERR_OUT_OF_MEMORY), then the INT8 kernel reads that copy: INT4
- * tensor-core MMA is emulated on Hopper, so 4-bit weights are computed on INT8
- * tensor cores. The expansion adds about 1.5 x N x K bytes of memory traffic per
- * call, which matters at small M and little from M ~ 1024 on; expanding inside
- * the kernel's mainloop instead is a later step. lowbit_gemm_dgq follows the same
- * rules (see there). Every other request (S4 x S4, F32 or S32 outputs, shapes off
- * those rules, other GPUs) runs the portable tiled kernel, which handles every
- * shape: misaligned shapes are slower, never an error. The streaming and tuned
- * kernels accumulate exactly in int32 (the expansion is exact integer arithmetic)
- * and compute the epilogue in the same float32 steps without FMA contraction, so
- * their outputs are bit-identical to the CPU backend's (NaN payloads aside),
- * whichever kernel runs.
+ * On a CUDA context, lowbit_gemm_dequant and lowbit_gemm_s32 with S8 activations
+ * and S8 or S4 weights, or S4 activations and S4 weights (W4A4), and M <= 16
+ * (decode) run a weight-streaming kernel (tensor-core mma.m16n8k32, sm_80+; S4
+ * activations are expanded to INT8 as the kernel stages them) when the weights
+ * meet its alignment rules: weights 16-byte aligned and K % 16 == 0, ldb % 16 == 0
+ * (S8) or K % 32 == 0, ldb % 32 == 0, K < 131072 (S4; K < 2^21 with S4
+ * activations). Otherwise, on an sm_90 device (H100/H200), S8 activations with
+ * S8 or S4 weights, or S4 activations with S4 weights, and an F16 or BF16 output
+ * run a CUTLASS kernel on INT8 wgmma when the shape meets its alignment rules:
+ *     K % 16 == 0, N % 8 == 0, ldo % 8 == 0, lda % 16 == 0 for S8 activations
+ *     and ldb % 16 == 0 for S8 weights (any even lda / ldb for S4).
+ * S4 operands get there in two launches on the context's stream: an expansion
+ * kernel writes them as INT8 (N x K bytes for the weights, M x K for W4A4's
+ * activations; both in one launch) into workspaces the context owns (grown to
+ * the largest N x K and M x K seen, freed with the context; an allocation that
+ * fails is LOWBIT_ERR_OUT_OF_MEMORY), then the INT8 kernel reads the copies: INT4
+ * tensor-core MMA is emulated on Hopper, so 4-bit operands are computed on INT8
+ * tensor cores. The expansion adds about 1.5 x N x K (+ 1.5 x M x K for W4A4)
+ * bytes of memory traffic per call, which matters at small M and little from
+ * M ~ 1024 on; expanding inside the kernel's mainloop instead is a later step.
+ * lowbit_gemm_dgq follows the same rules (see there). On a compute capability
+ * 8.x device (A100, A10/3090, L4/4090), S4 activations with S4 weights run the
+ * native INT4 tensor-core kernel (LOWBIT_GEMM_SM80_S4, below) when the shape
+ * meets its alignment rules:
+ *     K % 32 == 0, lda % 32 == 0, ldb % 32 == 0, N % 4 == 0, K < 2^25
+ *     (N <= 8,388,480; operands 16-byte aligned, as every buffer is).
+ * Every other request (F32 or S32 outputs of the tuned kernels, shapes off those
+ * rules, other GPUs) runs the portable tiled kernel, which handles every shape:
+ * misaligned shapes are slower, never an error. The streaming, tuned and INT4
+ * tensor-core kernels accumulate exactly in int32 (the expansion is exact integer
+ * arithmetic) and compute the epilogue in the same float32 steps without FMA
+ * contraction, so their outputs are bit-identical to the CPU backend's (NaN
+ * payloads aside), whichever kernel runs.
  *
  * Which configuration (tile, cluster, schedule) runs is read from a dispatch
- * table keyed by M bucket, K and N (format: native/src/gemm_table.h). The table
- * compiled into the library is native/tuning/sm90_w8a8.txt; the environment
- * variable LOWBIT_GEMM_TUNING=<file> replaces it for contexts created
- * afterwards, lowbit_gemm_tuning_load for one context. Shapes without an entry
- * get a heuristic on M and the tile count per SM. The tuner
- * (lowbit.bench.GemmTune) times every configuration through
+ * table keyed by M bucket, K and N (format: native/src/gemm_table.h); S4
+ * operands take the entry of the S8 GEMM of their shape (the one their expanded
+ * copies run). The table compiled into the library is
+ * native/tuning/sm90_w8a8.txt; the environment variable LOWBIT_GEMM_TUNING=<file>
+ * replaces it for contexts created afterwards, lowbit_gemm_tuning_load for one
+ * context. Shapes without an entry get a heuristic on M and the tile count per
+ * SM. The tuner (lowbit.bench.GemmTune) times every configuration through
  * lowbit_gemm_dequant_config and writes such a table. */
 
 enum lowbit_gemm_config_special {
     LOWBIT_GEMM_AUTO = -1,     /* the dispatch table's choice (what lowbit_gemm_dequant runs) */
-    LOWBIT_GEMM_PORTABLE = -2  /* the portable kernels, every backend and shape: on CUDA the
+    LOWBIT_GEMM_PORTABLE = -2, /* the portable kernels, every backend and shape: on CUDA the
                                   weight-streaming kernel where it applies (M <= 16, above),
                                   else the tiled kernel                                      */
+    LOWBIT_GEMM_SM80_S4 = -3   /* the native INT4 tensor-core kernel (S4 x S4, CUTLASS 2.x on
+                                  mma.sync.m16n8k64.s4), compiled for sm_80/sm_89; on later
+                                  GPUs it runs through the driver's PTX JIT (see below)     */
 };
+
+/* LOWBIT_GEMM_SM80_S4: S4 activations x S4 weights on INT4 tensor cores. The
+ * library carries its code as sm_80 and sm_89 SASS plus compute_80 PTX, and only
+ * when built with 80 in LOWBIT_CUDA_ARCHS. AUTO picks it on compute capability 8.x
+ * only, for shapes on its alignment rules (above); on sm_90 and later INT4 MMA is
+ * emulated, so AUTO never picks it there, but forcing it through
+ * lowbit_gemm_dequant_config runs it on any CUDA device of compute capability
+ * >= 8.0: on an H100 the driver JIT-compiles the compute_80 PTX at first use
+ * (lowbit_gemm_config_binary reports it). The kernel writes the exact int32 sums
+ * (its saturating MMA cannot saturate while K < 2^25) into an accumulator the
+ * context owns (M x N x 4 bytes, in row chunks of at most 64 MiB or 128 rows;
+ * freed with the context; an allocation that fails is LOWBIT_ERR_OUT_OF_MEMORY),
+ * then the epilogue of lowbit_dequantize_s32 writes the output: the bits are the
+ * CPU backend's. Forcing it on a request it cannot run (not S4 x S4, a CPU
+ * context, a shape off the rules, a build without it) is LOWBIT_ERR_UNSUPPORTED
+ * naming the reason; nothing is written. */
 
 /* Number of tuned kernel configurations compiled into this library (0 without
  * an sm_90a CUDA build). Configurations are numbered 0 .. count-1. */
@@ -347,17 +376,20 @@ LOWBIT_API int lowbit_gemm_config_count(void);
 LOWBIT_API const char* lowbit_gemm_config_name(int config);
 
 /* The configuration lowbit_gemm_dequant would run for these operand types,
- * shape, strides and output type: a config index, or LOWBIT_GEMM_PORTABLE. */
+ * shape, strides and output type: a config index, LOWBIT_GEMM_SM80_S4 or
+ * LOWBIT_GEMM_PORTABLE. */
 LOWBIT_API int lowbit_gemm_config_select(lowbit_context* ctx, int a_type, int64_t lda, int b_type, int64_t ldb,
                                          int64_t m, int64_t n, int64_t k, int out_type, int64_t ldo,
                                          int* config);
 
 /* lowbit_gemm_dequant with the configuration chosen by the caller (a config
- * index, LOWBIT_GEMM_AUTO or LOWBIT_GEMM_PORTABLE); for tuning and tests. A
+ * index, LOWBIT_GEMM_AUTO, LOWBIT_GEMM_PORTABLE or LOWBIT_GEMM_SM80_S4, whose
+ * rules are above); for tuning and tests. A
  * config index on a context or request it cannot run (not CUDA sm_90, not S8
- * activations with S8 or S4 weights and an F16/BF16 output, shape off the
- * alignment rules above) is LOWBIT_ERR_UNSUPPORTED with the reason; with S4
- * weights the configuration runs on their expanded INT8 copy. */
+ * activations with S8 or S4 weights or S4 activations with S4 weights and an
+ * F16/BF16 output, shape off the alignment rules above) is
+ * LOWBIT_ERR_UNSUPPORTED with the reason; with S4 operands the configuration
+ * runs on their expanded INT8 copies. */
 LOWBIT_API int lowbit_gemm_dequant_config(lowbit_context* ctx, int config,
                                           int a_type, const lowbit_buffer* a, int64_t lda,
                                           int b_type, const lowbit_buffer* b, int64_t ldb,
@@ -366,6 +398,18 @@ LOWBIT_API int lowbit_gemm_dequant_config(lowbit_context* ctx, int config,
                                           const lowbit_buffer* b_scales, int64_t b_scale_count,
                                           const lowbit_buffer* bias,
                                           int out_type, lowbit_buffer* out, int64_t ldo);
+
+/* Which code the context's device loaded for kernel configuration `config`
+ * (today LOWBIT_GEMM_SM80_S4 only): *ptx_arch is the PTX architecture the kernel
+ * was compiled from and *sass_arch the architecture of the machine code that
+ * runs, each major * 10 + minor (cudaFuncGetAttributes' ptxVersion and
+ * binaryVersion: 80 and 90 on an H100); *jit is 1 when that machine code was
+ * JIT-compiled by the driver from the PTX, because the library carries no SASS
+ * for this device (the INT4 kernel's SASS is sm_80 / sm_89 only, so jit == 1
+ * exactly when sass_arch is not 8.x), else 0. Loads the kernel, JIT-compiling
+ * it if need be (the driver caches the result). Another config, a CPU context
+ * or a build without the kernel is LOWBIT_ERR_UNSUPPORTED. */
+LOWBIT_API int lowbit_gemm_config_binary(lowbit_context* ctx, int config, int* ptx_arch, int* sass_arch, int* jit);
 
 /* Replaces the context's dispatch table by `table` (the text of a tuning file).
  * A malformed table is LOWBIT_ERR_INVALID_ARGUMENT naming the line; a CPU

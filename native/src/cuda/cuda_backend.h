@@ -15,8 +15,9 @@
 //   cuda_backend.cu      construction, memory, copies, synchronization, status
 //   quantize_dispatch.cu quantize()
 //   gemm_dispatch.cu     gemm(), gemm_config(), gemm_choice(), set_gemm_table(): which GEMM runs
+//   gemm_sm80_s4.cu      the native INT4 tensor-core GEMM (LOWBIT_GEMM_SM80_S4): when, and how it runs
 //   gemm_dgq_simt.cu     gemm_dgq(): which DGQ GEMM runs
-//   expand_weights.cu    4-bit weights to INT8 for the tuned kernels (W4A8 / DGQ at M > 16)
+//   expand_weights.cu    4-bit operands to INT8 for the tuned kernels (W4A8 / W4A4 / DGQ at M > 16)
 //   cublas_gemm.cu       dense_gemm() (cuBLAS loaded at run time)
 //   dequantize.cu        dequantize()
 #pragma once
@@ -38,10 +39,12 @@ struct StreamProblem;  // gemv_stream.cuh
 
 // Device memory owned by the context, grown on demand and freed with it: the split-K workspace of
 // the weight-streaming kernels (gemv_stream.cu; zeroed when allocated, and every launch leaves it
-// zero), the tuned kernels' stream-K workspace, and the INT8 copy of 4-bit weights
-// (expand_weights.cu). `mutex` is held from the size check to the end of the launches that use
-// the memory, so a growth never frees memory a queued launch was given, and no other request's
-// launches slip between a producer and its consumer on the stream.
+// zero), the tuned kernels' stream-K workspace, and the INT8 copies of 4-bit weights and 4-bit
+// activations (expand_weights.cu). `mutex` is held from the size check to the end of the launches
+// that use the memory, so a growth never frees memory a queued launch was given, and no other
+// request's launches slip between a producer and its consumer on the stream. A request that holds
+// several takes them in the order activations, weights, workspace (std::scoped_lock where it takes
+// two at once), so two requests never wait on each other.
 struct DeviceScratch {
     std::mutex mutex;
     void* ptr = nullptr;
@@ -61,7 +64,8 @@ struct DeviceScratch {
     bool reserve(size_t need, size_t min_bytes, const char* what);
 };
 
-// 4-bit weights (N x K packed nibbles, lowbit.h's order) as expand_weights.cu reads them.
+// 4-bit weights (N x K packed nibbles, lowbit.h's order) as expand_weights.cu reads them. With no
+// group scales it is any packed S4 matrix: W4A4's activations (n = M rows) are expanded the same way.
 struct PackedWeights {
     const uint8_t* codes;         // row j at byte j * ld / 2
     int64_t ld;                   // elements (nibbles), even, >= k
@@ -106,12 +110,14 @@ public:
     int gemm_choice(const GemmArgs& args) override;
     void set_gemm_table(const GemmTable& table) override;
     void dense_gemm(const DenseGemmArgs& args) override;
+    void gemm_config_binary(int config, int* ptx_arch, int* sass_arch, int* jit) override;  // gemm_sm80_s4.cu
 
 private:
     // gemm_dispatch.cu: the table a context starts with (LOWBIT_GEMM_TUNING or the built-in one).
     static std::shared_ptr<const GemmTable> default_gemm_table();
-    // Why config cannot run args ("" when it can): S8 activations with S8 weights, or S4 weights
-    // (run through an expanded INT8 copy), on the tuned kernels' alignment rules.
+    // Why config cannot run args ("" when it can): S8 activations with S8 weights, S8 activations
+    // with S4 weights, or S4 activations with S4 weights (4-bit operands run through expanded INT8
+    // copies), on the tuned kernels' alignment rules.
     std::string tuned_gemm_refusal(const GemmArgs& args, int config) const;
     // The tuned configuration for args (the table's, else the heuristic's), or
     // LOWBIT_GEMM_PORTABLE when no tuned kernel can run it. Does not consider the streaming kernel.
@@ -121,11 +127,21 @@ private:
     // Enqueues the expansion of w into expanded_weights_ and the tuned kernel `config` on args with
     // that INT8 copy as B (args.b / ldb / b_type are replaced; tuned_gemm_refusal(args) == "").
     void run_expanded_gemm(const PackedWeights& w, const GemmArgs& args, int config);
+    // W4A4 (args S4 x S4): enqueues the expansion of both operands (one launch) into
+    // expanded_activations_ and expanded_weights_, then the tuned kernel `config` on the two copies
+    // (tuned_gemm_refusal(args) == "").
+    void run_expanded_w4a4_gemm(const GemmArgs& args, int config);
     // gemm_dispatch.cu: whether the weight-streaming kernel (gemv_stream.cu, M <= kStreamMaxM)
     // can run p on this device, and enqueuing it.
     bool stream_gemm_fits(const StreamProblem& p);
     void run_stream_gemm(const StreamProblem& p);
     int compute_capability_major();  // of device_, queried once
+    // gemm_sm80_s4.cu: why the native INT4 tensor-core kernel (sm80/s4_tensorop.cu) cannot run args
+    // ("" when it can); whether AUTO picks it (compute capability 8.x only); enqueuing it (int32
+    // products into sm80_s4_acc_, then the epilogue kernel; refused requests throw UNSUPPORTED).
+    std::string sm80_s4_refusal(const GemmArgs& args);
+    bool sm80_s4_auto(const GemmArgs& args);
+    void run_sm80_s4_gemm(const GemmArgs& args);
 
     void activate() const;  // cudaSetDevice(device_)
     void destroy() noexcept;
@@ -155,8 +171,12 @@ private:
     std::atomic<int> cc_major_{-1};          // compute capability major, -1 until queried
     DeviceScratch tuned_workspace_;          // the tuned kernels' workspace (stream-K partial sums)
     DeviceScratch stream_scratch_;           // split-K workspace of the streaming kernels (zero between uses)
-    DeviceScratch expanded_weights_;         // INT8 copy of the 4-bit weights of the latest W4A8/DGQ call
-                                             // that ran a tuned kernel; N x K bytes of the largest one
+    DeviceScratch expanded_weights_;         // INT8 copy of the 4-bit weights of the latest W4A8/W4A4/DGQ
+                                             // call that ran a tuned kernel; N x K bytes of the largest one
+    DeviceScratch expanded_activations_;     // INT8 copy of the 4-bit activations of the latest W4A4 call
+                                             // that ran a tuned kernel; M x K bytes of the largest one
+    DeviceScratch sm80_s4_acc_;              // int32 products of the INT4 tensor-core GEMM, before the
+                                             // epilogue (gemm_sm80_s4.cu; row chunks of <= 64 MiB, or 128 rows)
     struct Cublas;                           // cublas_gemm.cu
     std::mutex cublas_mutex_;
     Cublas* cublas_ = nullptr;               // created at the first dense_gemm call, owned
@@ -182,6 +202,17 @@ void launch_gemm_simt(const GemmArgs& args, const LaunchEnv& env);
 // expand_weights.cu: out (S8, w.n x ldo, ldo % 16 == 0, ldo >= w.k, 16-byte aligned) = the INT8
 // weights of w (S4 codes, or DGQ (q - z) * S2 mod 256), columns w.k .. ldo-1 zero.
 void launch_expand_weights(const PackedWeights& w, int8_t* out, int64_t ldo, const LaunchEnv& env);
+
+// One matrix for launch_expand_pair: src expanded into out (S8, src.n x ldo, same rules as above).
+struct ExpandJob {
+    PackedWeights src;
+    int8_t* out;
+    int64_t ldo;
+};
+
+// expand_weights.cu: both expansions in one launch (W4A4: activations and weights), the grid split
+// between them; two launches when they need different kernels (S4 and DGQ).
+void launch_expand_pair(const ExpandJob& first, const ExpandJob& second, const LaunchEnv& env);
 
 // dequantize.cu: the epilogue alone, elementwise.
 void launch_dequantize(const DequantArgs& args, const LaunchEnv& env);

@@ -1,17 +1,23 @@
-// expand_weights.cu -- 4-bit weights to a dense INT8 copy, so that the tuned INT8 wgmma kernels
-// (sm90/) can run W4A8 and DGQ A8W4 at M > 16.
+// expand_weights.cu -- 4-bit operands to dense INT8 copies, so that the tuned INT8 wgmma kernels
+// (sm90/) can run W4A8, W4A4 and DGQ A8W4 at M > 16.
 //
 // Why: Hopper's tensor cores have no fast INT4 path (INT4 MMA is emulated, ~50 TOPS against
-// ~990 TOPS for INT8), so 4-bit weights must enter the tensor cores as INT8. The practical path
-// is two launches on the context's stream: this kernel writes the INT8 weights W8 (N x ldo, one
-// byte per weight, columns K .. ldo-1 zero) into a context-owned buffer, then the W8A8 GEMM reads
-// them. It costs N*K/2 bytes read + N*K bytes written per call on top of the GEMM, which is
+// ~990 TOPS for INT8), so 4-bit operands must enter the tensor cores as INT8. The practical path
+// is two launches on the context's stream: this kernel writes the INT8 operand W8 (rows x ldo, one
+// byte per value, columns K .. ldo-1 zero) into a context-owned buffer, then the W8A8 GEMM reads
+// it. It costs rows*K/2 bytes read + rows*K bytes written per call on top of the GEMM, which is
 // small against the GEMM's time from M ~ 1024 on (bench: W4GemmBench). The later step is to
 // expand inside a CUTLASS collective (codes loaded by TMA, expanded in registers or shared memory
 // between the load and the wgmma), which removes that traffic.
 //
-// Numerics (lowbit.h), per weight, integers only:
-//   S4 (W4A8)          W8 = q, the nibble read as two's complement (-8 .. 7)
+// Operands: packed S4 weights (N rows), DGQ codes (N rows, with their group scales), and packed
+// S4 activations (M rows, W4A4): an S4 matrix is the same nibble rows whichever side of the GEMM
+// it is on. W4A4 expands both operands in one launch (launch_expand_pair): the grid is split
+// between the two matrices in proportion to their sizes, so the small activation copy runs beside
+// the weights' instead of after them (one launch gap and one tail less per call).
+//
+// Numerics (lowbit.h), per value, integers only:
+//   S4 (W4A8, W4A4)    W8 = q, the nibble read as two's complement (-8 .. 7)
 //   DGQ, no zero points W8 = low 8 bits of q * S2        (q signed, -8 .. 7)
 //   DGQ, zero points   W8 = low 8 bits of (q - z) * S2  (q unsigned, 0 .. 15; z the group's S8)
 // with S2 the group's U8 scale; "low 8 bits, read as two's complement" is lowbit.h's definition
@@ -23,12 +29,13 @@
 // 16-byte load when every row starts 16-byte aligned), 32 bytes out (two 16-byte stores; the
 // output rows are 16-byte aligned by construction). Consecutive threads take consecutive chunks
 // of a row, so a warp reads 512 contiguous bytes and writes 1 KiB. Grid-stride loop over the
-// N * ceil(ldo / 32) chunks; the chunk straddling K (and any past it) is masked to zero.
+// rows * ceil(ldo / 32) chunks of a matrix (with two matrices, each over its share of the
+// blocks); the chunk straddling K (and any past it) is masked to zero.
+#include <algorithm>
 #include <climits>
 
 #include "cuda_backend.h"
 #include "cuda_check.h"
-#include "quant_math.cuh"  // grid_for
 
 namespace lowbit {
 namespace cuda {
@@ -45,12 +52,20 @@ enum class Mode {
 };
 
 struct Params {
-    PackedWeights w;
+    PackedWeights w;     // the 4-bit matrix (w.n rows: N weights or M activations)
     int64_t row_bytes;   // packed bytes of a row that hold columns < K: ceil(K / 2)
     bool aligned16;      // every row of codes starts 16-byte aligned
-    int8_t* out;         // N x ldo, 16-byte aligned
+    int8_t* out;         // w.n x ldo, 16-byte aligned
     int64_t ldo;         // multiple of 16, >= K
     int64_t chunks_per_row;
+};
+
+// One launch: one matrix, or two of the same Mode (W4A4: activations and weights). Blocks
+// [0, blocks0) expand job[0], blocks [blocks0, gridDim.x) job[1], each share its own grid-stride
+// loop.
+struct Jobs {
+    Params job[2];
+    unsigned blocks0;
 };
 
 // 8 signed nibbles (one 32-bit word, code i in bits 4i..4i+3) to 8 INT8 values, as two words
@@ -102,13 +117,18 @@ __device__ __forceinline__ unsigned dgq_weight(const Params& p, int64_t row, int
 }
 
 template <Mode M>
-__global__ void __launch_bounds__(kThreads) expand_weights_kernel(const Params p) {
-    // Chunk t = row * chunks_per_row + c, t stepping by the grid's thread count; (row, c) are
+__global__ void __launch_bounds__(kThreads) expand_weights_kernel(const Jobs jobs) {
+    // This block's matrix and its index among the blocks that share it (block-uniform).
+    const bool second = blockIdx.x >= jobs.blocks0;
+    const Params p = second ? jobs.job[1] : jobs.job[0];
+    const int64_t block = second ? blockIdx.x - jobs.blocks0 : blockIdx.x;
+    const int64_t blocks = second ? gridDim.x - jobs.blocks0 : jobs.blocks0;
+    // Chunk t = row * chunks_per_row + c, t stepping by the share's thread count; (row, c) are
     // stepped along with it, so the loop needs no 64-bit division (an emulated ~70-instruction
     // sequence) per chunk.
     const int64_t cpr = p.chunks_per_row;
-    const int64_t t0 = blockIdx.x * static_cast<int64_t>(kThreads) + threadIdx.x;
-    const int64_t stride = static_cast<int64_t>(gridDim.x) * kThreads;
+    const int64_t t0 = block * kThreads + threadIdx.x;
+    const int64_t stride = blocks * kThreads;
     const int64_t row_step = stride / cpr, c_step = stride - row_step * cpr;
     int64_t row = t0 / cpr, c = t0 - row * cpr;
     for (; row < p.w.n; row += row_step, c += c_step) {
@@ -165,10 +185,12 @@ __global__ void __launch_bounds__(kThreads) expand_weights_kernel(const Params p
 }
 
 // Grid: as many blocks as the SMs hold at once (one wave; the kernel's registers decide how many),
-// each thread keeping one 16-byte load in flight; the grid-stride loop covers the rest. Fewer
-// blocks when there are fewer chunks. The occupancy is queried once, for the first device used.
+// each thread keeping one 16-byte load in flight; the grid-stride loops cover the rest. Fewer
+// blocks when there are fewer chunks. With two matrices that together need more than a wave, the
+// wave is split in proportion to their chunk counts (at least one block each), so both shares
+// end at about the same time. The occupancy is queried once, for the first device used.
 template <Mode M>
-void launch(const Params& p, const LaunchEnv& env) {
+void launch(const Params* jobs, int count, const LaunchEnv& env) {
     static const int per_sm = [] {
         int blocks = 0;
         if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, expand_weights_kernel<M>, kThreads, 0) !=
@@ -178,27 +200,69 @@ void launch(const Params& p, const LaunchEnv& env) {
         }
         return blocks;
     }();
-    const int64_t blocks = (p.w.n * p.chunks_per_row + kThreads - 1) / kThreads;
-    const unsigned grid = grid_for(blocks, static_cast<int64_t>(env.sm_count) * per_sm);
-    expand_weights_kernel<M><<<grid, kThreads, 0, env.stream>>>(p);
+    const int64_t wave = std::max<int64_t>(2, static_cast<int64_t>(env.sm_count) * per_sm);
+    int64_t chunks[2] = {0, 0}, need[2] = {0, 0};
+    for (int i = 0; i < count; ++i) {
+        chunks[i] = jobs[i].w.n * jobs[i].chunks_per_row;
+        need[i] = std::max<int64_t>(1, (chunks[i] + kThreads - 1) / kThreads);
+    }
+    Jobs l{{jobs[0], count == 2 ? jobs[1] : jobs[0]}, 0};
+    int64_t grid;
+    if (count == 1) {
+        grid = std::min(need[0], wave);
+        l.blocks0 = static_cast<unsigned>(grid);
+    } else if (need[0] + need[1] <= wave) {
+        grid = need[0] + need[1];
+        l.blocks0 = static_cast<unsigned>(need[0]);
+    } else {
+        grid = wave;
+        const double share = static_cast<double>(chunks[0]) / static_cast<double>(chunks[0] + chunks[1]);
+        const int64_t b0 = static_cast<int64_t>(share * static_cast<double>(wave) + 0.5);
+        l.blocks0 = static_cast<unsigned>(std::min(std::max<int64_t>(b0, 1), wave - 1));
+    }
+    expand_weights_kernel<M><<<static_cast<unsigned>(grid), kThreads, 0, env.stream>>>(l);
+}
+
+// The kernel's view of job j, after checking its preconditions.
+Params params_of(const ExpandJob& j) {
+    const PackedWeights& w = j.src;
+    if (j.ldo % 16 != 0 || j.ldo < w.k || reinterpret_cast<uintptr_t>(j.out) % 16 != 0 || w.ld % 2 != 0 ||
+        w.ld < w.k || (w.group_scales != nullptr && (w.group <= 0 || w.k % w.group != 0)))
+        throw Error(LOWBIT_ERR_INTERNAL, "launch_expand: output or 4-bit operand layout off its preconditions");
+    return Params{w, (w.k + 1) / 2, reinterpret_cast<uintptr_t>(w.codes) % 16 == 0 && (w.ld / 2) % 16 == 0,
+                  j.out, j.ldo, (j.ldo + kChunk - 1) / kChunk};
+}
+
+Mode mode_of(const PackedWeights& w) {
+    return w.group_scales == nullptr ? Mode::S4 : w.group % kChunk == 0 ? Mode::DgqChunk : Mode::DgqAny;
+}
+
+void launch_jobs(const Params* p, int count, Mode mode, const LaunchEnv& env) {
+    switch (mode) {
+        case Mode::S4: launch<Mode::S4>(p, count, env); break;
+        case Mode::DgqChunk: launch<Mode::DgqChunk>(p, count, env); break;
+        case Mode::DgqAny: launch<Mode::DgqAny>(p, count, env); break;
+    }
+    LOWBIT_CUDA_CHECK_LAUNCH("expand_weights_kernel");
 }
 
 }  // namespace
 
 void launch_expand_weights(const PackedWeights& w, int8_t* out, int64_t ldo, const LaunchEnv& env) {
-    if (ldo % 16 != 0 || ldo < w.k || reinterpret_cast<uintptr_t>(out) % 16 != 0 || w.ld % 2 != 0 || w.ld < w.k ||
-        (w.group_scales != nullptr && (w.group <= 0 || w.k % w.group != 0)))
-        throw Error(LOWBIT_ERR_INTERNAL, "launch_expand_weights: output or weight layout off its preconditions");
-    Params p{w, (w.k + 1) / 2,
-             reinterpret_cast<uintptr_t>(w.codes) % 16 == 0 && (w.ld / 2) % 16 == 0,
-             out, ldo, (ldo + kChunk - 1) / kChunk};
-    if (w.group_scales == nullptr)
-        launch<Mode::S4>(p, env);
-    else if (w.group % kChunk == 0)
-        launch<Mode::DgqChunk>(p, env);
-    else
-        launch<Mode::DgqAny>(p, env);
-    LOWBIT_CUDA_CHECK_LAUNCH("expand_weights_kernel");
+    const Params p = params_of(ExpandJob{w, out, ldo});
+    launch_jobs(&p, 1, mode_of(w), env);
+}
+
+void launch_expand_pair(const ExpandJob& first, const ExpandJob& second, const LaunchEnv& env) {
+    const Params p[2] = {params_of(first), params_of(second)};
+    const Mode mode = mode_of(first.src);
+    if (mode_of(second.src) != mode) {
+        // Different expansions cannot share one kernel: two launches.
+        launch_jobs(&p[0], 1, mode, env);
+        launch_jobs(&p[1], 1, mode_of(second.src), env);
+        return;
+    }
+    launch_jobs(p, 2, mode, env);
 }
 
 }  // namespace cuda

@@ -1,5 +1,6 @@
 // gemv_stream.cu -- the weight-streaming GEMM for decode: out[M,N] = epilogue(A[M,K] * W[N,K]^T)
-// for M <= kStreamMaxM tokens, weights S8, packed S4, or DGQ 4-bit codes (gemv_stream.cuh).
+// for M <= kStreamMaxM tokens, weights S8, packed S4, or DGQ 4-bit codes, activations S8 or (with
+// S4 weights: W4A4) packed S4 (gemv_stream.cuh).
 //
 // At decode batch sizes the product is bound by reading W once from device memory; the
 // kernel is built so that every SM keeps many 128-bit weight loads in flight and does little
@@ -14,7 +15,11 @@
 //              time (a stage), staged once per stage and read by all 8 warps; for 4-bit weights
 //              each group of 8 consecutive K values is stored permuted as (0,2,4,6,1,3,5,7), the
 //              order the weights unpack to. Each stage's first weight loads are issued before
-//              its staging, so the staging hides under them.
+//              its staging, so the staging hides under them. S4 activations (W4A4) are read as
+//              16 packed bytes per 32 K values and expanded to INT8 on the way in (the even and
+//              odd nibbles of a word are already the permuted order; each byte is sign-extended
+//              in place), so the MMAs and everything after the staging are W4A8's: W4A4 decode
+//              reads the same weight bytes and does the same math per byte as W4A8.
 //   warp       16 weight rows (output channels) x the split: lane (g, t) = (lane / 4, lane % 4)
 //              reads 16 bytes of rows g and g + 8 at byte offset 64 * step + 16 * t with one
 //              128-bit load each (ld.global.nc, no L1 allocation), kUnroll steps in flight.
@@ -27,7 +32,8 @@
 //              so (w << 4) & 0xF0F0F0F0 and w & 0xF0F0F0F0 give the even and odd elements of a
 //              word as 16·q with one or two instructions; the accumulator is 16·acc and the
 //              exact acc is recovered with an arithmetic shift by 4 (exact while |16·acc| <
-//              2^31: K < 131072, a precondition, so the result is the CPU backend's exactly).
+//              2^31: K < 131072 with S8 activations (|q·a| <= 1024), K < 2^21 with S4 ones
+//              (|q·a| <= 64), a precondition, so the result is the CPU backend's exactly).
 //              DGQ: W8 = low 8 bits of (u - z)·S2 with u the unsigned code (signed codes:
 //              u = q + 8, z = 8). Four 4-bit codes at a time sit in the two 16-bit lanes of a
 //              word, one integer multiply-add gives u·S2 + D per lane with D = (-z·S2) mod 256
@@ -48,8 +54,9 @@
 // Preconditions (stream_refusal; otherwise the dispatch runs the portable kernel):
 //   compute capability >= 8.0 (mma.m16n8k32 on s8); 1 <= M <= kStreamMaxM; N, K < 2^31;
 //   W 16-byte aligned with rows of a multiple of 16 bytes: S8: K % 16 == 0, ldw % 16 == 0;
-//   S4 / DGQ: K % 32 == 0, ldw % 32 == 0 (nibbles); S4: K < 131072; DGQ: group % 32 == 0.
-//   A, the scales and the output may have any stride and alignment.
+//   S4 / DGQ: K % 32 == 0, ldw % 32 == 0 (nibbles); S4: K < 131072 (S4 activations: K < 2^21);
+//   DGQ: group % 32 == 0. S4 activations only with S4 weights.
+//   A, the scales and the output may have any stride and alignment (S4 activations: any even lda).
 #include <algorithm>
 
 #include "cuda_check.h"
@@ -94,7 +101,7 @@ struct Params {
     int m, n, k;
     int slice;          // K values per block (a multiple of the step)
     int splits;
-    bool a_aligned16;   // every activation row starts 16-byte aligned
+    bool a_aligned16;   // every activation row starts 16-byte aligned (S4 activations: lda / 2 bytes per row)
     Epilogue ep;
     int* partial;       // splits > 1: tiles x 128 x tokens int32 partial sums (zero between launches)
     unsigned* arrivals; // splits > 1: tiles arrival counters (zero between launches)
@@ -201,6 +208,59 @@ __device__ __forceinline__ void stage_activations(const Params& p, int k0, int k
             for (int d = 1; d < 8; d *= 2) sum += __shfl_xor_sync(0xffffffffu, sum, d);
             if (threadIdx.x % 8 == 0) step_sums[i][c / 128] = sum;
         }
+    }
+}
+
+// W4A4: the packed S4 activations [k0, k0 + kcount) of every token into shared memory as INT8, in
+// the layout stage_activations writes for 4-bit weights (each group of 8 K values permuted as
+// (0,2,4,6,1,3,5,7)), zero past M. A unit is 32 K values: 16 packed bytes in, 32 bytes out. A
+// nibble word holds one group of 8 (code i in bits 4i..4i+3): w & 0x0F0F0F0F is codes 0,2,4,6 in
+// bytes 0..3 and (w >> 4) & 0x0F0F0F0F codes 1,3,5,7 -- the permuted order already -- and a byte b
+// (0..15) is sign-extended in place by OR-ing (b & 8) * 0x1E (0xF0 or 0, no carry out of the
+// byte). kcount is a multiple of 32 (K % 32 == 0 and the slices are whole steps), so a unit never
+// straddles K. All loads of a thread are issued before the first store, as for S8.
+template <int NT>
+__device__ __forceinline__ void stage_s4_activations(const Params& p, int k0, int kcount, unsigned char* act) {
+    constexpr int kUnitsPerRow = kStageElems / 32;
+    constexpr int kIters = NT * 8 * kUnitsPerRow / kThreads;
+    constexpr int kStride = kActStride<StreamFormat::S4>;
+    static_assert(NT * 8 * kUnitsPerRow % kThreads == 0, "staging split");
+    const unsigned char* a = reinterpret_cast<const unsigned char*>(p.a);
+    uint4 v[kIters];
+#pragma unroll
+    for (int it = 0; it < kIters; ++it) {
+        const int u = it * kThreads + threadIdx.x;
+        const int i = u / kUnitsPerRow, c = u % kUnitsPerRow * 32;
+        v[it] = make_uint4(0u, 0u, 0u, 0u);
+        if (i < p.m && c < kcount) {
+            const unsigned char* src = a + static_cast<int64_t>(i) * (p.lda / 2) + (k0 + c) / 2;
+            if (p.a_aligned16) {
+                v[it] = *reinterpret_cast<const uint4*>(src);
+            } else {
+                unsigned w[4];
+#pragma unroll
+                for (int q = 0; q < 4; ++q)
+                    w[q] = src[4 * q] | src[4 * q + 1] << 8 | src[4 * q + 2] << 16 |
+                           static_cast<unsigned>(src[4 * q + 3]) << 24;
+                v[it] = make_uint4(w[0], w[1], w[2], w[3]);
+            }
+        }
+    }
+#pragma unroll
+    for (int it = 0; it < kIters; ++it) {
+        const int u = it * kThreads + threadIdx.x;
+        const int i = u / kUnitsPerRow, c = u % kUnitsPerRow * 32;
+        const unsigned w[4] = {v[it].x, v[it].y, v[it].z, v[it].w};
+        unsigned o[8];
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+            const unsigned even = w[q] & 0x0F0F0F0Fu, odd = (w[q] >> 4) & 0x0F0F0F0Fu;
+            o[2 * q] = even | (even & 0x08080808u) * 0x1Eu;
+            o[2 * q + 1] = odd | (odd & 0x08080808u) * 0x1Eu;
+        }
+        uint4* dst = reinterpret_cast<uint4*>(act + i * kStride + c);
+        dst[0] = make_uint4(o[0], o[1], o[2], o[3]);
+        dst[1] = make_uint4(o[4], o[5], o[6], o[7]);
     }
 }
 
@@ -320,8 +380,10 @@ struct Batch {
     }
 };
 
-template <StreamFormat F, int NT>
+// A4: the activations are packed S4 (W4A4; S4 weights only), expanded as they are staged.
+template <StreamFormat F, bool A4, int NT>
 __global__ void __launch_bounds__(kThreads, kMinBlocksPerSm) gemv_stream_kernel(const Params p) {
+    static_assert(!A4 || F == StreamFormat::S4, "S4 activations pair with S4 weights");
     constexpr int kEpb = Fmt<F>::kElemsPerByte;
     __shared__ __align__(16) unsigned char act[NT * 8 * kActStride<F>];
     __shared__ int step_sums[F == StreamFormat::Dgq ? NT * 8 : 1][kStageSteps128];
@@ -350,7 +412,10 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSm) gemv_stream_kernel(
         Batch<F> batch;
         if (active) batch.load(p, wa, wb, ra, rb, k0, 0, bytes, t);
         if (k0 != k_begin) __syncthreads();  // every warp is done with the previous stage
-        stage_activations<F, NT>(p, k0, kcount, act, step_sums);
+        if constexpr (A4)
+            stage_s4_activations<NT>(p, k0, kcount, act);
+        else
+            stage_activations<F, NT>(p, k0, kcount, act, step_sums);
         __syncthreads();
         if (!active) continue;
         for (int s = 0; s < steps; s += kUnroll) {
@@ -405,26 +470,33 @@ struct Plan {
     size_t workspace;
 };
 
-// Blocks of gemv_stream_kernel<F, NT> one SM holds at once (registers decide: 2 on sm_80/90).
-template <StreamFormat F, int NT>
+// Blocks of gemv_stream_kernel<F, A4, NT> one SM holds at once (registers decide: 2 on sm_80/90 for
+// S8 activations; the W4A4 kernels stage with fewer registers and may fit 3).
+template <StreamFormat F, bool A4, int NT>
 int resident_blocks_per_sm() {
     static const int blocks = [] {
         int b = 0;
-        LOWBIT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, gemv_stream_kernel<F, NT>, kThreads, 0));
+        LOWBIT_CUDA_CHECK(
+            cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, gemv_stream_kernel<F, A4, NT>, kThreads, 0));
         return std::max(b, 1);
     }();
     return blocks;
 }
 
-int resident_blocks_per_sm(StreamFormat f, bool one_tile) {
+int resident_blocks_per_sm(StreamFormat f, bool a_s4, bool one_tile) {
+    if (a_s4)  // stream_refusal: S4 weights
+        return one_tile ? resident_blocks_per_sm<StreamFormat::S4, true, 1>()
+                        : resident_blocks_per_sm<StreamFormat::S4, true, 2>();
     switch (f) {
         case StreamFormat::S8:
-            return one_tile ? resident_blocks_per_sm<StreamFormat::S8, 1>() : resident_blocks_per_sm<StreamFormat::S8, 2>();
+            return one_tile ? resident_blocks_per_sm<StreamFormat::S8, false, 1>()
+                            : resident_blocks_per_sm<StreamFormat::S8, false, 2>();
         case StreamFormat::S4:
-            return one_tile ? resident_blocks_per_sm<StreamFormat::S4, 1>() : resident_blocks_per_sm<StreamFormat::S4, 2>();
+            return one_tile ? resident_blocks_per_sm<StreamFormat::S4, false, 1>()
+                            : resident_blocks_per_sm<StreamFormat::S4, false, 2>();
         default:
-            return one_tile ? resident_blocks_per_sm<StreamFormat::Dgq, 1>()
-                            : resident_blocks_per_sm<StreamFormat::Dgq, 2>();
+            return one_tile ? resident_blocks_per_sm<StreamFormat::Dgq, false, 1>()
+                            : resident_blocks_per_sm<StreamFormat::Dgq, false, 2>();
     }
 }
 
@@ -437,7 +509,7 @@ Plan make_plan(const StreamProblem& p, int sm_count) {
     const int64_t k_steps = (p.k + step - 1) / step;
     Plan plan{};
     plan.tiles = (p.n + kRowsPerBlock - 1) / kRowsPerBlock;
-    const int64_t capacity = int64_t{resident_blocks_per_sm(p.format, p.m <= 8)} * sm_count;
+    const int64_t capacity = int64_t{resident_blocks_per_sm(p.format, p.a_s4, p.m <= 8)} * sm_count;
     const int64_t max_splits = std::max<int64_t>(1, k_steps / kMinSliceSteps);
     const int64_t splits = std::min(std::max<int64_t>(1, capacity / plan.tiles), max_splits);
     const int64_t slice_steps = (k_steps + splits - 1) / splits;
@@ -450,9 +522,9 @@ Plan make_plan(const StreamProblem& p, int sm_count) {
     return plan;
 }
 
-template <StreamFormat F, int NT>
+template <StreamFormat F, bool A4, int NT>
 void launch(const Plan& plan, const Params& params, cudaStream_t stream) {
-    gemv_stream_kernel<F, NT><<<dim3(static_cast<unsigned>(plan.tiles), static_cast<unsigned>(plan.splits)),
+    gemv_stream_kernel<F, A4, NT><<<dim3(static_cast<unsigned>(plan.tiles), static_cast<unsigned>(plan.splits)),
                                 kThreads, 0, stream>>>(params);
 }
 
@@ -463,6 +535,8 @@ const char* stream_refusal(const StreamProblem& p, int cc_major) {
     if (p.m < 1 || p.m > kStreamMaxM) return "M is above the streaming kernels' limit";
     if (p.n >= (int64_t{1} << 31) || p.k >= (int64_t{1} << 31)) return "N or K is 2^31 or more";
     if (reinterpret_cast<uintptr_t>(p.w) % 16 != 0) return "the weights do not start 16-byte aligned";
+    if (p.a_s4 && p.format != StreamFormat::S4) return "S4 activations need S4 weights";
+    if (p.a_s4 && p.lda % 2 != 0) return "the S4 activations' leading dimension is odd";
     if (p.format == StreamFormat::S8) {
         if (p.k % 16 != 0) return "K is not a multiple of 16";
         if (p.ldw % 16 != 0) return "ldb is not a multiple of 16";
@@ -470,7 +544,9 @@ const char* stream_refusal(const StreamProblem& p, int cc_major) {
     }
     if (p.k % 32 != 0) return "K is not a multiple of 32";
     if (p.ldw % 32 != 0) return "the weights' leading dimension is not a multiple of 32 nibbles";
-    if (p.format == StreamFormat::S4 && p.k >= 131072) return "K is 131072 or more (the S4 kernel accumulates 16·acc)";
+    if (p.format == StreamFormat::S4 && !p.a_s4 && p.k >= 131072)
+        return "K is 131072 or more (the S4 kernel accumulates 16·acc)";
+    if (p.a_s4 && p.k >= (int64_t{1} << 21)) return "K is 2^21 or more (the W4A4 kernel accumulates 16·acc)";
     if (p.format == StreamFormat::Dgq && p.group % 32 != 0) return "the DGQ group size is not a multiple of 32";
     return "";
 }
@@ -494,7 +570,7 @@ void launch_gemv_stream(const StreamProblem& p, void* workspace, const LaunchEnv
     params.k = static_cast<int>(p.k);
     params.slice = plan.slice;
     params.splits = static_cast<int>(plan.splits);
-    params.a_aligned16 = p.lda % 16 == 0 && reinterpret_cast<uintptr_t>(p.a) % 16 == 0;
+    params.a_aligned16 = (p.a_s4 ? p.lda / 2 : p.lda) % 16 == 0 && reinterpret_cast<uintptr_t>(p.a) % 16 == 0;
     params.ep = p.ep;
     if (plan.splits > 1) {
         params.partial = static_cast<int*>(workspace);
@@ -504,16 +580,20 @@ void launch_gemv_stream(const StreamProblem& p, void* workspace, const LaunchEnv
     const bool one_tile = p.m <= 8;  // tokens in one MMA column tile
     switch (p.format) {
         case StreamFormat::S8:
-            one_tile ? launch<StreamFormat::S8, 1>(plan, params, env.stream)
-                         : launch<StreamFormat::S8, 2>(plan, params, env.stream);
+            one_tile ? launch<StreamFormat::S8, false, 1>(plan, params, env.stream)
+                     : launch<StreamFormat::S8, false, 2>(plan, params, env.stream);
             break;
         case StreamFormat::S4:
-            one_tile ? launch<StreamFormat::S4, 1>(plan, params, env.stream)
-                         : launch<StreamFormat::S4, 2>(plan, params, env.stream);
+            if (p.a_s4)
+                one_tile ? launch<StreamFormat::S4, true, 1>(plan, params, env.stream)
+                         : launch<StreamFormat::S4, true, 2>(plan, params, env.stream);
+            else
+                one_tile ? launch<StreamFormat::S4, false, 1>(plan, params, env.stream)
+                         : launch<StreamFormat::S4, false, 2>(plan, params, env.stream);
             break;
         case StreamFormat::Dgq:
-            one_tile ? launch<StreamFormat::Dgq, 1>(plan, params, env.stream)
-                         : launch<StreamFormat::Dgq, 2>(plan, params, env.stream);
+            one_tile ? launch<StreamFormat::Dgq, false, 1>(plan, params, env.stream)
+                     : launch<StreamFormat::Dgq, false, 2>(plan, params, env.stream);
             break;
     }
     LOWBIT_CUDA_CHECK_LAUNCH("gemv_stream_kernel");

@@ -7,6 +7,7 @@
 //   S4   packed INT4 weights, lowbit.h's nibble order (W4A8, per-channel scales)
 //   DGQ  packed 4-bit codes with U8 integer group scales and optional S8 zero points, expanded
 //        to INT8 exactly as lowbit_gemm_dgq defines it (low 8 bits of (q - z) * S2)
+// or A packed S4 with S4 weights (W4A4): the activations are expanded to INT8 as they are staged.
 // with exact int32 accumulation and the epilogue of epilogue.cuh: bit-identical to the CPU
 // backend and to the portable kernel, whatever the split of K over blocks.
 #pragma once
@@ -43,6 +44,7 @@ struct StreamProblem {
     int64_t group;                // DGQ group size
     int64_t m, n, k;
     Epilogue ep;                  // b_scales = the per-channel (or per-tensor) weight scales
+    bool a_s4 = false;            // A is packed S4 (lda in nibbles, even): W4A4, S4 weights only
 };
 
 // Why the streaming kernel cannot run p ("" when it can): its alignment preconditions.

@@ -393,16 +393,27 @@ public final class Context extends NativeResource {
     public static final String PORTABLE = "portable";
     /** The dispatch table's choice, for {@link #gemmInto(QuantizedTensor, QuantizedTensor, Tensor, Tensor, String)}. */
     public static final String AUTO = "auto";
+    /**
+     * The native INT4 tensor-core kernel (S4×S4; CUTLASS 2.x on {@code mma.sync.m16n8k64.s4},
+     * compiled for sm_80/sm_89; on later GPUs it runs through the driver's PTX JIT): what {@link
+     * #gemmConfigFor} answers where it runs, and a name for {@link #gemmInto(QuantizedTensor,
+     * QuantizedTensor, Tensor, Tensor, String)}. Auto picks it on compute capability 8.x for K,
+     * lda, ldb multiples of 32 and N a multiple of 4 ({@code LOWBIT_GEMM_SM80_S4} in {@code lowbit.h}).
+     */
+    public static final String SM80_S4 = "sm80_s4";
     private static final int GEMM_AUTO = LowbitNative.LOWBIT_GEMM_AUTO;
     private static final int GEMM_PORTABLE = LowbitNative.LOWBIT_GEMM_PORTABLE;
+    private static final int GEMM_SM80_S4 = LowbitNative.LOWBIT_GEMM_SM80_S4;
 
     /**
      * {@link #gemmInto(QuantizedTensor, QuantizedTensor, Tensor, Tensor)} with a chosen kernel:
-     * a name from {@link Lowbit#gemmConfigs()}, {@link #AUTO} or {@link #PORTABLE}. A tuned
-     * configuration that cannot run the request (not an sm_90 CUDA context, not S8 activations with
-     * S8 weights — or S4 weights, run on their expanded INT8 copy — and an F16/BF16 output, K % 16,
-     * N % 8 or the strides off the alignment rules of {@code lowbit.h})
-     * throws {@link LowbitException} with status UNSUPPORTED and the reason. For tuning and tests.
+     * a name from {@link Lowbit#gemmConfigs()}, {@link #AUTO}, {@link #PORTABLE} or {@link #SM80_S4}.
+     * A tuned configuration that cannot run the request (not an sm_90 CUDA context, not S8
+     * activations with S8 or S4 weights or S4 activations with S4 weights — 4-bit operands run on
+     * their expanded INT8 copies — and an F16/BF16 output, K % 16, N % 8 or the strides off the
+     * alignment rules of {@code lowbit.h}), or {@link #SM80_S4} on a request it cannot run (not S4×S4
+     * on a CUDA context, K or the strides not multiples of 32, N not a multiple of 4) throws {@link
+     * LowbitException} with status UNSUPPORTED and the reason. For tuning and tests.
      */
     public void gemmInto(QuantizedTensor a, QuantizedTensor b, Tensor bias, Tensor out, String config) {
         Objects.requireNonNull(config, "config");
@@ -412,7 +423,7 @@ public final class Context extends NativeResource {
     /**
      * The kernel {@link #gemmInto(QuantizedTensor, QuantizedTensor, Tensor, Tensor)} runs for these
      * operands and an output of {@code outType} with dense rows: a name from {@link
-     * Lowbit#gemmConfigs()} or {@link #PORTABLE}.
+     * Lowbit#gemmConfigs()}, {@link #SM80_S4} or {@link #PORTABLE}.
      */
     public String gemmConfigFor(QuantizedTensor a, QuantizedTensor b, DType outType) {
         Objects.requireNonNull(a, "a");
@@ -425,7 +436,25 @@ public final class Context extends NativeResource {
                     b.values().dtype().code, b.values().ld(), a.values().rows(), b.values().rows(), a.values().cols(),
                     outType.code, b.values().rows(), config));
         }
-        return config[0] == GEMM_PORTABLE ? PORTABLE : Lowbit.gemmConfigs().get(config[0]);
+        return configName(config[0]);
+    }
+
+    /**
+     * Which machine code this context's device loaded for kernel configuration {@code config}
+     * (today {@link #SM80_S4} only): loads the kernel, JIT-compiling it from PTX if the library
+     * has no SASS for the device. Another configuration, or a CPU context, throws {@link
+     * LowbitException} with status UNSUPPORTED.
+     */
+    public KernelBinary gemmKernelBinary(String config) {
+        Objects.requireNonNull(config, "config");
+        int index = configIndex(config);
+        int[] ptx = new int[1];
+        int[] sass = new int[1];
+        int[] jit = new int[1];
+        try (Lease l = new Lease(this)) {
+            Lowbit.check(LowbitNative.lowbit_gemm_config_binary(handle, index, ptx, sass, jit));
+        }
+        return new KernelBinary(ptx[0], sass[0], jit[0] != 0);
     }
 
     /**
@@ -500,13 +529,26 @@ public final class Context extends NativeResource {
         if (config.equals(PORTABLE)) {
             return GEMM_PORTABLE;
         }
+        if (config.equals(SM80_S4)) {
+            return GEMM_SM80_S4;
+        }
         java.util.List<String> names = Lowbit.gemmConfigs();
         int i = names.indexOf(config);
         if (i < 0) {
             throw new IllegalArgumentException("unknown GEMM configuration '" + config + "': use " + AUTO + ", "
-                    + PORTABLE + " or one of " + names);
+                    + PORTABLE + ", " + SM80_S4 + " or one of " + names);
         }
         return i;
+    }
+
+    private static String configName(int config) {
+        if (config == GEMM_PORTABLE) {
+            return PORTABLE;
+        }
+        if (config == GEMM_SM80_S4) {
+            return SM80_S4;
+        }
+        return Lowbit.gemmConfigs().get(config);
     }
 
     private void runGemm(QuantizedTensor a, QuantizedTensor b, Tensor bias, Tensor out, int config) {

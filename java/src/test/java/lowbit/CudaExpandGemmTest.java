@@ -44,7 +44,7 @@ class CudaExpandGemmTest extends GpuTestBase {
     // ---- helpers ------------------------------------------------------------------------------
 
     /** Whether this build and GPU run the tuned sm_90 kernels (else everything runs the portable one). */
-    private static boolean tunedKernelsRun() {
+    static boolean tunedKernelsRun() {
         if (Lowbit.gemmConfigs().isEmpty()) {
             return false;
         }
@@ -57,7 +57,7 @@ class CudaExpandGemmTest extends GpuTestBase {
         }
     }
 
-    private static void requireTunedKernels() {
+    static void requireTunedKernels() {
         Assumptions.assumeTrue(tunedKernelsRun(), "no sm_90 GPU or no sm_90a kernels in this build: "
                 + "the expansion path does not run here");
     }
@@ -68,7 +68,7 @@ class CudaExpandGemmTest extends GpuTestBase {
     }
 
     /** Owns the tensors of one problem. */
-    private static final class Owned implements AutoCloseable {
+    static final class Owned implements AutoCloseable {
         final List<AutoCloseable> list = new ArrayList<>();
 
         <T extends AutoCloseable> T add(T t) {

@@ -4,11 +4,13 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import lowbit.bridge.LowbitNative;
+import lowbit.bridge.lowbit_buffer;
 import org.junit.jupiter.api.Test;
 
 /**
  * The tuned-GEMM API on any host: the configuration list, table syntax errors, and what a CPU
- * context answers (it has only its portable kernel).
+ * context answers (it has only its portable kernel, and refuses the CUDA INT4 tensor-core kernel).
  */
 class GemmTuningTest {
     @Test
@@ -58,6 +60,35 @@ class GemmTuningTest {
                 assertEquals(LowbitException.Status.UNSUPPORTED, e.status(), e.getMessage());
             }
             assertThrows(IllegalArgumentException.class, () -> cpu.gemmInto(q, q, null, y, "no_such_config"));
+        }
+    }
+
+    /**
+     * The INT4 tensor-core kernel (LOWBIT_GEMM_SM80_S4) is a CUDA kernel: a CPU context refuses it
+     * by name, W4A4 included, and has no kernel binary to report; a config below -3 is invalid.
+     */
+    @Test
+    void aCpuContextRefusesTheInt4TensorCoreKernel() {
+        try (Context cpu = Context.open(Backend.CPU);
+                Tensor a = cpu.upload(new byte[64 * 16], DType.S4, 64, 32);
+                Tensor s = cpu.upload(new float[] {0.5f}, 1, 1);
+                Tensor y = cpu.allocate(DType.F16, 64, 64)) {
+            QuantizedTensor q = new QuantizedTensor(a, s, Granularity.PER_TENSOR, 0);
+            assertEquals(Context.PORTABLE, cpu.gemmConfigFor(q, q, DType.F16));
+            LowbitException e = assertThrows(LowbitException.class, () -> cpu.gemmInto(q, q, null, y, Context.SM80_S4));
+            assertEquals(LowbitException.Status.UNSUPPORTED, e.status(), e.getMessage());
+            assertTrue(e.getMessage().contains("LOWBIT_GEMM_SM80_S4"), e.getMessage());
+            LowbitException b = assertThrows(LowbitException.class, () -> cpu.gemmKernelBinary(Context.SM80_S4));
+            assertEquals(LowbitException.Status.UNSUPPORTED, b.status(), b.getMessage());
+        }
+        try (RawContext r = new RawContext(LowbitNative.LOWBIT_BACKEND_CPU)) {
+            lowbit_buffer a = r.bytes(new byte[64 * 16]);
+            lowbit_buffer s = r.floats(new float[] {0.5f});
+            lowbit_buffer y = r.bytes(new byte[64 * 64 * 2]);
+            int status = LowbitNative.lowbit_gemm_dequant_config(r.ctx, -4, DType.S4.code, a, 32,
+                    DType.S4.code, a, 32, 64, 64, 32, s, 1, s, 1, null, DType.F16.code, y, 64);
+            assertEquals(LowbitNative.LOWBIT_ERR_INVALID_ARGUMENT, status, RawContext.error());
+            assertTrue(RawContext.error().contains("LOWBIT_GEMM_SM80_S4 (-3)"), RawContext.error());
         }
     }
 }

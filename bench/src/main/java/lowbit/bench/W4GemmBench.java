@@ -16,31 +16,46 @@ import lowbit.QuantizedTensor;
 import lowbit.Tensor;
 
 /**
- * 4-bit weights at prefill sizes (M &gt;= 64): W4A8 (packed INT4 weights, per-channel scales) and
- * DGQ A8W4 (4-bit codes, U8 group scales, G = 128, signed) against lowbit's W8A8 and cuBLAS FP16
- * ({@code cublasGemmEx}, FP32 accumulation) on the same device in the same run. On an sm_90 GPU the
- * 4-bit formats run as an expansion kernel (the weights to an INT8 copy) followed by the tuned
- * W8A8 kernel of the same shape (lowbit.h, "tuned GEMM kernels"); elsewhere the portable kernel.
+ * 4-bit GEMMs on the GPU: W4A8 (packed INT4 weights, per-channel scales), W4A4 (packed INT4
+ * activations with per-token scales and the same weights) and DGQ A8W4 (4-bit codes, U8 group
+ * scales, G = 128, signed) against lowbit's W8A8 and cuBLAS FP16 ({@code cublasGemmEx}, FP32
+ * accumulation) on the same device in the same run. On an sm_90 GPU, at M &gt; 16, the 4-bit
+ * formats run as an expansion kernel (the 4-bit operands to INT8 copies; W4A4's two in one launch)
+ * followed by the tuned W8A8 kernel of the same shape (lowbit.h, "tuned GEMM kernels"); at M &lt;=
+ * 16 the weight-streaming decode kernel (W4A4's activations expanded as they are staged);
+ * elsewhere the portable kernel.
  *
  * <p>Per cell: median us per launch (back-to-back launches, {@link GpuTimer}); TOPS (2·M·N·K /
- * time); each 4-bit format's throughput as a fraction of W8A8's (t_W8A8 / t; the issue's targets are
- * &gt;= 0.90 for W4A8 and DGQ at M &gt;= 1024, &gt;= 0.90 for A8W4 at M &gt;= 2048) and its speed-up over
- * cuBLAS FP16 (t_FP16 / t); and the expansion's share of the W4A8 time, two ways: measured, (t_W4A8 -
- * t_W8A8) / t_W4A8 (the same configuration runs in both, so the difference is the expansion; the
- * INT8 copy may partly be read from L2 right after it was written, which makes this a slight
- * under-estimate), and modelled, 1.5·N·K bytes (N·K/2 read, N·K written) at the device copy
- * bandwidth measured in the same run, over t_W4A8. All outputs are F16 with per-token activation
+ * time); each 4-bit format's throughput as a fraction of W8A8's (t_W8A8 / t; the issue targets are
+ * &gt;= 0.90 for W4A8, W4A4 and DGQ at M &gt;= 1024, &gt;= 0.90 for A8W4 at M &gt;= 2048), W4A4's
+ * as a fraction of W4A8's (t_W4A8 / t_W4A4; the target at M &lt;= 16 is 1.0: W4A4 decode as fast as
+ * W4A8's) and the speed-ups over cuBLAS FP16 (t_FP16 / t); and the expansion's share of the W4A8
+ * time, two ways: measured, (t_W4A8 - t_W8A8) / t_W4A8 (the same configuration runs in both, so the
+ * difference is the expansion; the INT8 copy may partly be read from L2 right after it was
+ * written, which makes this a slight under-estimate), and modelled, 1.5·N·K bytes (N·K/2 read, N·K
+ * written) at the device copy bandwidth measured in the same run, over t_W4A8; W4A4's measured
+ * share, (t_W4A4 - t_W8A8) / t_W4A4, in the CSV. All outputs are F16 with per-token activation
  * scales; every format's weights exist in copies that together hold at least 128 MB and launch i
- * reads copy i mod copies, so the 50 MB L2 does not serve them.
+ * reads copy i mod copies, so the 50 MB L2 does not serve them (the activations, as W8A8's, are
+ * not rotated). M = 1 and 16 are the decode cells (the M &lt;= 16 kernels; DecodeBench has more).
  *
  * <pre>
- * java -cp ... lowbit.bench.W4GemmBench [--shapes KxN,...] [--m 64,256,...] [--table tuning.txt] [--csv out.csv]
+ * java -cp ... lowbit.bench.W4GemmBench [--shapes KxN,...] [--m 1,16,64,...] [--table tuning.txt] [--csv out.csv]
  * </pre>
  */
 public final class W4GemmBench {
-    static final int[] DEFAULT_M = {64, 256, 1024, 2048, 4096, 8192};
+    static final int[] DEFAULT_M = {1, 16, 64, 256, 1024, 2048, 4096, 8192};
 
     private W4GemmBench() {}
+
+    /** Packed S4 activations, M x K (rows of (K + 1) / 2 bytes), any nibble in -8..7. */
+    static byte[] randomS4(SplittableRandom rnd, int m, int k) {
+        byte[] v = new byte[Math.toIntExact((long) m * ((k + 1) / 2))];
+        for (int i = 0; i < v.length; i++) {
+            v[i] = (byte) rnd.nextInt(256);
+        }
+        return v;
+    }
 
     public static void main(String[] args) throws Exception {
         int[][] shapes = GemmBench.DEFAULT_SHAPES;
@@ -62,9 +77,10 @@ public final class W4GemmBench {
             return;
         }
         List<String> rows = new ArrayList<>();
-        StringBuilder csvText = new StringBuilder("m,k,n,config_w8a8,config_w4a8,w8a8_us,w4a8_us,dgq_g128_us,"
-                + "cublas_f16_us,w8a8_tops,w4a8_tops,dgq_tops,w4a8_vs_w8a8,dgq_vs_w8a8,w4a8_vs_f16,dgq_vs_f16,"
-                + "expand_share_measured,expand_share_model,copy_gbps\n");
+        StringBuilder csvText = new StringBuilder("m,k,n,config_w8a8,config_w4a8,config_w4a4,w8a8_us,w4a8_us,w4a4_us,"
+                + "dgq_g128_us,cublas_f16_us,w8a8_tops,w4a8_tops,w4a4_tops,dgq_tops,w4a8_vs_w8a8,w4a4_vs_w8a8,"
+                + "w4a4_vs_w4a8,dgq_vs_w8a8,w4a8_vs_f16,w4a4_vs_f16,dgq_vs_f16,expand_share_measured,"
+                + "expand_share_model,w4a4_expand_share_measured,copy_gbps\n");
         try (Context gpu = Context.open(Backend.CUDA)) {
             if (table != null) {
                 gpu.loadGemmTuning(Files.readString(table, StandardCharsets.UTF_8));
@@ -81,42 +97,52 @@ public final class W4GemmBench {
                         try (GemmProblem p = new GemmProblem(gpu, w8, m, 11);
                                 Tensor xv = gpu.upload(GemmProblem.randomS8(new SplittableRandom(13), (long) m * k),
                                         DType.S8, m, k);
-                                Tensor xs = gpu.upload(GemmProblem.randomScales(new SplittableRandom(17), m), 1, m)) {
+                                Tensor xs = gpu.upload(GemmProblem.randomScales(new SplittableRandom(17), m), 1, m);
+                                Tensor x4v = gpu.upload(randomS4(new SplittableRandom(19), m, k), DType.S4, m, k)) {
                             QuantizedTensor x8 = new QuantizedTensor(xv, xs, Granularity.PER_ROW, 0);
+                            QuantizedTensor x4 = new QuantizedTensor(x4v, xs, Granularity.PER_ROW, 0);
                             Tensor out = p.out;
                             String config8 = p.dispatched(gpu);
                             String config4 = gpu.gemmConfigFor(x8, w.w4.get(0), DType.F16);
+                            String config44 = gpu.gemmConfigFor(x4, w.w4.get(0), DType.F16);
                             double t8 = GpuTimer.time(gpu, i -> p.w8a8(gpu, Context.AUTO, i));
                             double t4 = GpuTimer.time(gpu, i -> gpu.gemmInto(x8, w.w4.get(i % w.w4.size()), null, out));
+                            double t44 = GpuTimer.time(gpu, i -> gpu.gemmInto(x4, w.w4.get(i % w.w4.size()), null, out));
                             double tD = GpuTimer.time(gpu, i -> gpu.gemmDgqInto(x8, w.dgq.get(i % w.dgq.size()), null, out));
                             double tF = GpuTimer.time(gpu, i -> p.f16(gpu, i));
                             double ops = 2.0 * m * n * k;
                             double shareMeasured = (t4 - t8) / t4;
                             double shareModel = 1.5 * n * k / copyBw / t4;
-                            String configs = config4.equals(config8) ? config8 : config8 + "/w4:" + config4;
+                            double share44 = (t44 - t8) / t44;
+                            String configs = config8 + (config4.equals(config8) ? "" : "/w4:" + config4)
+                                    + (config44.equals(config8) ? "" : "/w4a4:" + config44);
                             rows.add(String.format(Locale.ROOT,
-                                    "%5d %6d %6d  %-22s | %8.1f %8.1f %8.1f %8.1f | %5.0f %5.0f %5.0f | %5.2f %5.2f"
-                                            + " | %5.2f %5.2f | %5.1f%% %5.1f%%",
-                                    m, k, n, configs, t8 * 1e6, t4 * 1e6, tD * 1e6, tF * 1e6, ops / t8 / 1e12,
-                                    ops / t4 / 1e12, ops / tD / 1e12, t8 / t4, t8 / tD, tF / t4, tF / tD,
-                                    100 * shareMeasured, 100 * shareModel));
+                                    "%5d %6d %6d  %-22s | %8.1f %8.1f %8.1f %8.1f %8.1f | %5.0f %5.0f %5.0f %5.0f"
+                                            + " | %5.2f %5.2f %5.2f | %5.2f | %5.2f %5.2f %5.2f | %5.1f%% %5.1f%%",
+                                    m, k, n, configs, t8 * 1e6, t4 * 1e6, t44 * 1e6, tD * 1e6, tF * 1e6,
+                                    ops / t8 / 1e12, ops / t4 / 1e12, ops / t44 / 1e12, ops / tD / 1e12, t8 / t4,
+                                    t8 / t44, t8 / tD, t4 / t44, tF / t4, tF / t44, tF / tD, 100 * shareMeasured,
+                                    100 * shareModel));
                             System.err.println(rows.get(rows.size() - 1));
                             csvText.append(String.format(Locale.ROOT,
-                                    "%d,%d,%d,%s,%s,%.2f,%.2f,%.2f,%.2f,%.1f,%.1f,%.1f,%.3f,%.3f,%.3f,%.3f,%.4f,%.4f,%.0f%n",
-                                    m, k, n, config8, config4, t8 * 1e6, t4 * 1e6, tD * 1e6, tF * 1e6, ops / t8 / 1e12,
-                                    ops / t4 / 1e12, ops / tD / 1e12, t8 / t4, t8 / tD, tF / t4, tF / tD, shareMeasured,
-                                    shareModel, copyBw / 1e9));
+                                    "%d,%d,%d,%s,%s,%s,%.2f,%.2f,%.2f,%.2f,%.2f,%.1f,%.1f,%.1f,%.1f,%.3f,%.3f,%.3f,%.3f,"
+                                            + "%.3f,%.3f,%.3f,%.4f,%.4f,%.4f,%.0f%n",
+                                    m, k, n, config8, config4, config44, t8 * 1e6, t4 * 1e6, t44 * 1e6, tD * 1e6,
+                                    tF * 1e6, ops / t8 / 1e12, ops / t4 / 1e12, ops / t44 / 1e12, ops / tD / 1e12,
+                                    t8 / t4, t8 / t44, t4 / t44, t8 / tD, tF / t4, tF / t44, tF / tD, shareMeasured,
+                                    shareModel, share44, copyBw / 1e9));
                         }
                     }
                 }
             }
         }
-        System.out.printf(Locale.ROOT, "%n%5s %6s %6s  %-22s | %8s %8s %8s %8s | %5s %5s %5s | %11s | %11s | %s%n",
-                "M", "K", "N", "config", "W8A8 us", "W4A8 us", "DGQ us", "fp16 us", "TOPS", "W4", "DGQ",
-                "vs W8A8", "vs fp16", "expansion share");
-        System.out.println("(vs W8A8: throughput as a fraction of W8A8's, W4A8 then DGQ; vs fp16: speed-up over cuBLAS"
-                + " FP16; expansion share of the W4A8 time: measured (t_W4A8 - t_W8A8), then modelled"
-                + " (1.5 N K bytes at copy bandwidth))");
+        System.out.printf(Locale.ROOT,
+                "%n%5s %6s %6s  %-22s | %8s %8s %8s %8s %8s | %5s %5s %5s %5s | %17s | %5s | %17s | %s%n",
+                "M", "K", "N", "config", "W8A8 us", "W4A8 us", "W4A4 us", "DGQ us", "fp16 us", "TOPS", "W4", "W4A4",
+                "DGQ", "vs W8A8", "A4/A8", "vs fp16", "expansion share");
+        System.out.println("(vs W8A8: throughput as a fraction of W8A8's, W4A8, W4A4, DGQ; A4/A8: W4A4's throughput as a"
+                + " fraction of W4A8's; vs fp16: speed-up over cuBLAS FP16, W4A8, W4A4, DGQ; expansion share of the"
+                + " W4A8 time: measured (t_W4A8 - t_W8A8), then modelled (1.5 N K bytes at copy bandwidth))");
         rows.forEach(System.out::println);
         if (csv != null) {
             Files.writeString(csv, csvText.toString(), StandardCharsets.UTF_8);

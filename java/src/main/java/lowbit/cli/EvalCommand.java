@@ -5,6 +5,8 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
 import lowbit.Context;
+import lowbit.abq.AbqWidthPolicy;
+import lowbit.abq.BitPlaneGemmTimer;
 import lowbit.eval.Perplexity;
 import lowbit.model.DecoderModel;
 import lowbit.pipeline.AbqQuantizer;
@@ -31,7 +33,7 @@ final class EvalCommand implements Callable<Integer> {
 
     @Option(names = "--methods", split = ",", description = "methods to quantize and evaluate (fp, w8a8-static, w8a8-flatten, "
             + "flatten-mixed, w4a8-rtn, w8a8-token, dgq, dgq-g64, dgq-g32, dgq-authors, abq-w6a6, abq-w4a4, abq-w2a8, 'abq-w2*a8', each ABQ one also "
-            + "with -nodc or -rtn), w4a4-rtn, smoothquant-w4a4, flatquant-w4a4, flatquant-w4a4-kv4, flatquant-w4a8, flatquant-w8a8; "
+            + "with -nodc or -rtn), abq-auto (a width per layer, see --abq-candidates), w4a4-rtn, smoothquant-w4a4, flatquant-w4a4, flatquant-w4a4-kv4, flatquant-w4a8, flatquant-w8a8; "
             + "default: all but the DGQ, ABQ, W4A4 and FlatQuant ones")
     List<String> methods = new ArrayList<>(List.of("fp", "w8a8-static", "w8a8-flatten", "flatten-mixed", "w4a8-rtn", "w8a8-token"));
 
@@ -45,6 +47,23 @@ final class EvalCommand implements Callable<Integer> {
 
     @Option(names = "--abq-dir", description = "keep ABQ calibration checkpoints here (one directory per method, resumable); default: a temporary directory")
     Path abqDir;
+
+    @Option(names = "--abq-candidates", split = ",", description = "abq-auto: the widths each layer chooses from, W<weight bits>A<activation "
+            + "bits> with 1..8 bits each, W1*/W2* for bit-balanced weights (quote the star in a shell); default "
+            + "W8A8,W6A6,W4A8,W4A4,W3A8,W2*A8,W2A8")
+    List<String> abqCandidates = new ArrayList<>(AbqWidthPolicy.DEFAULT_CANDIDATES);
+
+    @Option(names = "--abq-error-budget", description = "abq-auto: per-layer budget on the relative output MSE (sum (y_q - y)^2 / sum y^2 "
+            + "on the calibration sample, round to nearest); each layer takes the fastest width within it, the widest if none is; "
+            + "default ${DEFAULT-VALUE}")
+    double abqErrorBudget = AbqWidthPolicy.DEFAULT_ERROR_BUDGET;
+
+    @Option(names = "--abq-timing", split = ",", description = "abq-auto: tokens M at which the bit-plane GEMM of each layer shape is "
+            + "timed on the backend (times summed); default 1,128 (decode and a prefill chunk)")
+    List<Integer> abqTiming = new ArrayList<>(AbqWidthPolicy.DEFAULT_TIMING_TOKENS);
+
+    @Option(names = "--abq-timing-runs", description = "abq-auto: timed runs per shape, width and M (the median is kept), default ${DEFAULT-VALUE}")
+    int abqTimingRuns = 5;
 
     @Option(names = "--flatquant-budget", description = "FlatQuant calibration budget: reduced (8 sequences x 128 tokens, 2 epochs, batch 2; "
             + "minutes per method on 2 cores), authors (128 x 2048, 15 epochs, batch 4) or four integers sequences,tokens,epochs,batch; "
@@ -75,6 +94,17 @@ final class EvalCommand implements Callable<Integer> {
         return new lowbit.pipeline.CalibrationBudget(abqBudget.get(0), abqBudget.get(1), abqBudget.get(2), abqBudget.get(3));
     }
 
+    /** The abq-auto policy of {@code --abq-candidates}, {@code --abq-error-budget} and {@code --abq-timing}. */
+    AbqWidthPolicy abqWidthPolicy() {
+        if (abqTimingRuns < 1) throw new IllegalArgumentException("--abq-timing-runs must be >= 1, got " + abqTimingRuns);
+        return AbqWidthPolicy.parse(abqCandidates, abqErrorBudget, abqTiming);
+    }
+
+    private ModelCalibration calibrate(Workspace ws) throws java.io.IOException {
+        return ModelCalibration.run(ws.loadModel(), ws.calibrationTokens(options.calibTokens), options.calibWindow, options.statsOptions(),
+                System.out);
+    }
+
     @Override
     public Integer call() throws Exception {
         long start = System.nanoTime();
@@ -82,6 +112,7 @@ final class EvalCommand implements Callable<Integer> {
         for (String m : methods) parsed.add(QuantMethod.parse(m));
         // a bad budget is reported before anything runs
         lowbit.pipeline.CalibrationBudget flatQuant = parsed.stream().anyMatch(QuantMethod::isFlatQuant) ? FlatQuantQuantizer.parseBudget(flatQuantBudget) : null;
+        AbqWidthPolicy widthPolicy = parsed.contains(QuantMethod.ABQ_AUTO) ? abqWidthPolicy() : null;
         Workspace ws = Workspace.open(options.model);
         int[] evaluation = ws.evaluationTokens(windows, window);
         System.out.printf("model %s; evaluation: %d windows of %d tokens (no BOS)%n", ws.gguf(), windows, window);
@@ -92,6 +123,16 @@ final class EvalCommand implements Callable<Integer> {
                 DecoderModel model = ws.loadModel();
                 if (m == QuantMethod.FP) {
                     table.add(m.description(), Perplexity.evaluate(model, evaluation, window, System.out), null);
+                    continue;
+                }
+                if (m == QuantMethod.ABQ_AUTO) {
+                    if (cal == null) cal = calibrate(ws);
+                    try (QuantizedModel q = new AbqQuantizer(ctx, abqBudget(), abqDir, System.out)
+                            .quantizeAuto(model, cal, widthPolicy, new BitPlaneGemmTimer(ctx, abqTimingRuns))) {
+                        System.out.print(q.table());
+                        table.add(m.description(), Perplexity.evaluate(q.model(), evaluation, window, System.out), q);
+                    }
+                    System.out.print(table.format(markdown));
                     continue;
                 }
                 if (m.isAbq()) {
@@ -109,10 +150,7 @@ final class EvalCommand implements Callable<Integer> {
                     System.out.print(table.format(markdown));
                     continue;
                 }
-                if (cal == null) {
-                    cal = ModelCalibration.run(ws.loadModel(), ws.calibrationTokens(options.calibTokens), options.calibWindow,
-                            options.statsOptions(), System.out);
-                }
+                if (cal == null) cal = calibrate(ws);
                 try (QuantizedModel q = ModelOptions.dgqSearch(new ModelQuantizer(ModelQuantizer.defaultConfig(), ctx, System.out), dgqSearch).quantize(model, cal, m)) {
                     System.out.print(q.table());
                     table.add(m.description(), Perplexity.evaluate(q.model(), evaluation, window, System.out), q);

@@ -5,6 +5,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
 import lowbit.Context;
+import lowbit.pipeline.FlatQuantQuantizer;
 import lowbit.pipeline.ModelCalibration;
 import lowbit.pipeline.ModelQuantizer;
 import lowbit.pipeline.QuantMethod;
@@ -21,7 +22,7 @@ final class QuantizeCommand implements Callable<Integer> {
     @Mixin
     ModelOptions options = new ModelOptions();
 
-    @Option(names = "--method", description = "w8a8-static, w8a8-flatten, flatten-mixed, w4a8-rtn, w8a8-token, dgq (A8W4 G=128), dgq-g64, dgq-g32 or dgq-authors; default ${DEFAULT-VALUE}")
+    @Option(names = "--method", description = "w8a8-static, w8a8-flatten, flatten-mixed, w4a8-rtn, w8a8-token, dgq (A8W4 G=128), dgq-g64, dgq-g32, dgq-authors, flatquant-w4a4, flatquant-w4a4-kv4, flatquant-w4a8 or flatquant-w8a8; default ${DEFAULT-VALUE}")
     String method = QuantMethod.FLATTEN_MIXED.id();
 
     @Option(names = "--dgq-search", split = ",", description = "DGQ grid search: phase-1 candidates, phase-2 candidates, search tokens "
@@ -34,12 +35,24 @@ final class QuantizeCommand implements Callable<Integer> {
     @Option(names = "--report-json", description = "also write the per-layer report as JSON here")
     Path reportJson;
 
+    @Option(names = "--flatquant-budget", description = "FlatQuant calibration budget: reduced, authors or four integers "
+            + "sequences,tokens,epochs,batch (as lowbit eval); default ${DEFAULT-VALUE}")
+    String flatQuantBudget = "reduced";
+
+    @Option(names = "--flatquant-dir", description = "keep FlatQuant calibration checkpoints here (resumable); default: a temporary directory")
+    Path flatQuantDir;
+
     @Override
     public Integer call() throws Exception {
         QuantMethod m = QuantMethod.parse(method);
         if (m.isFlatQuant()) {
-            throw new IllegalArgumentException(m.id() + ": FlatQuant layers (online transforms) cannot be written to a quantized model file yet; "
-                    + "evaluate them with `lowbit eval --methods " + m.id() + "`");
+            Workspace ws = Workspace.open(options.model);
+            try (Context ctx = Context.open(options.backend());
+                 QuantizedModel q = new FlatQuantQuantizer(ctx, FlatQuantQuantizer.parseBudget(flatQuantBudget), flatQuantDir, System.out)
+                         .quantize(ws, ws.loadModel(), m)) {
+                write(q);
+            }
+            return 0;
         }
         if (m.isAbq()) {
             throw new IllegalArgumentException(m.id() + ": ABQ layers (bit-plane codes) cannot be written to a quantized model file yet; "
@@ -50,11 +63,15 @@ final class QuantizeCommand implements Callable<Integer> {
                 options.calibWindow, options.statsOptions(), System.out);
         try (Context ctx = Context.open(options.backend());
              QuantizedModel q = ModelOptions.dgqSearch(new ModelQuantizer(ModelQuantizer.defaultConfig(), ctx, System.out), dgqSearch).quantize(ws.loadModel(), cal, m)) {
-            System.out.print(q.table());
-            QuantizedModelFile.save(q, out);
-            if (reportJson != null) q.report().write(reportJson);
-            System.out.println("wrote " + out);
+            write(q);
         }
         return 0;
+    }
+
+    private void write(QuantizedModel q) throws java.io.IOException {
+        System.out.print(q.table());
+        QuantizedModelFile.save(q, out);
+        if (reportJson != null) q.report().write(reportJson);
+        System.out.println("wrote " + out);
     }
 }

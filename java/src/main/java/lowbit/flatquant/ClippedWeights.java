@@ -44,6 +44,37 @@ public record ClippedWeights(int bits, int rows, int cols, int[] codes, float[] 
         return new ClippedWeights(bits, rows, cols, q, scales);
     }
 
+    /**
+     * The inverse of {@link #packed}: weights from their packed codes (S8 bytes, or S4 two per byte
+     * with rows padded to even) and float32 scales, e.g. read back from a file. Scales must be
+     * finite and positive.
+     */
+    public static ClippedWeights fromPacked(int bits, int rows, int cols, byte[] packed, float[] scales) {
+        if (bits != 4 && bits != 8) throw new IllegalArgumentException("weights are quantized to 4 or 8 bits, got " + bits);
+        if (rows < 1 || cols < 1) throw new IllegalArgumentException("weights must be at least 1 x 1, got " + rows + " x " + cols);
+        int ld = bits == 8 ? cols : cols + (cols & 1);
+        long bytes = bits == 8 ? (long) rows * cols : (long) rows * ld / 2;
+        if (packed == null || packed.length != bytes) {
+            throw new IllegalArgumentException(rows + " x " + cols + " INT" + bits + " weights take " + bytes + " bytes, got " + (packed == null ? "none" : packed.length));
+        }
+        if (scales == null || scales.length != rows) throw new IllegalArgumentException("weights need " + rows + " scales, got " + (scales == null ? "none" : scales.length));
+        for (int r = 0; r < rows; r++) {
+            if (!(scales[r] > 0 && Float.isFinite(scales[r]))) throw new IllegalArgumentException("weight scale " + r + " is " + scales[r] + ", must be finite and > 0");
+        }
+        int[] q = new int[rows * cols];
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < cols; c++) {
+                if (bits == 8) {
+                    q[r * cols + c] = packed[r * cols + c];
+                } else {
+                    int b = packed[(r * ld + c) / 2];
+                    q[r * cols + c] = (c & 1) == 0 ? (byte) (b << 4) >> 4 : (byte) b >> 4;
+                }
+            }
+        }
+        return new ClippedWeights(bits, rows, cols, q, scales.clone());
+    }
+
     /** The codes in lowbit.h layout: S8 bytes, or S4 two per byte (element c in byte c/2, low nibble when c is even; rows padded to even). */
     public byte[] packed() {
         if (bits == 8) {

@@ -13,10 +13,15 @@ import lowbit.model.KvCache;
  * {@code hi = σ(γ)·max}, {@code lo = σ(β)·min}, {@code s = (hi − lo)/qmax} (floored at 1e-10),
  * {@code z = rint(−lo/s)}, stored value {@code (clamp(rint(x/s) + z, 0, qmax) − z)·s}, the
  * calibration's fake quantizer ({@link lowbit.calibrate.FakeQuant}) in FP64, rounded to float32.
- * The cache holds these dequantized values as floats (simulated KV4: same numbers as a packed
- * INT4 cache, not its memory saving).
+ *
+ * <p>Two storage modes with the same numbers: <i>packed</i> ({@link #packing} set, for at most 4
+ * bits): the cache stores the codes {@code q} two per byte with each group's {@code s} and {@code z}
+ * and reads back {@code (float) ((q − z)·s)} (lowbit.model's packed KV store, about 4/32 of the float
+ * cache plus 16 bytes per group); <i>simulated</i>: {@link #keys} and {@link #values} leave those
+ * dequantized values in the rows and the cache stores them as floats. Both run the same {@link
+ * #quantize} and the same final expression, so attention sees the same floats bit for bit.
  */
-public final class FlatQuantKvCodec implements KvCache.Codec {
+public final class FlatQuantKvCodec implements KvCache.Codec, KvCache.GroupQuantizer {
     /** One layer's K transform ({@code Pk}, {@code Pk⁻ᵀ}, {@code headDim × headDim} row-major) and clip pairs (hi, lo) of keys and values. */
     public record Layer(float[] pk, float[] pkInverseTranspose, double[] keyClip, double[] valueClip) {}
 
@@ -25,24 +30,109 @@ public final class FlatQuantKvCodec implements KvCache.Codec {
     private final int headDim;
     private final QuantSpec kv;
     private final List<Layer> layers;
+    private final boolean packed;
 
+    /** The simulated (float cache) codec. */
     public FlatQuantKvCodec(int heads, int kvHeads, int headDim, QuantSpec kv, List<Layer> layers) {
+        this(heads, kvHeads, headDim, kv, layers, false);
+    }
+
+    /** {@code packed}: the cache stores packed codes (needs at most 4 bits); false: simulated, dequantized floats. */
+    public FlatQuantKvCodec(int heads, int kvHeads, int headDim, QuantSpec kv, List<Layer> layers, boolean packed) {
         if (kv == null || kv.symmetric() || kv.granularity() != lowbit.Granularity.PER_GROUP) {
             throw new IllegalArgumentException("FlatQuant's KV cache quantizer is asymmetric per group, got " + kv);
         }
         if ((kvHeads * headDim) % kv.groupSize() != 0) {
             throw new IllegalArgumentException("KV rows of " + kvHeads * headDim + " values are not whole groups of " + kv.groupSize());
         }
-        for (Layer l : layers) {
+        if (heads < 1 || kvHeads < 1 || headDim < 1 || heads % kvHeads != 0) {
+            throw new IllegalArgumentException("heads " + heads + ", KV heads " + kvHeads + ", head size " + headDim + ": need positive sizes, heads a multiple of KV heads");
+        }
+        for (int i = 0; i < layers.size(); i++) {
+            Layer l = layers.get(i);
             if (l.pk().length != headDim * headDim || l.pkInverseTranspose().length != headDim * headDim) {
                 throw new IllegalArgumentException("K transforms must be " + headDim + " x " + headDim);
             }
+            for (float v : l.pk()) if (!Float.isFinite(v)) throw new IllegalArgumentException("layer " + i + ": the K transform has a non-finite entry " + v);
+            for (float v : l.pkInverseTranspose()) if (!Float.isFinite(v)) throw new IllegalArgumentException("layer " + i + ": the inverse K transform has a non-finite entry " + v);
+            checkClip(l.keyClip(), "key", i);
+            checkClip(l.valueClip(), "value", i);
         }
+        if (packed && kv.bits() > 4) throw new IllegalArgumentException("a packed KV cache holds codes of at most 4 bits, got " + kv.bits());
+        this.packed = packed;
         this.heads = heads;
         this.kvHeads = kvHeads;
         this.headDim = headDim;
         this.kv = kv;
         this.layers = List.copyOf(layers);
+    }
+
+    private static void checkClip(double[] c, String what, int layer) {
+        if (c == null || c.length != 2 || !(c[0] > 0 && c[0] <= 1) || !(c[1] > 0 && c[1] <= 1)) {
+            throw new IllegalArgumentException("layer " + layer + ": the " + what + " clip must be two factors in (0, 1], got " + java.util.Arrays.toString(c));
+        }
+    }
+
+    /** True when caches store packed codes ({@link #packing} is this codec). */
+    public boolean isPacked() {
+        return packed;
+    }
+
+    /** This codec with the other storage mode (same transforms, clips and quantizer). */
+    public FlatQuantKvCodec withPacked(boolean packed) {
+        return new FlatQuantKvCodec(heads, kvHeads, headDim, kv, layers, packed);
+    }
+
+    @Override
+    public KvCache.GroupQuantizer packing() {
+        return packed ? this : null;
+    }
+
+    @Override
+    public int groupSize() {
+        return kv.groupSize();
+    }
+
+    @Override
+    public void quantizeKeys(int layer, float[] k, int tokens, byte[] codes, double[] scales, double[] zeros) {
+        Layer l = layer(layer);
+        perHead(k, tokens * kvHeads, l.pk());
+        packedCodes(k, tokens * kvHeads * headDim, l.keyClip(), codes, scales, zeros);
+    }
+
+    @Override
+    public void quantizeValues(int layer, float[] v, int tokens, byte[] codes, double[] scales, double[] zeros) {
+        packedCodes(v, tokens * kvHeads * headDim, layer(layer).valueClip(), codes, scales, zeros);
+    }
+
+    private void packedCodes(float[] x, int count, double[] clip, byte[] codes, double[] scales, double[] zeros) {
+        int[] q = new int[count];
+        quantize(x, count, clip, q, scales, zeros);
+        for (int i = 0; i < count; i++) codes[i] = (byte) q[i];
+    }
+
+    /** Query heads. */
+    public int heads() {
+        return heads;
+    }
+
+    /** KV heads. */
+    public int kvHeads() {
+        return kvHeads;
+    }
+
+    public int headDim() {
+        return headDim;
+    }
+
+    /** The K/V quantizer: asymmetric, per group of {@code groupSize} consecutive elements of a token's row. */
+    public QuantSpec spec() {
+        return kv;
+    }
+
+    /** The per-layer transforms and clips, in layer order (the records' arrays are live: do not modify). */
+    public List<Layer> layers() {
+        return layers;
     }
 
     private Layer layer(int index) {
@@ -83,6 +173,18 @@ public final class FlatQuantKvCodec implements KvCache.Codec {
 
     private void fakeQuant(float[] x, int count, double[] clip) {
         int g = kv.groupSize();
+        int[] q = new int[count];
+        double[] s = new double[count / g], z = new double[count / g];
+        quantize(x, count, clip, q, s, z);
+        for (int i = 0; i < count; i++) x[i] = (float) ((q[i] - z[i / g]) * s[i / g]);
+    }
+
+    /**
+     * The group quantizer: codes {@code q = clamp(rint(x/s + z), 0, qmax)} of {@code x[0, count)} and
+     * per group {@code s}, {@code z} (the value of a code is {@code (float) ((q − z)·s)}).
+     */
+    private void quantize(float[] x, int count, double[] clip, int[] codes, double[] scales, double[] zeros) {
+        int g = kv.groupSize();
         int qmax = (1 << kv.bits()) - 1;
         for (int o = 0; o < count; o += g) {
             double min = Double.POSITIVE_INFINITY, max = Double.NEGATIVE_INFINITY;
@@ -95,10 +197,9 @@ public final class FlatQuantKvCodec implements KvCache.Codec {
             double s = (hi - lo) / qmax;
             if (!(s >= ClippedWeights.SCALE_FLOOR)) s = ClippedWeights.SCALE_FLOOR;
             double z = Math.rint(-lo / s);
-            for (int i = o; i < o + g; i++) {
-                double q = Math.min(qmax, Math.max(0, Math.rint(x[i] / s + z)));
-                x[i] = (float) ((q - z) * s);
-            }
+            for (int i = o; i < o + g; i++) codes[i] = (int) Math.min(qmax, Math.max(0, Math.rint(x[i] / s + z)));
+            scales[o / g] = s;
+            zeros[o / g] = z;
         }
     }
 }

@@ -1,5 +1,6 @@
 package lowbit.flatquant;
 
+import java.util.Arrays;
 import java.util.stream.IntStream;
 
 /**
@@ -12,9 +13,15 @@ import java.util.stream.IntStream;
  * the transform is two small products per token, {@code O(n·(n1 + n2))} instead of {@code O(n²)}.
  * Either factor may be the identity (null), e.g. the attention output's {@code Po ⊗ I}.
  *
- * <p>Runs in Java in float32 ({@code Z = X·P2}, then {@code Y = P1ᵀ·Z}, each sum accumulated in
- * index order), tokens in parallel when there are many. This is the one method a native fused
- * transform-and-quantize kernel replaces later. Immutable and thread-safe.
+ * <p>Arithmetic: exactly the fixed-order float32 computation that {@code lowbit.h} specifies for the
+ * native fused kernel {@code lowbit_kron_quantize} ({@link lowbit.Context#kronQuantizeInto}), so this
+ * Java transform is the reference the native one equals bit for bit: first {@code U = P1ᵀ·X} with
+ * {@code U[i][l] = fma(P1[n1−1][i], X[n1−1][l], … fma(P1[0][i], X[0][l], 0))} (k ascending), then
+ * {@code Y = U·P2} with {@code Y[i][j] = fma(U[i][n2−1], P2[n2−1][j], … fma(U[i][0], P2[0][j], 0))}
+ * (l ascending), each fma rounded once ({@link Math#fma}). An identity factor is skipped: the FMA
+ * chain over an identity gives its input back exactly (up to the sign of a zero, which no scale or
+ * code can see), so skipping it and running the kernel with the dense identity agree. Tokens run in
+ * parallel when there are many. Immutable and thread-safe.
  */
 public final class OnlineTransform {
     private static final int PARALLEL_TOKENS = 16;
@@ -30,22 +37,40 @@ public final class OnlineTransform {
      * float32 here), either null for the identity of that size.
      */
     public OnlineTransform(double[] p1, int n1, double[] p2, int n2) {
+        this(n1, n2, toFloat(p1, n1, "P1"), toFloat(p2, n2, "P2"));
+    }
+
+    private OnlineTransform(int n1, int n2, float[] p1, float[] p2) {
         if (n1 < 1 || n2 < 1) throw new IllegalArgumentException("Kronecker factor sizes must be >= 1, got " + n1 + " and " + n2);
         this.n1 = n1;
         this.n2 = n2;
-        this.p1 = toFloat(p1, n1, "P1");
-        this.p2 = toFloat(p2, n2, "P2");
+        this.p1 = p1;
+        this.p2 = p2;
+    }
+
+    /** The transform from float32 factors as {@link #p1()} and {@link #p2()} return them (e.g. read back from a file); copied. */
+    public static OnlineTransform ofFloats(float[] p1, int n1, float[] p2, int n2) {
+        return new OnlineTransform(n1, n2, checked(p1, n1, "P1"), checked(p2, n2, "P2"));
     }
 
     private static float[] toFloat(double[] p, int n, String what) {
         if (p == null) return null;
-        if (p.length != n * n) throw new IllegalArgumentException(what + " must be " + n + " x " + n + ", got " + p.length + " values");
+        if (p.length != (long) n * n) throw new IllegalArgumentException(what + " must be " + n + " x " + n + ", got " + p.length + " values");
         float[] f = new float[p.length];
         for (int i = 0; i < p.length; i++) {
             if (!Double.isFinite(p[i])) throw new IllegalArgumentException(what + " has a non-finite entry " + p[i] + " at " + i);
             f[i] = (float) p[i];
         }
         return f;
+    }
+
+    private static float[] checked(float[] p, int n, String what) {
+        if (p == null) return null;
+        if (p.length != (long) n * n) throw new IllegalArgumentException(what + " must be " + n + " x " + n + ", got " + p.length + " values");
+        for (int i = 0; i < p.length; i++) {
+            if (!Float.isFinite(p[i])) throw new IllegalArgumentException(what + " has a non-finite entry " + p[i] + " at " + i);
+        }
+        return p.clone();
     }
 
     /** Row length {@code n1·n2}. */
@@ -56,6 +81,32 @@ public final class OnlineTransform {
     /** {@code {n1, n2}}. */
     public int[] factorSizes() {
         return new int[] {n1, n2};
+    }
+
+    /** {@code P1} as float32, row-major (a copy), or null for the identity. */
+    public float[] p1() {
+        return p1 == null ? null : p1.clone();
+    }
+
+    /** {@code P2} as float32, row-major (a copy), or null for the identity. */
+    public float[] p2() {
+        return p2 == null ? null : p2.clone();
+    }
+
+    /** {@code P1} dense: the factor, or the {@code n1 × n1} identity (what the native kernel reads). */
+    float[] denseP1() {
+        return p1 == null ? identity(n1) : p1.clone();
+    }
+
+    /** {@code P2} dense: the factor, or the {@code n2 × n2} identity. */
+    float[] denseP2() {
+        return p2 == null ? identity(n2) : p2.clone();
+    }
+
+    private static float[] identity(int n) {
+        float[] e = new float[n * n];
+        for (int i = 0; i < n; i++) e[i * n + i] = 1f;
+        return e;
     }
 
     /** {@code x·(P1 ⊗ P2)} for {@code tokens} rows of {@code x} (a new array of {@code tokens·n} values). */
@@ -71,33 +122,42 @@ public final class OnlineTransform {
     }
 
     private void row(float[] x, float[] y, int off) {
-        float[] z = new float[n1 * n2];
-        if (p2 == null) {
-            System.arraycopy(x, off, z, 0, n1 * n2);
+        int n = n1 * n2;
+        float[] u = new float[n];
+        if (p1 == null) {
+            System.arraycopy(x, off, u, 0, n);
         } else {
-            float[] xr = new float[n2];
-            float[] zr = new float[n2];
-            for (int i = 0; i < n1; i++) { // Z[i] = Σ_j X[i][j]·P2[j]
-                System.arraycopy(x, off + i * n2, xr, 0, n2);
-                java.util.Arrays.fill(zr, 0f);
-                for (int j = 0; j < n2; j++) axpy(zr, xr[j], p2, j * n2, n2);
-                System.arraycopy(zr, 0, z, i * n2, n2);
+            for (int i = 0; i < n1; i++) { // U[i] = fma-chain over k of P1[k][i]·X[k]
+                for (int k = 0; k < n1; k++) fmaRow(u, i * n2, p1[k * n1 + i], x, off + k * n2, n2);
             }
         }
-        if (p1 == null) {
-            System.arraycopy(z, 0, y, off, n1 * n2);
+        if (p2 == null) {
+            System.arraycopy(u, 0, y, off, n);
             return;
         }
-        float[] yr = new float[n2];
-        for (int a = 0; a < n1; a++) { // Y[a] = Σ_i P1[i][a]·Z[i]
-            java.util.Arrays.fill(yr, 0f);
-            for (int i = 0; i < n1; i++) axpy(yr, p1[i * n1 + a], z, i * n2, n2);
-            System.arraycopy(yr, 0, y, off + a * n2, n2);
+        for (int i = 0; i < n1; i++) { // Y[i] = fma-chain over l of U[i][l]·P2[l]
+            for (int l = 0; l < n2; l++) fmaRow(y, off + i * n2, u[i * n2 + l], p2, l * n2, n2);
         }
     }
 
-    /** {@code y[i] += a·x[from + i]} for {@code i < n}. */
-    private static void axpy(float[] y, float a, float[] x, int from, int n) {
-        for (int i = 0; i < n; i++) y[i] += a * x[from + i];
+    /** {@code y[to + j] = fma(a, x[from + j], y[to + j])} for {@code j < n}. */
+    private static void fmaRow(float[] y, int to, float a, float[] x, int from, int n) {
+        for (int j = 0; j < n; j++) y[to + j] = Math.fma(a, x[from + j], y[to + j]);
+    }
+
+    @Override
+    public String toString() {
+        return "OnlineTransform[" + (p1 == null ? "I" : "P1") + " " + n1 + " x " + n1 + " ⊗ " + (p2 == null ? "I" : "P2") + " " + n2 + " x " + n2 + "]";
+    }
+
+    /** Equal factor sizes and bit-identical float32 factors. */
+    @Override
+    public boolean equals(Object o) {
+        return o instanceof OnlineTransform t && t.n1 == n1 && t.n2 == n2 && Arrays.equals(t.p1, p1) && Arrays.equals(t.p2, p2);
+    }
+
+    @Override
+    public int hashCode() {
+        return 31 * (31 * n1 + n2) + Arrays.hashCode(p1) * 7 + Arrays.hashCode(p2);
     }
 }

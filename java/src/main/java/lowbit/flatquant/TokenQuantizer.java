@@ -6,7 +6,8 @@ package lowbit.flatquant;
  * extremes {@code min ≤ max}: {@code hi = σ(γ)·max}, {@code lo = σ(β)·min}, {@code amax = max(|lo|,
  * |hi|)}, {@code scale = amax / qmax} (1 when amax is 0), then lowbit.h's {@code q = clamp(rint(x /
  * scale), −qmax, qmax)} — all in float32, so the native {@code lowbit_quantize} with these scales
- * given ({@code scales_given}) produces the same codes bit for bit.
+ * given ({@code scales_given}) produces the same codes bit for bit, and so does the fused {@code
+ * lowbit_kron_quantize} (which computes the scale the same way from the transformed row).
  *
  * <p>The calibration's fake quantizer ({@link lowbit.calibrate.FakeQuant}) has the same scale but
  * the grid {@code −2^(b−1) .. 2^(b−1)−1}; lowbit.h's activation grid is symmetric ({@code ±qmax}),
@@ -33,6 +34,16 @@ public final class TokenQuantizer {
 
     public int bits() {
         return bits;
+    }
+
+    /** {@code σ(γ)} as the layer uses it (float32): the factor of a token's maximum. */
+    public float clipHi() {
+        return clipHi;
+    }
+
+    /** {@code σ(β)} as the layer uses it (float32): the factor of a token's minimum. */
+    public float clipLo() {
+        return clipLo;
     }
 
     /** One scale per token of {@code x} ({@code tokens × k}); a non-finite input throws, naming token and channel. */

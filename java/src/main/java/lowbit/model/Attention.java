@@ -28,22 +28,23 @@ final class Attention {
         int blocks = (tokens + QUERY_BLOCK - 1) / QUERY_BLOCK;
         int tasks = heads * blocks;
         long work = (long) heads * tokens * (firstPos + tokens) * headDim;
+        // a packed cache dequantizes the layer's positions once here, for every head and query block
+        float[][] keys = cache.keysForAttention(layer, firstPos + tokens);
+        float[][] values = cache.valuesForAttention(layer, firstPos + tokens);
         if (work < PARALLEL_WORK || tasks == 1) {
-            for (int task = 0; task < tasks; task++) block(heads, kvHeads, headDim, cache, layer, q, tokens, firstPos, out, task, blocks);
+            for (int task = 0; task < tasks; task++) block(heads, kvHeads, headDim, keys, values, q, tokens, firstPos, out, task, blocks);
         } else {
-            IntStream.range(0, tasks).parallel().forEach(task -> block(heads, kvHeads, headDim, cache, layer, q, tokens, firstPos, out, task, blocks));
+            IntStream.range(0, tasks).parallel().forEach(task -> block(heads, kvHeads, headDim, keys, values, q, tokens, firstPos, out, task, blocks));
         }
     }
 
-    private static void block(int heads, int kvHeads, int hd, KvCache cache, int layer, float[] q, int tokens, int firstPos, float[] out,
+    private static void block(int heads, int kvHeads, int hd, float[][] keys, float[][] values, float[] q, int tokens, int firstPos, float[] out,
                               int task, int blocks) {
         int h = task / blocks;
         int t0 = (task % blocks) * QUERY_BLOCK;
         int t1 = Math.min(tokens, t0 + QUERY_BLOCK);
         int kvHead = h / (heads / kvHeads);
         int rowLength = heads * hd;
-        float[][] keys = cache.keys[layer];
-        float[][] values = cache.values[layer];
         float[] acc = new float[hd];
         float scale = (float) (1.0 / Math.sqrt(hd));
         float[] scores = new float[firstPos + t1];

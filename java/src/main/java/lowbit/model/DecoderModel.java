@@ -55,6 +55,18 @@ public interface DecoderModel {
     /** A KV cache for one sequence of up to {@code capacity} tokens (at most the context length). */
     KvCache newKvCache(int capacity);
 
+    /**
+     * A KV cache of {@code capacity} that applies {@code codec} (null: none) from its first position,
+     * with the storage the codec needs (packed codes for a codec with {@link KvCache.Codec#packing}).
+     * The default makes a plain cache and sets the codec (allocating twice for a packing codec); the
+     * models allocate the right storage directly.
+     */
+    default KvCache newKvCache(int capacity, KvCache.Codec codec) {
+        KvCache c = newKvCache(capacity);
+        c.setCodec(codec);
+        return c;
+    }
+
     /** Runs {@code tokens} after the positions in {@code cache}; the logits of the last token. */
     float[] forward(KvCache cache, int[] tokens);
 

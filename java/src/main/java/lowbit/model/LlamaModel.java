@@ -234,6 +234,15 @@ public final class LlamaModel implements DecoderModel {
         return new KvCache(config.blockCount(), capacity, config.kvHeadCount(), config.headDim());
     }
 
+    /** A KV cache of {@code capacity} with {@code codec} set from the start, its storage as the codec needs (packed or floats). */
+    @Override
+    public KvCache newKvCache(int capacity, KvCache.Codec codec) {
+        if (capacity < 1 || capacity > config.contextLength()) {
+            throw new IllegalArgumentException("capacity " + capacity + " must be in 1.." + config.contextLength());
+        }
+        return new KvCache(config.blockCount(), capacity, config.kvHeadCount(), config.headDim(), codec);
+    }
+
     /**
      * Runs {@code tokens} after the positions already in {@code cache} (prefill when several, decode
      * when one) and returns the logits of the last token.

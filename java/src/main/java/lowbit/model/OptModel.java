@@ -166,6 +166,15 @@ public final class OptModel implements DecoderModel {
         return new KvCache(config.blockCount(), capacity, config.headCount(), config.headDim());
     }
 
+    /** A KV cache of {@code capacity} with {@code codec} set from the start, its storage as the codec needs (packed or floats). */
+    @Override
+    public KvCache newKvCache(int capacity, KvCache.Codec codec) {
+        if (capacity < 1 || capacity > config.contextLength()) {
+            throw new IllegalArgumentException("capacity " + capacity + " must be in 1.." + config.contextLength());
+        }
+        return new KvCache(config.blockCount(), capacity, config.headCount(), config.headDim(), codec);
+    }
+
     @Override
     public float[] forward(KvCache cache, int[] tokens) {
         float[] hidden = forwardHidden(cache, tokens);

@@ -16,6 +16,12 @@ import lowbit.abq.AbqConfig;
 import lowbit.abq.AbqFold;
 import lowbit.abq.AbqLinear;
 import lowbit.abq.AbqMethod;
+import lowbit.abq.AbqWidth;
+import lowbit.abq.AbqWidthPolicy;
+import lowbit.abq.AbqWidthReport;
+import lowbit.abq.GemmTimer;
+import lowbit.abq.LayerWidthFigures;
+import lowbit.abq.WidthMeasurement;
 import lowbit.abq.ClippedWeightQuantizer;
 import lowbit.abq.IntCodes;
 import lowbit.calibrate.BlockReport;
@@ -28,8 +34,10 @@ import lowbit.calibrate.RotaryEmbedding;
 import lowbit.calibrate.Var;
 import lowbit.io.GgufFile;
 import lowbit.model.DecoderModel;
+import lowbit.model.FloatLinear;
 import lowbit.model.LinearOp;
 import lowbit.model.LlamaConfig;
+import lowbit.quant.CalibrationStats;
 import lowbit.quant.Precision;
 import lowbit.quant.QuantizationReport;
 
@@ -46,6 +54,15 @@ import lowbit.quant.QuantizationReport;
  * <p>The layers run the native bit-plane GEMM rather than the calibration's fake quantization: it is
  * what a deployment runs (per-token activation quantization included, bit-exact with {@link
  * AbqLinear#simulate}), and it is much faster than simulating the integer product in Java.
+ *
+ * <p><b>{@code abq-auto}</b> ({@link #quantizeAuto}) gives each block linear layer its own width:
+ * for every candidate of an {@link AbqWidthPolicy} it measures the layer's relative output error
+ * after round to nearest ({@link WidthMeasurement}: the real {@link AbqLinear} on the context, on
+ * the layer's {@link ModelCalibration} sample of FP activations; no calibration is learned) and
+ * the bit-plane GEMM's time for the layer's (N, K) on this context ({@link GemmTimer}, e.g. {@link
+ * lowbit.abq.BitPlaneGemmTimer}: medians, cached per shape), lets the policy choose, and installs
+ * the chosen layers. It works on any {@link DecoderModel} with FP32 layers (LLaMA or OPT, GGUF or
+ * checkpoint), as nothing is calibrated block by block.
  */
 public final class AbqQuantizer {
     private final Context context;
@@ -69,6 +86,10 @@ public final class AbqQuantizer {
     /** Calibrates (unless an {@code -rtn} method) and installs ABQ layers into {@code model}, a fresh load of {@code ws}'s model. */
     public QuantizedModel quantize(Workspace ws, DecoderModel model, QuantMethod method) throws IOException {
         if (!method.isAbq()) throw new IllegalArgumentException(method.id() + " is not an ABQ method");
+        if (method == QuantMethod.ABQ_AUTO) {
+            throw new IllegalArgumentException(method.id() + " measures every layer on a calibration sample under a width policy: "
+                    + "use quantizeAuto(model, calibration, policy, timer)");
+        }
         if (ws.isCheckpoint()) throw new IllegalArgumentException("ABQ calibration reads a llama GGUF; got a checkpoint directory");
         AbqConfig cfg = method.abqConfig();
         long start = System.nanoTime();
@@ -110,6 +131,104 @@ public final class AbqQuantizer {
             return QuantizedModel.install(model, method, description, QuantizationReport.of(description, rows), layers, norms, Map.of(),
                     method.abqCalibrates() ? (long) budget.samples() * budget.seqLen() : 0);
         }
+    }
+
+    // ---- abq-auto -----------------------------------------------------------------------------------
+
+    /**
+     * {@code abq-auto}: measures every block linear layer of {@code model} (FP32, freshly loaded) at
+     * each of {@code policy}'s candidates, lets {@code policy} choose and installs the chosen
+     * layers. {@link QuantizedModel#details} holds the {@link AbqWidthReport} table.
+     */
+    public QuantizedModel quantizeAuto(DecoderModel model, ModelCalibration calibration, AbqWidthPolicy policy, GemmTimer timer) {
+        long start = System.nanoTime();
+        List<LayerWidthFigures> figures = measureWidths(model, calibration, policy, timer);
+        QuantizedModel q = installWidths(model, policy.decide(figures), calibration.tokens(), timer);
+        if (log != null) log.printf(Locale.ROOT, "quantized %s in %.1f s%n", QuantMethod.ABQ_AUTO.id(), (System.nanoTime() - start) / 1e9);
+        return q;
+    }
+
+    /**
+     * The figures {@link AbqWidthPolicy#decide} chooses from, per block linear layer of {@code model}
+     * in order: errors on {@code calibration}'s sample of the layer's input (it must hold at least
+     * one token), times from {@code timer}. The model is not changed.
+     */
+    public List<LayerWidthFigures> measureWidths(DecoderModel model, ModelCalibration calibration, AbqWidthPolicy policy, GemmTimer timer) {
+        if (model == null || calibration == null || policy == null || timer == null) {
+            throw new IllegalArgumentException("abq-auto needs a model, its calibration, a width policy and a GEMM timer");
+        }
+        List<String> names = blockLinears(model);
+        List<double[]> errors = new ArrayList<>();
+        long start = System.nanoTime();
+        for (String name : names) {
+            FloatLinear fp = floatLayer(model, name);
+            CalibrationStats stats = calibration.statsFor(name);
+            int t = stats.sampleSize();
+            if (t == 0) {
+                throw new IllegalArgumentException(name + ": the calibration kept no sample tokens; abq-auto measures each width's error on them "
+                        + "(sample tokens must be >= 1)");
+            }
+            errors.add(WidthMeasurement.errors(context, name, fp.weight(), fp.outFeatures(), fp.inFeatures(), stats.sample(), t,
+                    policy.candidates()));
+            if (log != null && errors.size() % 14 == 0) {
+                log.printf(Locale.ROOT, "abq-auto: errors of %d / %d layers (%.1f s)%n", errors.size(), names.size(), (System.nanoTime() - start) / 1e9);
+            }
+        }
+        // the times after all errors: the clock runs on its own, each (N, K) once
+        List<LayerWidthFigures> out = new ArrayList<>();
+        for (int i = 0; i < names.size(); i++) {
+            FloatLinear fp = floatLayer(model, names.get(i));
+            out.add(WidthMeasurement.times(names.get(i), fp.outFeatures(), fp.inFeatures(), policy.candidates(), errors.get(i), timer,
+                    policy.timingTokens()));
+        }
+        if (log != null) log.printf(Locale.ROOT, "abq-auto: measured %d layers in %.1f s%n", names.size(), (System.nanoTime() - start) / 1e9);
+        return out;
+    }
+
+    /**
+     * Replaces each layer of {@code choice} in {@code model} by an {@link AbqLinear} at its chosen
+     * width (round to nearest, the FP bias kept). The report's rows carry the width as the method
+     * ({@code "ABQ W4A8"}) and the measured error; {@link QuantizedModel#details} the full table.
+     * {@code timer} (may be null) is named in the description as the source of the times.
+     */
+    public QuantizedModel installWidths(DecoderModel model, AbqWidthReport choice, long calibrationTokens, GemmTimer timer) {
+        Map<String, LinearOp> layers = new LinkedHashMap<>();
+        List<QuantizationReport.Row> rows = new ArrayList<>();
+        try {
+            for (AbqWidthReport.Decision d : choice.decisions()) {
+                FloatLinear fp = floatLayer(model, d.layer());
+                int n = fp.outFeatures(), k = fp.inFeatures();
+                if (n != d.figures().outFeatures() || k != d.figures().inFeatures()) {
+                    throw new IllegalArgumentException(d.layer() + " is " + n + " x " + k + " but was measured as "
+                            + d.figures().outFeatures() + " x " + d.figures().inFeatures());
+                }
+                AbqWidth w = d.width();
+                layers.put(d.layer(), AbqLinear.create(context, fp.weight(), fp.bias(), n, k, w.weightQuantizer(), w.activationQuantizer()));
+                rows.add(new QuantizationReport.Row(d.layer(), w.activationBits() <= 4 ? Precision.INT4 : Precision.INT8, k, k, n, Double.NaN,
+                        Double.NaN, d.choice().relativeError(), 2L * n * k, "ABQ " + w, 0));
+            }
+        } catch (RuntimeException e) {
+            for (LinearOp op : layers.values()) op.close();
+            throw e;
+        }
+        String description = QuantMethod.ABQ_AUTO.description() + "; " + choice.policy() + (timer == null ? "" : "; timing: " + timer);
+        return QuantizedModel.install(model, QuantMethod.ABQ_AUTO, description, QuantizationReport.of(description, rows), layers, Map.of(),
+                Map.of(), calibrationTokens).withDetails(choice.toTable());
+    }
+
+    private static List<String> blockLinears(DecoderModel model) {
+        List<String> names = new ArrayList<>();
+        for (String n : model.linearNames()) if (n.startsWith("blk.")) names.add(n);
+        if (names.isEmpty()) throw new IllegalArgumentException("the model has no block linear layers to quantize");
+        return names;
+    }
+
+    private static FloatLinear floatLayer(DecoderModel model, String name) {
+        LinearOp op = model.linear(name);
+        if (!(op instanceof FloatLinear f)) {
+            throw new IllegalStateException(name + " is already replaced (" + op.getClass().getSimpleName() + "); quantize a freshly loaded model");
+        }
+        return f;
     }
 
     private Map<String, double[]> calibrate(Workspace ws, QuantMethod method, AbqConfig cfg, int blocks) throws IOException {

@@ -6,6 +6,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Comparator;
+import java.util.EnumMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -19,13 +20,18 @@ import lowbit.calibrate.CalibrationOptions;
 import lowbit.calibrate.CalibrationResult;
 import lowbit.calibrate.LlamaBlock;
 import lowbit.calibrate.RotaryEmbedding;
+import lowbit.calibrate.Site;
 import lowbit.flatquant.BlockTransforms;
 import lowbit.flatquant.FlatQuantBlock;
 import lowbit.flatquant.FlatQuantKvCodec;
+import lowbit.flatquant.FlatQuantLayerErrors;
+import lowbit.flatquant.FlatQuantLinear;
 import lowbit.flatquant.FlatQuantMethod;
+import lowbit.flatquant.OnlineTransform;
 import lowbit.flatquant.QuantScheme;
 import lowbit.io.GgufFile;
 import lowbit.model.DecoderModel;
+import lowbit.model.LinearInputHook;
 import lowbit.model.LinearOp;
 import lowbit.model.LlamaConfig;
 import lowbit.quant.Precision;
@@ -38,7 +44,7 @@ import lowbit.quant.QuantizationReport;
  * calibration-split text, as the authors), then per block the offline fold and the inference
  * layers ({@link FlatQuantBlock}: {@link lowbit.flatquant.FlatQuantLinear} with online transforms
  * and learned clips on the native context) and, for KV4, the K transform and KV quantizer at the
- * cache ({@link FlatQuantKvCodec} through {@link KvCodecModel}). The LM head stays FP32. The
+ * cache ({@link FlatQuantKvCodec} through {@link KvCodecModel}; packed 4-bit codes in the cache). The LM head stays FP32. The
  * weights are round-to-nearest with the learned clip (the authors' "RTN" rows; no GPTQ).
  */
 public final class FlatQuantQuantizer {
@@ -88,38 +94,103 @@ public final class FlatQuantQuantizer {
             QuantScheme scheme = method.flatQuantScheme(c.headDim());
             Map<String, double[]> params = calibrate(ws, method, scheme, c.blockCount());
             RotaryEmbedding rope = RotaryEmbedding.of(c, g.hasTensor("rope_freqs.weight") ? g.readFloats("rope_freqs.weight") : null);
-            Map<String, LinearOp> layers = new LinkedHashMap<>();
-            Map<String, float[]> norms = new LinkedHashMap<>();
-            List<FlatQuantKvCodec.Layer> kv = new ArrayList<>();
-            List<QuantizationReport.Row> rows = new ArrayList<>();
-            try {
-                for (int b = 0; b < c.blockCount(); b++) {
-                    LlamaBlock block = LlamaBlock.fromGguf(g, c, b, rope);
-                    BlockTransforms t = new BlockTransforms("blk." + b + ".", block, null, scheme, BlockTransforms.DEFAULT_ALPHA, BlockwiseCalibration.blockSeed(SEED, b));
-                    t.load(params);
-                    FlatQuantBlock fq = FlatQuantBlock.build(context, block, t, scheme);
-                    String p = "blk." + b + ".";
-                    norms.put(p + "attn_norm", fq.attnNorm());
-                    norms.put(p + "ffn_norm", fq.ffnNorm());
-                    for (Map.Entry<String, LinearOp> e : fq.layers().entrySet()) {
-                        layers.put(p + e.getKey(), e.getValue());
-                        LinearOp op = e.getValue();
-                        rows.add(new QuantizationReport.Row(p + e.getKey(), scheme.activations().bits() <= 4 ? Precision.INT4 : Precision.INT8,
-                                op.inFeatures(), op.inFeatures(), op.outFeatures(), Double.NaN, Double.NaN, Double.NaN,
-                                2L * op.outFeatures() * op.inFeatures(), "FlatQuant " + scheme.name(), 0));
-                    }
-                    if (fq.kv() != null) kv.add(fq.kv());
-                }
-            } catch (RuntimeException e) {
-                for (LinearOp op : layers.values()) op.close();
-                throw e;
-            }
-            FlatQuantKvCodec codec = scheme.kv() == null ? null : new FlatQuantKvCodec(c.headCount(), c.kvHeadCount(), c.headDim(), scheme.kv(), kv);
             String description = method.description() + "; " + scheme.name() + ", calibration " + budget;
+            QuantizedModel q = build(context, model, c, b -> LlamaBlock.fromGguf(g, c, b, rope), method, scheme, params,
+                    ws.calibrationTokens(REPORT_TOKENS), description, (long) budget.samples() * budget.seqLen());
             if (log != null) log.printf(Locale.ROOT, "quantized %s in %.1f s%n", method.id(), (System.nanoTime() - start) / 1e9);
-            return QuantizedModel.install(model, method, description, QuantizationReport.of(description, rows), layers, norms,
-                    (long) budget.samples() * budget.seqLen(), codec);
+            return q;
         }
+    }
+
+    /** Tokens of calibration text whose FP layer inputs measure each layer's error for the report. */
+    static final int REPORT_TOKENS = 16;
+
+    /** Reads block {@code b} of the base model (in FP64, unfolded). */
+    interface BlockReader {
+        LlamaBlock read(int b) throws IOException;
+    }
+
+    /**
+     * The inference part of {@link #quantize} once the calibrated {@code params} exist: per block the
+     * parameters loaded into its {@link BlockTransforms} (seeded as the calibration seeded them), the
+     * fold and the layers ({@link FlatQuantBlock}), a report row per layer (its online transform's
+     * factor sizes in the method name, its relative output error on the FP inputs of {@code
+     * reportTokens}, see {@link FlatQuantLayerErrors}), all installed into {@code model} (the FP model
+     * of config {@code c}, not yet modified) with the KV codec when the scheme quantizes the cache.
+     */
+    static QuantizedModel build(Context context, DecoderModel model, LlamaConfig c, BlockReader blocks, QuantMethod method, QuantScheme scheme,
+                                Map<String, double[]> params, int[] reportTokens, String description, long calibrationTokens) throws IOException {
+        Map<String, float[]> fpInputs = fpInputs(model, reportTokens);
+        int sampleTokens = reportTokens.length;
+        Map<String, LinearOp> layers = new LinkedHashMap<>();
+        Map<String, float[]> norms = new LinkedHashMap<>();
+        List<FlatQuantKvCodec.Layer> kv = new ArrayList<>();
+        List<QuantizationReport.Row> rows = new ArrayList<>();
+        try {
+            for (int b = 0; b < c.blockCount(); b++) {
+                LlamaBlock block = blocks.read(b);
+                String p = "blk." + b + ".";
+                BlockTransforms t = new BlockTransforms(p, block, null, scheme, BlockTransforms.DEFAULT_ALPHA, BlockwiseCalibration.blockSeed(SEED, b));
+                t.load(params);
+                FlatQuantBlock fq = FlatQuantBlock.build(context, block, t, scheme);
+                layers.putAll(prefixed(p, fq.layers()));
+                norms.put(p + "attn_norm", fq.attnNorm());
+                norms.put(p + "ffn_norm", fq.ffnNorm());
+                Map<Site, float[]> inputs = new EnumMap<>(Site.class);
+                for (String reader : List.of("attn_q", "attn_output", "ffn_gate", "ffn_down")) {
+                    float[] x = fpInputs.get(p + reader);
+                    if (x != null) inputs.put(Site.inputOf(reader), x);
+                }
+                Map<String, Double> errors = FlatQuantLayerErrors.measure(block, t, fq, inputs, sampleTokens);
+                for (Map.Entry<String, LinearOp> e : fq.layers().entrySet()) {
+                    FlatQuantLinear op = (FlatQuantLinear) e.getValue();
+                    rows.add(new QuantizationReport.Row(p + e.getKey(), scheme.activations().bits() <= 4 ? Precision.INT4 : Precision.INT8,
+                            op.inFeatures(), op.inFeatures(), op.outFeatures(), Double.NaN, Double.NaN, errors.get(e.getKey()),
+                            2L * op.outFeatures() * op.inFeatures(), reportMethod(scheme, op.transform()), 0));
+                }
+                if (fq.kv() != null) kv.add(fq.kv());
+            }
+        } catch (IOException | RuntimeException e) {
+            for (LinearOp op : layers.values()) op.close();
+            throw e;
+        }
+        // KV4 caches hold packed 4-bit codes (the same values as the simulated float cache, an eighth of its code bytes)
+        FlatQuantKvCodec codec = scheme.kv() == null ? null
+                : new FlatQuantKvCodec(c.headCount(), c.kvHeadCount(), c.headDim(), scheme.kv(), kv, scheme.kv().bits() <= 4);
+        return QuantizedModel.install(model, method, description, QuantizationReport.of(description, rows), layers, norms, calibrationTokens, codec);
+    }
+
+    /** A FlatQuant report row's method: the scheme and the online transform's factor sizes ({@code P 24x24}; {@code (P2=I)} for an identity factor). */
+    static String reportMethod(QuantScheme scheme, OnlineTransform t) {
+        if (t == null) return "FlatQuant " + scheme.name() + " no transform";
+        int[] f = t.factorSizes();
+        String identity = t.p1() == null && t.p2() == null ? " (P1=P2=I)" : t.p1() == null ? " (P1=I)" : t.p2() == null ? " (P2=I)" : "";
+        return "FlatQuant " + scheme.name() + " P " + f[0] + "x" + f[1] + identity;
+    }
+
+    private static Map<String, LinearOp> prefixed(String p, Map<String, LinearOp> layers) {
+        Map<String, LinearOp> m = new LinkedHashMap<>();
+        for (Map.Entry<String, LinearOp> e : layers.entrySet()) m.put(p + e.getKey(), e.getValue());
+        return m;
+    }
+
+    /** The FP model's inputs of the first reader of each block linear input ({@code blk.N.attn_q}, attn_output, ffn_gate, ffn_down) for {@code tokens}. */
+    private static Map<String, float[]> fpInputs(DecoderModel model, int[] tokens) {
+        Map<String, float[]> inputs = new LinkedHashMap<>();
+        if (tokens.length == 0) return inputs;
+        LinearInputHook hook = (layer, x, n, in) -> {
+            if (layer.startsWith("blk.") && (layer.endsWith(".attn_q") || layer.endsWith(".attn_output") || layer.endsWith(".ffn_gate")
+                    || layer.endsWith(".ffn_down"))) {
+                inputs.put(layer, java.util.Arrays.copyOf(x, n * in));
+            }
+        };
+        model.addInputHook(hook);
+        try {
+            model.forwardHidden(model.newKvCache(tokens.length), tokens);
+        } finally {
+            model.removeInputHook(hook);
+        }
+        return inputs;
     }
 
     private Map<String, double[]> calibrate(Workspace ws, QuantMethod method, QuantScheme scheme, int blocks) throws IOException {

@@ -9,7 +9,8 @@ import lowbit.model.LinearOp;
 /**
  * A {@link DecoderModel} whose KV caches apply a {@link KvCache.Codec} (KV-cache quantization and
  * transforms, e.g. FlatQuant's KV4): everything else is the wrapped model's, and {@link #newKvCache}
- * hands out the wrapped model's caches with the codec set. Callers that create caches through the
+ * hands out the wrapped model's caches with the codec set (packed caches when
+ * the codec stores packed codes). Callers that create caches through the
  * model (perplexity, generation) then run the quantized cache without knowing it.
  */
 final class KvCodecModel implements DecoderModel {
@@ -21,11 +22,14 @@ final class KvCodecModel implements DecoderModel {
         this.codec = java.util.Objects.requireNonNull(codec, "codec");
     }
 
+    /** The wrapped model. */
+    DecoderModel inner() {
+        return model;
+    }
+
     @Override
     public KvCache newKvCache(int capacity) {
-        KvCache c = model.newKvCache(capacity);
-        c.setCodec(codec);
-        return c;
+        return model.newKvCache(capacity, codec);
     }
 
     @Override

@@ -99,6 +99,9 @@ public final class ModelQuantizer {
         if (method == QuantMethod.FP) {
             throw new IllegalArgumentException("FP is the unquantized model; nothing to quantize");
         }
+        if (method == QuantMethod.ABQ_AUTO) {
+            throw new IllegalArgumentException(method.id() + " runs ABQ bit-plane layers at per-layer widths: use AbqQuantizer.quantizeAuto");
+        }
         if (method.isAbq()) {
             throw new IllegalArgumentException(method.id() + " calibrates block by block on the workspace's GGUF: use AbqQuantizer");
         }

@@ -55,6 +55,12 @@ public enum QuantMethod {
     ABQ_W2STAR_A8("abq-w2*a8", "ABQ W2*A8 bit balance (LWC + LET + compensation, distribution correction)"),
     ABQ_W2STAR_A8_NODC("abq-w2*a8-nodc", "ABQ W2*A8 bit balance (LWC + LET + compensation, MSE loss only)"),
     ABQ_W2STAR_A8_RTN("abq-w2*a8-rtn", "W2*A8 RTN (bit-balanced 5-level weights per channel, per-token asymmetric activations)"),
+    /**
+     * ABQ round to nearest at a width chosen per layer ({@link lowbit.abq.AbqWidthPolicy}): the
+     * least measured bit-plane GEMM time within a per-layer error budget, errors measured on the
+     * calibration sample ({@link AbqQuantizer#quantizeAuto}).
+     */
+    ABQ_AUTO("abq-auto", "ABQ mixed widths per layer (RTN; least measured bit-plane GEMM time within an error budget)"),
     /** INT4 weights (per channel, symmetric, round to nearest), INT4 activations with a dynamic symmetric scale per token; no smoothing. */
     W4A4_RTN("w4a4-rtn", "W4A4 RTN (per-channel INT4 weights, per-token INT4 activations)"),
     /**
@@ -119,14 +125,20 @@ public enum QuantMethod {
         return id.startsWith("abq-");
     }
 
-    /** True for the ABQ-LLM methods that calibrate (not the {@code -rtn} ones). */
+    /** True for the ABQ-LLM methods that calibrate (not the {@code -rtn} ones, nor {@code abq-auto}). */
     public boolean abqCalibrates() {
-        return isAbq() && !id.endsWith("-rtn");
+        return isAbq() && !id.endsWith("-rtn") && this != ABQ_AUTO;
     }
 
-    /** The ABQ-LLM settings of an ABQ method (widths from the name; throws for the others). */
+    /**
+     * The ABQ-LLM settings of a fixed-width ABQ method (widths from the name; throws for the others
+     * and for {@link #ABQ_AUTO}, whose widths differ per layer).
+     */
     public AbqConfig abqConfig() {
         if (!isAbq()) throw new IllegalStateException(id + " is not an ABQ method");
+        if (this == ABQ_AUTO) {
+            throw new IllegalStateException(id + " chooses a width per layer (AbqWidthPolicy); it has no single ABQ config");
+        }
         String widths = id.substring("abq-".length()).replace("-nodc", "").replace("-rtn", "");
         boolean balance = widths.startsWith("w2*");
         int w = Integer.parseInt(widths.substring(1, 2));

@@ -4,6 +4,7 @@ import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
+import lowbit.model.KvCache;
 import lowbit.model.LinearOp;
 import lowbit.model.DecoderModel;
 import lowbit.quant.QuantizationReport;
@@ -23,10 +24,18 @@ public final class QuantizedModel implements AutoCloseable {
     private final Map<String, float[]> norms;
     private final Map<String, Double> foldedAlphas;
     private final long calibrationTokens;
+    private final String details;
+    private final KvCache.Codec kvCodec;
 
     private QuantizedModel(DecoderModel model, QuantMethod method, String description, QuantizationReport report,
                            Map<String, LinearOp> layers, Map<String, float[]> norms, Map<String, Double> foldedAlphas,
-                           long calibrationTokens) {
+                           long calibrationTokens, KvCache.Codec kvCodec) {
+        this(model, method, description, report, layers, norms, foldedAlphas, calibrationTokens, kvCodec, "");
+    }
+
+    private QuantizedModel(DecoderModel model, QuantMethod method, String description, QuantizationReport report,
+                           Map<String, LinearOp> layers, Map<String, float[]> norms, Map<String, Double> foldedAlphas,
+                           long calibrationTokens, KvCache.Codec kvCodec, String details) {
         this.model = model;
         this.method = method;
         this.description = description;
@@ -35,6 +44,22 @@ public final class QuantizedModel implements AutoCloseable {
         this.norms = Collections.unmodifiableMap(new LinkedHashMap<>(norms));
         this.foldedAlphas = Collections.unmodifiableMap(new LinkedHashMap<>(foldedAlphas));
         this.calibrationTokens = calibrationTokens;
+        this.details = details;
+        this.kvCodec = kvCodec;
+    }
+
+    /** This result with the method's own per-layer figures ({@link #details}) added; it shares the layers, so use it instead of this one. */
+    QuantizedModel withDetails(String text) {
+        return new QuantizedModel(model, method, description, report, layers, norms, foldedAlphas, calibrationTokens, kvCodec,
+                java.util.Objects.requireNonNull(text, "text"));
+    }
+
+    /**
+     * A method's figures beyond the report's columns, printed after the table (e.g. abq-auto's
+     * measured error and time of every candidate width per layer); empty for most methods.
+     */
+    public String details() {
+        return details;
     }
 
     /** Sets {@code norms} and {@code layers} into {@code model} and wraps the result. */
@@ -43,15 +68,20 @@ public final class QuantizedModel implements AutoCloseable {
                                   long calibrationTokens) {
         for (Map.Entry<String, float[]> e : norms.entrySet()) model.setNormWeight(e.getKey(), e.getValue());
         for (Map.Entry<String, LinearOp> e : layers.entrySet()) model.replaceLinear(e.getKey(), e.getValue());
-        return new QuantizedModel(model, method, description, report, layers, norms, foldedAlphas, calibrationTokens);
+        return new QuantizedModel(model, method, description, report, layers, norms, foldedAlphas, calibrationTokens, null);
     }
 
     /** {@link #install}, and the model's KV caches apply {@code codec} ({@link KvCodecModel}); null codec: as {@link #install}. */
     static QuantizedModel install(DecoderModel model, QuantMethod method, String description, QuantizationReport report,
-                                  Map<String, LinearOp> layers, Map<String, float[]> norms, long calibrationTokens, lowbit.model.KvCache.Codec codec) {
+                                  Map<String, LinearOp> layers, Map<String, float[]> norms, long calibrationTokens, KvCache.Codec codec) {
         QuantizedModel q = install(model, method, description, report, layers, norms, Map.of(), calibrationTokens);
         if (codec == null) return q;
-        return new QuantizedModel(new KvCodecModel(model, codec), method, description, report, layers, norms, Map.of(), calibrationTokens);
+        return new QuantizedModel(new KvCodecModel(model, codec), method, description, report, layers, norms, Map.of(), calibrationTokens, codec);
+    }
+
+    /** The codec the model's KV caches apply (e.g. FlatQuant's K transform and KV4 quantizer), or null for a plain cache. */
+    public KvCache.Codec kvCodec() {
+        return kvCodec;
     }
 
     public DecoderModel model() {
@@ -90,7 +120,7 @@ public final class QuantizedModel implements AutoCloseable {
         return calibrationTokens;
     }
 
-    /** The report table plus the folded smoothing alphas, one line per block. */
+    /** The report table plus the folded smoothing alphas, one line per block, and the {@link #details}. */
     public String table() {
         StringBuilder b = new StringBuilder(report.toTable());
         if (!foldedAlphas.isEmpty()) {
@@ -103,6 +133,7 @@ public final class QuantizedModel implements AutoCloseable {
             }
             b.append('\n');
         }
+        b.append(details);
         return b.toString();
     }
 

@@ -13,6 +13,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -24,6 +25,13 @@ import lowbit.dgq.ActivationMode;
 import lowbit.dgq.DgqLinear;
 import lowbit.dgq.DgqQuantizedWeights;
 import lowbit.dgq.WeightFormat;
+import lowbit.calibrate.QuantSpec;
+import lowbit.flatquant.ClippedWeights;
+import lowbit.flatquant.FlatQuantKvCodec;
+import lowbit.flatquant.FlatQuantLinear;
+import lowbit.flatquant.OnlineTransform;
+import lowbit.flatquant.TokenQuantizer;
+import lowbit.model.KvCache;
 import lowbit.model.FloatLinear;
 import lowbit.model.LinearOp;
 import lowbit.model.DecoderModel;
@@ -62,13 +70,34 @@ import lowbit.quant.QuantizedLinear;
  * L.dgq_ismooth} (F32, k: explicit inverse smoothing, when hasSmoothing), {@code L.bias} (optional).
  * Smoothing folded into norms appears, as for FlattenQuant, as norm weights. The report's rows carry
  * method and group. A version-1 file with a {@code dgq} layer is refused.
+ *
+ * <p><b>Version 3</b> adds FlatQuant: layers of kind {@code flatquant} ({@link FlatQuantLinear}), the
+ * online transforms they share, and the KV-cache codec; a file is written as version 3 only when it
+ * holds FlatQuant parts (older files keep their versions; this build reads 1, 2 and 3). FlatQuant's
+ * channel scales and V transform are folded offline into the norms, ffn_up and attn_v (they appear
+ * as norm weights and in the folded weights); nothing else of the calibration is needed to run, so
+ * loading needs no recalibration. JSON per FlatQuant layer: weightBits, activationBits,
+ * outFeatures, inFeatures, activationClip ({@code [σ(γ), σ(β)]}, the float32 values), hasBias,
+ * transform (the name of an entry of {@code transforms}, or null). Tensors: {@code L.fq_codes} (U8:
+ * the packed S8/S4 weight codes of lowbit.h's layout, {@link ClippedWeights#packed}), {@code
+ * L.fq_wscale} (F32, n: per-channel weight scales), {@code L.bias} (optional). Root {@code
+ * transforms}: per online transform (stored once, shared by the layers that read one input) name,
+ * n1, n2, hasP1, hasP2 and tensors {@code T.kron_p1} (F32 n1 x n1) and {@code T.kron_p2} (F32 n2 x
+ * n2), absent for an identity factor. Root {@code kvCache} (absent for a full-precision cache):
+ * kind {@code flatquant}, bits, group, heads, kvHeads, headDim, packed (caches hold packed codes
+ * rather than the same values as floats), and per layer keyClip and valueClip
+ * (two FP64 numbers each); tensors {@code kv.N.pk} and {@code kv.N.pk_inv_t} (F32, headDim x
+ * headDim: the K transform and its inverse transpose). A FlatQuant part in an older-version file is
+ * refused.
  */
 public final class QuantizedModelFile {
     static final String FORMAT = "lowbit-quantized-model";
     /** The version of files without DGQ layers (readable by builds before DGQ). */
     static final int VERSION = 1;
-    /** The version of files with DGQ layers (kind {@code dgq}); this build reads 1 and 2. */
+    /** The version of files with DGQ layers (kind {@code dgq}). */
     static final int VERSION_DGQ = 2;
+    /** The version of files with FlatQuant layers (kind {@code flatquant}), transforms or a KV codec; this build reads 1, 2 and 3. */
+    static final int VERSION_FLATQUANT = 3;
     static final String KEY = "lowbit";
     private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -79,13 +108,16 @@ public final class QuantizedModelFile {
         ObjectNode root = JSON.createObjectNode();
         root.put("format", FORMAT);
         boolean hasDgq = q.layers().values().stream().anyMatch(op -> op instanceof DgqLinear);
-        root.put("version", hasDgq ? VERSION_DGQ : VERSION);
+        boolean hasFlatQuant = q.kvCodec() != null || q.layers().values().stream().anyMatch(op -> op instanceof FlatQuantLinear);
+        root.put("version", hasFlatQuant ? VERSION_FLATQUANT : hasDgq ? VERSION_DGQ : VERSION);
         root.put("method", q.method().id());
         root.put("description", q.description());
         root.put("calibrationTokens", q.calibrationTokens());
         root.set("base", baseShape(q.model()));
         Map<String, Blob> tensors = new LinkedHashMap<>();
         ArrayNode layers = root.putArray("layers");
+        Map<OnlineTransform, String> transformNames = new IdentityHashMap<>();
+        ArrayNode transforms = JSON.createArrayNode();
         for (Map.Entry<String, LinearOp> e : q.layers().entrySet()) {
             String name = e.getKey();
             ObjectNode l = layers.addObject();
@@ -128,6 +160,32 @@ public final class QuantizedModelFile {
                 tensors.put(name + ".dgq_cscale", floats(w.channelScales(), n));
                 if (inv != null) tensors.put(name + ".dgq_ismooth", floats(inv, k));
                 if (bias != null) tensors.put(name + ".bias", floats(bias, n));
+            } else if (e.getValue() instanceof FlatQuantLinear fq) {
+                ClippedWeights w = fq.weights();
+                float[] bias = fq.bias();
+                l.put("kind", "flatquant");
+                l.put("weightBits", w.bits());
+                l.put("activationBits", fq.activations().bits());
+                l.put("outFeatures", w.rows());
+                l.put("inFeatures", w.cols());
+                l.putArray("activationClip").add((double) fq.activations().clipHi()).add((double) fq.activations().clipLo());
+                l.put("hasBias", bias != null);
+                OnlineTransform t = fq.transform();
+                if (t == null) {
+                    l.putNull("transform");
+                } else {
+                    String tn = transformNames.get(t);
+                    if (tn == null) {
+                        tn = name;
+                        transformNames.put(t, tn);
+                        saveTransform(transforms, tensors, tn, t);
+                    }
+                    l.put("transform", tn);
+                }
+                byte[] codes = w.packed();
+                tensors.put(name + ".fq_codes", new Blob(SafetensorsDType.U8, new long[] {codes.length}, codes));
+                tensors.put(name + ".fq_wscale", floats(w.scales(), w.rows()));
+                if (bias != null) tensors.put(name + ".bias", floats(bias, w.rows()));
             } else if (e.getValue() instanceof FloatLinear fl) {
                 l.put("kind", "float");
                 l.put("outFeatures", fl.outFeatures());
@@ -137,9 +195,11 @@ public final class QuantizedModelFile {
                 if (fl.bias() != null) tensors.put(name + ".bias", floats(fl.bias(), fl.outFeatures()));
             } else {
                 throw new IllegalArgumentException("layer " + name + " is a " + e.getValue().getClass().getSimpleName()
-                        + "; only QuantizedLinear, DgqLinear and FloatLinear layers can be saved");
+                        + "; only QuantizedLinear, DgqLinear, FlatQuantLinear and FloatLinear layers can be saved");
             }
         }
+        if (!transforms.isEmpty()) root.set("transforms", transforms);
+        if (q.kvCodec() != null) root.set("kvCache", saveKvCodec(q.kvCodec(), tensors));
         ArrayNode norms = root.putArray("norms");
         for (Map.Entry<String, float[]> e : q.foldedNorms().entrySet()) {
             norms.add(e.getKey());
@@ -174,9 +234,12 @@ public final class QuantizedModelFile {
             String format = root.path("format").asText("");
             int version = root.path("version").asInt(-1);
             if (!FORMAT.equals(format)) throw new IOException(file + " has format '" + format + "', expected '" + FORMAT + "'");
-            if (version != VERSION && version != VERSION_DGQ) {
+            if (version != VERSION && version != VERSION_DGQ && version != VERSION_FLATQUANT) {
                 throw new IOException(file + " is a " + FORMAT + " of version " + version + "; this build reads versions " + VERSION
-                        + " and " + VERSION_DGQ + " only (re-quantize with this build)");
+                        + ", " + VERSION_DGQ + " and " + VERSION_FLATQUANT + " only (re-quantize with this build)");
+            }
+            if (version < VERSION_FLATQUANT && (root.has("transforms") || root.has("kvCache"))) {
+                throw new IOException(file + ": FlatQuant transforms or a KV codec, which version " + version + " files cannot hold");
             }
             QuantMethod method = QuantMethod.parse(required(root, "method", file).asText());
             JsonNode baseShape = required(root, "base", file);
@@ -185,10 +248,12 @@ public final class QuantizedModelFile {
                         + baseShape(base));
             }
             try {
+                Map<String, OnlineTransform> transforms = readTransforms(st, root.path("transforms"), file);
                 for (JsonNode l : required(root, "layers", file)) {
                     String name = required(l, "name", file).asText();
-                    layers.put(name, readLayer(st, l, name, base, ctx, file, version));
+                    layers.put(name, readLayer(st, l, name, base, ctx, file, version, transforms));
                 }
+                KvCache.Codec codec = root.has("kvCache") ? readKvCodec(st, root.get("kvCache"), base, file) : null;
                 Map<String, float[]> norms = new LinkedHashMap<>();
                 for (JsonNode n : required(root, "norms", file)) {
                     norms.put(n.asText(), floats(st, n.asText() + ".weight", base.normWeight(n.asText()).length));
@@ -202,6 +267,11 @@ public final class QuantizedModelFile {
                 } catch (IllegalArgumentException e) {
                     throw new IOException(file + ": malformed report: " + e.getMessage(), e);
                 }
+                if (codec != null) {
+                    if (!alphas.isEmpty()) throw new IOException(file + ": a file with a KV codec has no folded alphas");
+                    return QuantizedModel.install(base, method, root.path("description").asText(), report, layers, norms,
+                            root.path("calibrationTokens").asLong(), codec);
+                }
                 return QuantizedModel.install(base, method, root.path("description").asText(), report, layers, norms, alphas,
                         root.path("calibrationTokens").asLong());
             } catch (IOException | RuntimeException e) {
@@ -212,9 +282,15 @@ public final class QuantizedModelFile {
     }
 
     private static LinearOp readLayer(SafetensorsFile st, JsonNode l, String name, DecoderModel base, Context ctx, Path file,
-                                      int version) throws IOException {
+                                      int version, Map<String, OnlineTransform> transforms) throws IOException {
         LinearOp fp = base.linear(name);
         String kind = required(l, "kind", file).asText();
+        if (kind.equals("flatquant")) {
+            if (version < VERSION_FLATQUANT) {
+                throw new IOException(file + ": layer " + name + " is of kind 'flatquant', which version " + version + " files cannot hold");
+            }
+            return readFlatQuant(st, l, name, fp, ctx, file, transforms);
+        }
         if (kind.equals("dgq")) {
             if (version < VERSION_DGQ) {
                 throw new IOException(file + ": layer " + name + " is of kind 'dgq', which version " + version + " files cannot hold");
@@ -318,6 +394,141 @@ public final class QuantizedModelFile {
         } catch (IllegalArgumentException e) {
             throw new IOException(file + ": DGQ layer " + name + " is malformed: " + e.getMessage(), e);
         }
+    }
+
+    // ---- FlatQuant ----------------------------------------------------------------------------------
+
+    private static void saveTransform(ArrayNode transforms, Map<String, Blob> tensors, String name, OnlineTransform t) {
+        int[] f = t.factorSizes();
+        float[] p1 = t.p1(), p2 = t.p2();
+        ObjectNode n = transforms.addObject();
+        n.put("name", name);
+        n.put("n1", f[0]);
+        n.put("n2", f[1]);
+        n.put("hasP1", p1 != null);
+        n.put("hasP2", p2 != null);
+        if (p1 != null) tensors.put(name + ".kron_p1", floats(p1, f[0], f[0]));
+        if (p2 != null) tensors.put(name + ".kron_p2", floats(p2, f[1], f[1]));
+    }
+
+    private static Map<String, OnlineTransform> readTransforms(SafetensorsFile st, JsonNode list, Path file) throws IOException {
+        Map<String, OnlineTransform> out = new LinkedHashMap<>();
+        if (list.isMissingNode() || list.isNull()) return out;
+        if (!list.isArray()) throw new IOException(file + ": 'transforms' must be a list");
+        for (JsonNode t : list) {
+            String name = required(t, "name", file).asText();
+            int n1 = factorSize(t, "n1", name, file), n2 = factorSize(t, "n2", name, file);
+            float[] p1 = t.path("hasP1").asBoolean(false) ? floats(st, name + ".kron_p1", (long) n1 * n1) : null;
+            float[] p2 = t.path("hasP2").asBoolean(false) ? floats(st, name + ".kron_p2", (long) n2 * n2) : null;
+            try {
+                if (out.put(name, OnlineTransform.ofFloats(p1, n1, p2, n2)) != null) throw new IOException(file + ": transform " + name + " appears twice");
+            } catch (IllegalArgumentException e) {
+                throw new IOException(file + ": transform " + name + " is malformed: " + e.getMessage(), e);
+            }
+        }
+        return out;
+    }
+
+    private static int factorSize(JsonNode t, String field, String name, Path file) throws IOException {
+        JsonNode v = required(t, field, file);
+        if (!v.isIntegralNumber() || v.asInt() < 1 || v.asInt() > 1 << 16) {
+            throw new IOException(file + ": transform " + name + " has " + field + " = " + v + ", which must be an integer in 1..65536");
+        }
+        return v.asInt();
+    }
+
+    private static LinearOp readFlatQuant(SafetensorsFile st, JsonNode l, String name, LinearOp fp, Context ctx, Path file,
+                                          Map<String, OnlineTransform> transforms) throws IOException {
+        if (ctx == null) {
+            throw new IllegalArgumentException(file + ": layer " + name + " is FlatQuant, which runs on a native context; pass one to load");
+        }
+        int n = fp.outFeatures(), k = fp.inFeatures();
+        if (required(l, "outFeatures", file).asInt() != n || required(l, "inFeatures", file).asInt() != k) {
+            throw new IOException(file + ": FlatQuant layer " + name + " is " + l.path("outFeatures").asInt() + " x "
+                    + l.path("inFeatures").asInt() + " in the file but " + n + " x " + k + " in the model");
+        }
+        int wBits = required(l, "weightBits", file).asInt(), aBits = required(l, "activationBits", file).asInt();
+        JsonNode clip = required(l, "activationClip", file);
+        if (!clip.isArray() || clip.size() != 2 || !clip.get(0).isNumber() || !clip.get(1).isNumber()) {
+            throw new IOException(file + ": FlatQuant layer " + name + " has activationClip " + clip + ", which must be two numbers");
+        }
+        OnlineTransform t = null;
+        JsonNode tn = l.get("transform");
+        if (tn != null && !tn.isNull()) {
+            t = transforms.get(tn.asText());
+            if (t == null) throw new IOException(file + ": FlatQuant layer " + name + " names transform '" + tn.asText() + "', which the file does not hold");
+        }
+        long bytes = wBits == 8 ? (long) n * k : (long) n * (k + (k & 1)) / 2;
+        byte[] codes = u8(st, name + ".fq_codes", SafetensorsDType.U8, bytes);
+        float[] scales = floats(st, name + ".fq_wscale", n);
+        float[] bias = l.path("hasBias").asBoolean(false) ? floats(st, name + ".bias", n) : null;
+        try {
+            ClippedWeights w = ClippedWeights.fromPacked(wBits, n, k, codes, scales);
+            TokenQuantizer a = new TokenQuantizer(aBits, (float) clip.get(0).asDouble(), (float) clip.get(1).asDouble());
+            return FlatQuantLinear.of(ctx, w, bias, a, t);
+        } catch (IllegalArgumentException e) {
+            throw new IOException(file + ": FlatQuant layer " + name + " is malformed: " + e.getMessage(), e);
+        }
+    }
+
+    private static ObjectNode saveKvCodec(KvCache.Codec codec, Map<String, Blob> tensors) {
+        if (!(codec instanceof FlatQuantKvCodec c)) {
+            throw new IllegalArgumentException("the KV codec is a " + codec.getClass().getSimpleName() + "; only FlatQuantKvCodec can be saved");
+        }
+        ObjectNode n = JSON.createObjectNode();
+        n.put("kind", "flatquant");
+        n.put("bits", c.spec().bits());
+        n.put("group", c.spec().groupSize());
+        n.put("heads", c.heads());
+        n.put("kvHeads", c.kvHeads());
+        n.put("headDim", c.headDim());
+        n.put("packed", c.isPacked());
+        ArrayNode layers = n.putArray("layers");
+        int hd = c.headDim();
+        for (int i = 0; i < c.layers().size(); i++) {
+            FlatQuantKvCodec.Layer l = c.layers().get(i);
+            ObjectNode o = layers.addObject();
+            o.putArray("keyClip").add(l.keyClip()[0]).add(l.keyClip()[1]);
+            o.putArray("valueClip").add(l.valueClip()[0]).add(l.valueClip()[1]);
+            tensors.put("kv." + i + ".pk", floats(l.pk(), hd, hd));
+            tensors.put("kv." + i + ".pk_inv_t", floats(l.pkInverseTranspose(), hd, hd));
+        }
+        return n;
+    }
+
+    private static KvCache.Codec readKvCodec(SafetensorsFile st, JsonNode n, DecoderModel base, Path file) throws IOException {
+        String kind = required(n, "kind", file).asText();
+        if (!kind.equals("flatquant")) throw new IOException(file + ": KV codec of unknown kind '" + kind + "'");
+        DecoderModel.Shape s = base.shape();
+        int heads = required(n, "heads", file).asInt(), kvHeads = required(n, "kvHeads", file).asInt(), hd = required(n, "headDim", file).asInt();
+        if (heads != s.headCount() || kvHeads != s.kvHeadCount() || (long) heads * hd != s.dim()) {
+            throw new IOException(file + ": the KV codec is for " + heads + " heads (" + kvHeads + " KV heads) of " + hd + " values, the model has "
+                    + s.headCount() + " (" + s.kvHeadCount() + ") of " + s.dim() / Math.max(1, s.headCount()));
+        }
+        JsonNode layers = required(n, "layers", file);
+        if (!layers.isArray() || layers.size() != s.blockCount()) {
+            throw new IOException(file + ": the KV codec has " + layers.size() + " layers, the model " + s.blockCount() + " blocks");
+        }
+        List<FlatQuantKvCodec.Layer> list = new ArrayList<>();
+        for (int i = 0; i < layers.size(); i++) {
+            JsonNode l = layers.get(i);
+            list.add(new FlatQuantKvCodec.Layer(floats(st, "kv." + i + ".pk", (long) hd * hd), floats(st, "kv." + i + ".pk_inv_t", (long) hd * hd),
+                    pair(l, "keyClip", i, file), pair(l, "valueClip", i, file)));
+        }
+        try {
+            return new FlatQuantKvCodec(heads, kvHeads, hd, QuantSpec.grouped(required(n, "bits", file).asInt(), false, required(n, "group", file).asInt()), list,
+                    n.path("packed").asBoolean(false));
+        } catch (IllegalArgumentException e) {
+            throw new IOException(file + ": the KV codec is malformed: " + e.getMessage(), e);
+        }
+    }
+
+    private static double[] pair(JsonNode l, String field, int layer, Path file) throws IOException {
+        JsonNode v = l.get(field);
+        if (v == null || !v.isArray() || v.size() != 2 || !v.get(0).isNumber() || !v.get(1).isNumber()) {
+            throw new IOException(file + ": KV codec layer " + layer + " has " + field + " " + v + ", which must be two numbers");
+        }
+        return new double[] {v.get(0).asDouble(), v.get(1).asDouble()};
     }
 
     private static byte[] u8(SafetensorsFile st, String name, SafetensorsDType dtype, long count) throws IOException {

@@ -79,6 +79,84 @@ class FlatQuantLinearTest {
         }
     }
 
+    /**
+     * The fused native transform + quantize ({@code lowbit_kron_quantize}) against the Java reference
+     * ({@link OnlineTransform}'s fixed-order FMA chains, {@link TokenQuantizer}): codes and scales bit
+     * for bit, on the scalar and the best CPU ISA, for SmolLM2's transform sizes (24 x 24 before
+     * q/k/v and gate/up, 32 x 48 before down, Po ⊗ I = 9 x 64 before attn_output), odd sizes, one-sided
+     * identities, 4 and 8 bits, learned clips; then the whole layer's output bit for bit.
+     */
+    @Test
+    void fusedNativeTransformEqualsTheJavaReferenceBitForBit() {
+        int[][] factors = {{24, 24}, {32, 48}, {9, 64}, {3, 7}, {7, 3}, {5, 5}, {9, 13}, {1, 7}, {11, 1}, {128, 2}};
+        for (lowbit.CpuIsa isa : new lowbit.CpuIsa[] {lowbit.CpuIsa.SCALAR, lowbit.Lowbit.cpuIsaBest()}) {
+            try (Context ctx = Context.open(Backend.CPU)) {
+                ctx.setCpuIsa(isa);
+                for (int[] f : factors) {
+                    int n1 = f[0], n2 = f[1], k = n1 * n2;
+                    for (int bits : new int[] {4, 8}) {
+                        for (int identity = 0; identity < 3; identity++) { // 0: dense P1 ⊗ P2, 1: P1 ⊗ I, 2: I ⊗ P2
+                            double[] p1 = identity == 2 ? null : invertible(n1), p2 = identity == 1 ? null : invertible(n2);
+                            int n = 5, tokens = 1 + rnd.nextInt(12);
+                            ClippedWeights w = ClippedWeights.quantize(TestBlocks.gaussian(rnd, n * k, 0.4), n, k, bits == 8 ? 8 : 4, null);
+                            OnlineTransform t = new OnlineTransform(p1, n1, p2, n2);
+                            String what = isa + " " + n1 + "x" + n2 + " A" + bits + " identity " + identity + " tokens " + tokens;
+                            try (FlatQuantLinear layer = FlatQuantLinear.of(ctx, w, floats(rnd, n, 0.1), new TokenQuantizer(bits, 0.85, 0.95), t)) {
+                                assertTrue(layer.usesFusedTransform(), what);
+                                float[] x = floats(rnd, tokens * k, 1.5);
+                                x[rnd.nextInt(x.length)] *= 30; // an outlier
+                                FlatQuantLinear.ActivationCodes got = layer.nativeCodes(x, tokens), want = layer.simulateCodes(x, tokens);
+                                assertArrayEquals(want.scales(), got.scales(), what + ": scales");
+                                assertArrayEquals(want.codes(), got.codes(), what + ": codes");
+                                assertTrue(Arrays.stream(want.codes()).anyMatch(c -> Math.abs(c) > 1), what + ": codes must not be trivial");
+                                float[] y = new float[tokens * n];
+                                Arrays.fill(y, Float.NaN);
+                                layer.forward(x, tokens, y);
+                                float[] sim = layer.simulate(x, tokens);
+                                for (int i = 0; i < y.length; i++) {
+                                    assertEquals(Float.floatToIntBits(sim[i]), Float.floatToIntBits(y[i]), what + " output " + i);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /** A factor above the kernel's limit (129) and a layer without transform take the Java transform and still equal the reference. */
+    @Test
+    void layersTheKernelCannotTakeUseTheJavaTransform() {
+        try (Context ctx = Context.open(Backend.CPU)) {
+            int n1 = 129, n2 = 2, k = n1 * n2, n = 3, tokens = 4;
+            ClippedWeights w = ClippedWeights.quantize(TestBlocks.gaussian(rnd, n * k, 0.4), n, k, 4, null);
+            try (FlatQuantLinear big = FlatQuantLinear.of(ctx, w, null, new TokenQuantizer(8, 0.9, 0.9), new OnlineTransform(invertible(n1), n1, invertible(n2), n2));
+                 FlatQuantLinear none = FlatQuantLinear.of(ctx, w, null, new TokenQuantizer(8, 0.9, 0.9), null)) {
+                float[] x = floats(rnd, tokens * k, 1);
+                for (FlatQuantLinear layer : new FlatQuantLinear[] {big, none}) {
+                    assertTrue(!layer.usesFusedTransform(), layer.toString());
+                    assertArrayEquals(layer.simulateCodes(x, tokens).codes(), layer.nativeCodes(x, tokens).codes(), layer.toString());
+                    float[] y = new float[tokens * n];
+                    layer.forward(x, tokens, y);
+                    assertArrayEquals(layer.simulate(x, tokens), y, 0f, layer.toString());
+                }
+            }
+        }
+    }
+
+    /** A NaN reaching the fused kernel is the Java path's IllegalArgumentException, naming where it is. */
+    @Test
+    void nonFiniteInputOnTheFusedPathIsAClearException() {
+        try (Context ctx = Context.open(Backend.CPU);
+             FlatQuantLinear layer = randomLayer(ctx, 3, 5, 4, 4, 4, false)) {
+            assertTrue(layer.usesFusedTransform());
+            float[] x = floats(rnd, 2 * 15, 1);
+            x[15 + 4] = Float.NaN;
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> layer.forward(x, 2, new float[8]));
+            assertTrue(e.getMessage().contains("row 1, column 4"), e.getMessage());
+        }
+    }
+
     @Test
     void eightBitLayerApproximatesTheFp64Product() {
         int n1 = 4, n2 = 6, k = 24, n = 10, tokens = 7;

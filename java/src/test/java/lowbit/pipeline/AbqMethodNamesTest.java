@@ -10,13 +10,13 @@ import lowbit.abq.AbqConfig;
 import lowbit.calibrate.DistributionCorrection;
 import org.junit.jupiter.api.Test;
 
-/** The ABQ method names map to the intended widths, grids and switches; the other pipelines refuse them clearly. */
+/** The fixed-width ABQ method names map to the intended widths, grids and switches; the other pipelines refuse them clearly. */
 class AbqMethodNamesTest {
     @Test
     void namesMapToConfigs() {
         int abq = 0;
         for (QuantMethod m : QuantMethod.values()) {
-            if (!m.isAbq()) {
+            if (!m.isAbq() || m == QuantMethod.ABQ_AUTO) { // abq-auto: a width per layer, no single config
                 assertThrows(IllegalStateException.class, m::abqConfig);
                 continue;
             }

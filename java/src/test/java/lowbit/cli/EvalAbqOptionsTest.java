@@ -1,0 +1,48 @@
+package lowbit.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.List;
+import lowbit.abq.AbqWidth;
+import lowbit.abq.AbqWidthPolicy;
+import org.junit.jupiter.api.Test;
+import picocli.CommandLine;
+
+/** {@code lowbit eval}'s abq-auto options become the width policy; bad ones are named before anything runs. */
+class EvalAbqOptionsTest {
+    private static EvalCommand parse(String... args) {
+        EvalCommand c = new EvalCommand();
+        new CommandLine(c).parseArgs(args);
+        return c;
+    }
+
+    @Test
+    void optionsMakeThePolicy() {
+        AbqWidthPolicy d = parse("--methods", "abq-auto").abqWidthPolicy();
+        assertEquals(AbqWidth.parseList(AbqWidthPolicy.DEFAULT_CANDIDATES), d.candidates());
+        assertEquals(AbqWidthPolicy.DEFAULT_ERROR_BUDGET, d.errorBudget());
+        assertEquals(List.of(1, 128), d.timingTokens());
+        AbqWidthPolicy p = parse("--methods", "abq-auto", "--abq-candidates", "W8A8,w4a8,W2*A8", "--abq-error-budget", "0.05",
+                "--abq-timing", "1,64").abqWidthPolicy();
+        assertEquals(AbqWidth.parseList(List.of("W8A8", "W4A8", "W2*A8")), p.candidates());
+        assertEquals(0.05, p.errorBudget());
+        assertEquals(List.of(1, 64), p.timingTokens());
+    }
+
+    @Test
+    void badOptionsAreNamed() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> parse("--abq-candidates", "W8A8,W9A8").abqWidthPolicy());
+        assertTrue(e.getMessage().contains("W9A8") && e.getMessage().contains("1..8"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> parse("--abq-candidates", "int4").abqWidthPolicy());
+        assertTrue(e.getMessage().contains("unknown ABQ width 'int4'"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> parse("--abq-timing-runs", "0").abqWidthPolicy());
+        assertTrue(e.getMessage().contains("--abq-timing-runs"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> parse("--abq-error-budget", "-0.1").abqWidthPolicy());
+        assertTrue(e.getMessage().contains("budget"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> parse("--abq-timing", "0").abqWidthPolicy());
+        assertTrue(e.getMessage().contains("timing M"), e.getMessage());
+    }
+}
