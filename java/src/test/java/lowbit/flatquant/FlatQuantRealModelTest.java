@@ -67,9 +67,10 @@ class FlatQuantRealModelTest {
             BlockReport report = r.reports().get(b);
             System.out.printf("block %d held-out output MSE at W4A4: RTN %.4e, FlatQuant %.4e (calibration reported %.4e)%n", b, errRtn, errFq,
                     report.heldOutFinalLoss());
-            // block 0 reads the embeddings exactly as the calibration did; later blocks read FP outputs the calibration
-            // stored in float32 and computed in other batches, which moves the loss by ~1e-4 relative
-            double tolerance = b == 0 ? 1e-9 : 1e-3;
+            // block 0 reads the embeddings exactly as the calibration did (on a GPU host the engine's large products run
+            // on cuBLAS, whose summation order depends on the product's shape: ~1e-8 relative); later blocks read FP
+            // outputs the calibration stored in float32 and computed in other batches, which moves the loss by ~1e-4
+            double tolerance = b == 0 ? 1e-6 : 1e-3;
             assertEquals(report.heldOutFinalLoss(), errFq, tolerance * report.heldOutFinalLoss(), "rebuilt transforms differ from the calibrated ones");
             assertTrue(errFq < 0.5 * errRtn, "block " + b + ": FlatQuant " + errFq + " vs RTN " + errRtn);
             x = fp.value();
