@@ -19,6 +19,13 @@
 // (a 4096-column F16 row is 8 KiB). Non-finite inputs are recorded by the
 // quantize step (see device_status.cuh). With a flatten plan the row is
 // gathered (x'[c] = x[src_index[c]] * src_mult[c]) with scalar loads.
+//
+// The per-token hot path (PER_ROW, aligned rows, no plan, cols % 8 == 0 and at
+// most 16384 columns) has a register-resident variant instead: each thread
+// loads all of its units of the row (up to 8 x 16-byte loads in flight) before
+// the block reduction, then quantizes them from registers. The row crosses the
+// memory system once, read and written, instead of being read twice; the
+// arithmetic (and so every bit of q and the scale) is the same as above.
 #include "cuda_backend.h"
 #include "cuda_check.h"
 #include "quant_math.cuh"
@@ -66,9 +73,102 @@ __global__ void __launch_bounds__(kMaxThreads, 1) quantize_rowwise_kernel(Quanti
     report_findings(st, found);
 }
 
+// PER_ROW, the row in registers: thread t holds units t, t + blockDim.x, ...
+// (UPT of them; units past the row's end are skipped). Requires: full 16-byte
+// aligned rows (quantize_rows_aligned), cols % 8 == 0, cols <= UPT * 8 * blockDim.x.
+template <int XT, int BITS, int UPT>
+__global__ void __launch_bounds__(kMaxThreads) quantize_rows_in_registers_kernel(QuantizeArgs a, StatusRef st) {
+    __shared__ float red[32];
+    constexpr int qmax = BITS == 8 ? 127 : 7;
+    Findings found;
+    for (int64_t r = blockIdx.x; r < a.rows; r += gridDim.x) {
+        const unsigned char* row = static_cast<const unsigned char*>(a.x) + r * a.ldx * x_bytes(XT);
+        unsigned char* qrow = static_cast<unsigned char*>(a.q) + q_row_offset<BITS>(r, a.ldq);
+        float v[UPT][kUnit];
+        float m = 0.0f;
+#pragma unroll
+        for (int u = 0; u < UPT; ++u) {
+            const int64_t c0 = (static_cast<int64_t>(threadIdx.x) + static_cast<int64_t>(u) * blockDim.x) * kUnit;
+            if (c0 < a.cols) {
+                load_x8<XT>(row + c0 * x_bytes(XT), v[u]);
+            } else {
+#pragma unroll
+                for (int i = 0; i < kUnit; ++i) v[u][i] = 0.0f;
+            }
+        }
+#pragma unroll
+        for (int u = 0; u < UPT; ++u) {
+#pragma unroll
+            for (int i = 0; i < kUnit; ++i) m = fmaxf(m, fabsf(v[u][i]));
+        }
+        const float s = scale_from_amax(block_max(m, red), qmax);
+        if (threadIdx.x == 0) a.scales[r] = s;
+        unsigned long long bad_col = kNoIndex;
+#pragma unroll
+        for (int u = 0; u < UPT; ++u) {
+            const int64_t c0 = (static_cast<int64_t>(threadIdx.x) + static_cast<int64_t>(u) * blockDim.x) * kUnit;
+            if (c0 >= a.cols) continue;
+            unsigned lo = 0, hi = 0;
+#pragma unroll
+            for (int i = 0; i < kUnit; ++i) {
+                if (!is_finite(v[u][i]))
+                    Findings::keep_min(bad_col, static_cast<unsigned long long>(c0 + i) << 2 | nonfinite_class(v[u][i]));
+                const unsigned q = static_cast<unsigned>(quantize_value(v[u][i], s, qmax));
+                if constexpr (BITS == 8) {
+                    if (i < 4) lo |= (q & 0xffu) << (8 * i); else hi |= (q & 0xffu) << (8 * (i - 4));
+                } else {
+                    lo |= (q & 0xfu) << (4 * i);
+                }
+            }
+            if constexpr (BITS == 8) {
+                *reinterpret_cast<uint2*>(qrow + c0) = make_uint2(lo, hi);
+            } else {
+                *reinterpret_cast<unsigned*>(qrow + c0 / 2) = lo;
+            }
+        }
+        merge_row_finding(found, r, a.cols, bad_col);
+    }
+    report_findings(st, found);
+}
+
+// Threads and units per thread of the register-resident kernel for a row of
+// `units` units, or false when the row does not fit it (more than 8 x 256 units).
+bool in_registers_shape(int64_t units, int& threads, int& upt) {
+    if (units <= 128) {
+        threads = static_cast<int>((units + 31) / 32 * 32);
+        upt = 1;
+        return true;
+    }
+    threads = units <= 1024 ? 128 : 256;
+    const int64_t need = (units + threads - 1) / threads;
+    upt = need <= 1 ? 1 : need <= 2 ? 2 : need <= 4 ? 4 : 8;
+    return need <= 8;
+}
+
+template <int XT, int BITS>
+void launch_in_registers(const QuantizeArgs& a, const LaunchEnv& env, int threads, int upt) {
+    unsigned blocks = grid_for(a.rows, int64_t(env.sm_count) * 16 * (kMaxThreads / threads));
+    switch (upt) {
+        case 1: quantize_rows_in_registers_kernel<XT, BITS, 1><<<blocks, threads, 0, env.stream>>>(a, env.status); break;
+        case 2: quantize_rows_in_registers_kernel<XT, BITS, 2><<<blocks, threads, 0, env.stream>>>(a, env.status); break;
+        case 4: quantize_rows_in_registers_kernel<XT, BITS, 4><<<blocks, threads, 0, env.stream>>>(a, env.status); break;
+        default: quantize_rows_in_registers_kernel<XT, BITS, 8><<<blocks, threads, 0, env.stream>>>(a, env.status);
+    }
+    LOWBIT_CUDA_CHECK_LAUNCH("quantize_rows_in_registers_kernel");
+}
+
 }  // namespace
 
 void launch_quantize_rowwise(const QuantizeArgs& a, const LaunchEnv& env) {
+    const int64_t row_units = (a.cols + kUnit - 1) / kUnit;
+    int reg_threads = 0, reg_upt = 0;
+    if (a.granularity == LOWBIT_PER_ROW && a.cols % kUnit == 0 && quantize_rows_aligned(a) &&
+        in_registers_shape(row_units, reg_threads, reg_upt)) {
+        dispatch_quantize(a.x_type, a.bits, true, [&](auto xt, auto bits, auto) {
+            launch_in_registers<decltype(xt)::value, decltype(bits)::value>(a, env, reg_threads, reg_upt);
+        });
+        return;
+    }
     // Threads: one per unit of 8 columns, in whole warps, at most 256; blocks:
     // one per row, up to 8 resident 256-thread blocks per SM, two waves.
     int64_t units = (a.cols + kUnit - 1) / kUnit;

@@ -138,6 +138,40 @@ class CudaKernelTest extends GpuTestBase {
     }
 
     /** The first non-finite element in row-major order is reported, whatever order rows are walked in. */
+    /**
+     * Per-token rows across the register-resident kernel's shapes (quantize_rowwise.cu: 1, 2, 4 or 8
+     * units of 8 columns per thread, 32-256 threads) and just past them (16392 columns: the two-pass
+     * kernel), every input type and both widths, bit-exact with the reference; and the first
+     * non-finite element of a wide row reported by its row and column.
+     */
+    @Test
+    void registerResidentPerTokenRowsMatchReference() {
+        int[] colsList = {8, 72, 1024, 1032, 4096, 8200, 14336, 16384, 16392};
+        long seed = 900;
+        for (int cols : colsList) {
+            for (int rows : new int[] {1, 7, 300}) {
+                for (DType in : new DType[] {DType.F32, DType.F16, DType.BF16}) {
+                    for (int bits : new int[] {8, 4}) {
+                        KernelChecks.quantize(gpu, seed++, rows, cols, bits, Granularity.PER_ROW, 0, in);
+                    }
+                }
+            }
+        }
+        int rows = 9, cols = 14336;
+        short[] x = new short[rows * cols];
+        x[4 * cols + 14000] = Half.fromFloat(Float.NEGATIVE_INFINITY);
+        x[4 * cols + 9001] = Half.fromFloat(Float.NaN);
+        x[8 * cols + 2] = Half.fromFloat(Float.NaN);
+        try (Tensor t = gpu.upload(x, DType.F16, rows, cols)) {
+            NonFiniteInputException e = assertThrows(NonFiniteInputException.class, () -> {
+                try (QuantizedTensor q = gpu.quantize(t, 8, Granularity.PER_ROW)) {
+                    gpu.synchronize();
+                }
+            });
+            assertTrue(e.getMessage().contains("row 4") && e.getMessage().contains("column 9001"), e.getMessage());
+        }
+    }
+
     @Test
     void firstNonFiniteOfLongRowsIsReported() {
         int rows = 40;
