@@ -22,7 +22,7 @@
 //
 // The per-token hot path (PER_ROW, aligned rows, no plan, cols % 8 == 0 and at
 // most 16384 columns) has a register-resident variant instead: each thread
-// loads all of its units of the row (up to 8 x 16-byte loads in flight) before
+// loads all of its units of the row (up to 4 x 16-byte loads in flight) before
 // the block reduction, then quantizes them from registers. The row crosses the
 // memory system once, read and written, instead of being read twice; the
 // arithmetic (and so every bit of q and the scale) is the same as above.
@@ -76,8 +76,10 @@ __global__ void __launch_bounds__(kMaxThreads, 1) quantize_rowwise_kernel(Quanti
 // PER_ROW, the row in registers: thread t holds units t, t + blockDim.x, ...
 // (UPT of them; units past the row's end are skipped). Requires: full 16-byte
 // aligned rows (quantize_rows_aligned), cols % 8 == 0, cols <= UPT * 8 * blockDim.x.
+constexpr int kMaxRegisterThreads = 512;
+
 template <int XT, int BITS, int UPT>
-__global__ void __launch_bounds__(kMaxThreads) quantize_rows_in_registers_kernel(QuantizeArgs a, StatusRef st) {
+__global__ void __launch_bounds__(kMaxRegisterThreads) quantize_rows_in_registers_kernel(QuantizeArgs a, StatusRef st) {
     __shared__ float red[32];
     constexpr int qmax = BITS == 8 ? 127 : 7;
     Findings found;
@@ -132,27 +134,30 @@ __global__ void __launch_bounds__(kMaxThreads) quantize_rows_in_registers_kernel
 }
 
 // Threads and units per thread of the register-resident kernel for a row of
-// `units` units, or false when the row does not fit it (more than 8 x 256 units).
+// `units` units, or false when the row does not fit it (more than 2048 units =
+// 16384 columns). At most 4 units (64 values) per thread, so a thread stays
+// near 64 registers and an SM keeps 1024+ threads -- 64 KiB of loads -- in
+// flight; wider rows take wider blocks instead (measured on the H100: 8 units
+// per thread left 8192- and 14336-column rows at the two-pass kernel's speed).
 bool in_registers_shape(int64_t units, int& threads, int& upt) {
     if (units <= 128) {
         threads = static_cast<int>((units + 31) / 32 * 32);
         upt = 1;
         return true;
     }
-    threads = units <= 1024 ? 128 : 256;
+    threads = units <= 512 ? 128 : units <= 1024 ? 256 : 512;
     const int64_t need = (units + threads - 1) / threads;
-    upt = need <= 1 ? 1 : need <= 2 ? 2 : need <= 4 ? 4 : 8;
-    return need <= 8;
+    upt = need <= 1 ? 1 : need <= 2 ? 2 : 4;
+    return need <= 4;
 }
 
 template <int XT, int BITS>
 void launch_in_registers(const QuantizeArgs& a, const LaunchEnv& env, int threads, int upt) {
-    unsigned blocks = grid_for(a.rows, int64_t(env.sm_count) * 16 * (kMaxThreads / threads));
+    unsigned blocks = grid_for(a.rows, int64_t(env.sm_count) * (4096 / threads));
     switch (upt) {
         case 1: quantize_rows_in_registers_kernel<XT, BITS, 1><<<blocks, threads, 0, env.stream>>>(a, env.status); break;
         case 2: quantize_rows_in_registers_kernel<XT, BITS, 2><<<blocks, threads, 0, env.stream>>>(a, env.status); break;
-        case 4: quantize_rows_in_registers_kernel<XT, BITS, 4><<<blocks, threads, 0, env.stream>>>(a, env.status); break;
-        default: quantize_rows_in_registers_kernel<XT, BITS, 8><<<blocks, threads, 0, env.stream>>>(a, env.status);
+        default: quantize_rows_in_registers_kernel<XT, BITS, 4><<<blocks, threads, 0, env.stream>>>(a, env.status);
     }
     LOWBIT_CUDA_CHECK_LAUNCH("quantize_rows_in_registers_kernel");
 }
