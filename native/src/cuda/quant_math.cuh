@@ -101,6 +101,36 @@ struct RowIn {
         }
         return __fmul_rn(load_x<XT>(row, s), m);
     }
+
+    // Whether whole units can read their 8 plan entries as 16-byte vectors (a plan whose arrays
+    // start 16-byte aligned, as every lowbit buffer does).
+    __device__ __forceinline__ bool plan_units() const {
+        return src_index != nullptr && reinterpret_cast<uintptr_t>(src_index) % 16 == 0 &&
+               reinterpret_cast<uintptr_t>(src_mult) % 16 == 0;
+    }
+
+    // x'[c0 .. c0+7] through the plan (plan_units(), c0 % 8 == 0): the 8 entries in two 16-byte loads
+    // each, then 8 gathers from x's row (L1-resident: the row is re-read by the whole block). Invalid
+    // entries read as 0, as at(); bit i of the result flags entry c0 + i.
+    __device__ __forceinline__ unsigned gather8(int64_t c0, float v[8]) const {
+        const int4 i0 = reinterpret_cast<const int4*>(src_index + c0)[0];
+        const int4 i1 = reinterpret_cast<const int4*>(src_index + c0)[1];
+        const float4 m0 = reinterpret_cast<const float4*>(src_mult + c0)[0];
+        const float4 m1 = reinterpret_cast<const float4*>(src_mult + c0)[1];
+        const int32_t si[8] = {i0.x, i0.y, i0.z, i0.w, i1.x, i1.y, i1.z, i1.w};
+        const float mi[8] = {m0.x, m0.y, m0.z, m0.w, m1.x, m1.y, m1.z, m1.w};
+        unsigned bad = 0;
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+            if (si[i] < 0 || si[i] >= src_cols || !is_finite(mi[i])) {
+                bad |= 1u << i;
+                v[i] = 0.0f;
+            } else {
+                v[i] = __fmul_rn(load_x<XT>(row, si[i]), mi[i]);
+            }
+        }
+        return bad;
+    }
 };
 
 template <int XT>
@@ -176,6 +206,11 @@ __device__ __forceinline__ float amax_range(const RowIn<XT>& in, int64_t c_begin
             load_x8<XT>(in.row + c0 * x_bytes(XT), v);
 #pragma unroll
             for (int i = 0; i < kUnit; ++i) m = fmaxf(m, fabsf(v[i]));
+        } else if (!VEC && c0 + kUnit <= c_end && c0 % kUnit == 0 && in.plan_units()) {
+            float v[kUnit];
+            (void)in.gather8(c0, v);
+#pragma unroll
+            for (int i = 0; i < kUnit; ++i) m = fmaxf(m, fabsf(v[i]));
         } else {
             int64_t n = c_end - c0 < kUnit ? c_end - c0 : kUnit;
             for (int64_t i = 0; i < n; ++i) m = fmaxf(m, fabsf(in.at(c0 + i, bad_plan)));
@@ -242,43 +277,65 @@ __device__ __forceinline__ MemoryScales memory_scales(const float* scales, int g
 // Scales come from `sc` (RowScale or MemoryScales). The smallest non-finite
 // column (as col << 2 | class) is merged into bad_col, the smallest invalid
 // plan entry into f.bad_plan.
+// Quantizes the 8 values of the unit at column c0 with their scales from `sc` and stores them with
+// one 8-byte (S8) or 4-byte (S4) store; the smallest non-finite column is merged into bad_col.
+template <int BITS, class Scales>
+__device__ __forceinline__ void quantize_store8(const float v[kUnit], int64_t c0, unsigned char* qrow, Scales& sc,
+                                                unsigned long long& bad_col) {
+    constexpr int qmax = BITS == 8 ? 127 : 7;
+    float s[kUnit];
+    bool uniform;
+    if constexpr (Scales::kUniform) uniform = true; else uniform = sc.uniform8;
+    if (uniform) {
+        float s0 = sc.at(c0);
+#pragma unroll
+        for (int i = 0; i < kUnit; ++i) s[i] = s0;
+    } else {
+#pragma unroll
+        for (int i = 0; i < kUnit; ++i) s[i] = sc.at(c0 + i);
+    }
+    unsigned lo = 0, hi = 0;
+#pragma unroll
+    for (int i = 0; i < kUnit; ++i) {
+        if (!is_finite(v[i]))
+            Findings::keep_min(bad_col, static_cast<unsigned long long>(c0 + i) << 2 | nonfinite_class(v[i]));
+        unsigned q = static_cast<unsigned>(quantize_value(v[i], s[i], qmax));
+        if constexpr (BITS == 8) {
+            if (i < 4) lo |= (q & 0xffu) << (8 * i); else hi |= (q & 0xffu) << (8 * (i - 4));
+        } else {
+            lo |= (q & 0xfu) << (4 * i);
+        }
+    }
+    if constexpr (BITS == 8) {
+        *reinterpret_cast<uint2*>(qrow + c0) = make_uint2(lo, hi);
+    } else {
+        *reinterpret_cast<unsigned*>(qrow + c0 / 2) = lo;
+    }
+}
+
+// Quantizes this thread's units of one row (units tid, tid + nthreads, ...).
+// Scales come from `sc` (RowScale or MemoryScales). The smallest non-finite
+// column (as col << 2 | class) is merged into bad_col, the smallest invalid
+// plan entry into f.bad_plan. Without VEC, whole units of a flatten plan still
+// take vector plan loads and one vector store when q's row allows it
+// (RowIn::gather8); everything else goes column pair by column pair.
 template <int XT, int BITS, bool VEC, class Scales>
 __device__ __forceinline__ void quantize_row(const RowIn<XT>& in, unsigned char* qrow, int64_t cols, int64_t tid,
                                              int64_t nthreads, Scales& sc, unsigned long long& bad_col,
                                              Findings& f) {
     constexpr int qmax = BITS == 8 ? 127 : 7;
+    const bool plan_units =
+        !VEC && in.plan_units() && reinterpret_cast<uintptr_t>(qrow) % (BITS == 8 ? 8 : 4) == 0;
     for (int64_t c0 = tid * kUnit; c0 < cols; c0 += nthreads * kUnit) {
         if (VEC && c0 + kUnit <= cols) {
             float v[kUnit];
             load_x8<XT>(in.row + c0 * x_bytes(XT), v);
-            float s[kUnit];
-            bool uniform;
-            if constexpr (Scales::kUniform) uniform = true; else uniform = sc.uniform8;
-            if (uniform) {
-                float s0 = sc.at(c0);
-#pragma unroll
-                for (int i = 0; i < kUnit; ++i) s[i] = s0;
-            } else {
-#pragma unroll
-                for (int i = 0; i < kUnit; ++i) s[i] = sc.at(c0 + i);
-            }
-            unsigned lo = 0, hi = 0;
-#pragma unroll
-            for (int i = 0; i < kUnit; ++i) {
-                if (!is_finite(v[i]))
-                    Findings::keep_min(bad_col, static_cast<unsigned long long>(c0 + i) << 2 | nonfinite_class(v[i]));
-                unsigned q = static_cast<unsigned>(quantize_value(v[i], s[i], qmax));
-                if constexpr (BITS == 8) {
-                    if (i < 4) lo |= (q & 0xffu) << (8 * i); else hi |= (q & 0xffu) << (8 * (i - 4));
-                } else {
-                    lo |= (q & 0xfu) << (4 * i);
-                }
-            }
-            if constexpr (BITS == 8) {
-                *reinterpret_cast<uint2*>(qrow + c0) = make_uint2(lo, hi);
-            } else {
-                *reinterpret_cast<unsigned*>(qrow + c0 / 2) = lo;
-            }
+            quantize_store8<BITS>(v, c0, qrow, sc, bad_col);
+        } else if (plan_units && c0 + kUnit <= cols) {
+            float v[kUnit];
+            const unsigned bad = in.gather8(c0, v);
+            if (bad != 0) Findings::keep_min(f.bad_plan, static_cast<unsigned long long>(c0 + __ffs(bad) - 1));
+            quantize_store8<BITS>(v, c0, qrow, sc, bad_col);
         } else {
             // Column pairs (c, c+1), c even: one S4 byte or two S8 bytes.
             int64_t end = c0 + kUnit < cols ? c0 + kUnit : cols;

@@ -172,6 +172,51 @@ class CudaKernelTest extends GpuTestBase {
         }
     }
 
+    /**
+     * Flatten plans read whole units (vector plan loads, one vector store per 8 columns): a
+     * non-finite source element is reported at the first expanded column that reads it, static and
+     * per-token, and a partial last unit still takes the pair path correctly.
+     */
+    @Test
+    void nonFiniteThroughAPlanIsReportedAtItsExpandedColumn() {
+        int rows = 3, srcCols = 64;
+        int[] src = new int[srcCols + 1];
+        float[] mult = new float[srcCols + 1];
+        for (int j = 0, c = 0; c < srcCols; c++) { // column 40 split in two halves
+            src[j] = c;
+            mult[j++] = c == 40 ? 0.5f : 1f;
+            if (c == 40) {
+                src[j] = c;
+                mult[j++] = 0.5f;
+            }
+        }
+        float[] x = new float[rows * srcCols];
+        for (int i = 0; i < x.length; i++) x[i] = (float) Math.sin(i);
+        x[2 * srcCols + 40] = Float.POSITIVE_INFINITY;
+        x[2 * srcCols + 63] = Float.NaN;
+        try (Tensor t = gpu.upload(x, rows, srcCols); ExpansionPlan plan = gpu.uploadPlan(src, mult, srcCols)) {
+            for (int bits : new int[] {8, 4}) {
+                try (QuantizedTensor q = gpu.allocateQuantized(rows, srcCols + 1, bits, Granularity.PER_ROW, 0)) {
+                    NonFiniteInputException e = assertThrows(NonFiniteInputException.class, () -> {
+                        gpu.flattenQuantizeInto(t, plan, q);
+                        gpu.synchronize();
+                    });
+                    assertTrue(e.getMessage().contains("row 2") && e.getMessage().contains("column 40"), e.getMessage());
+                }
+                try (QuantizedTensor q = gpu.allocateQuantized(rows, srcCols + 1, bits, Granularity.PER_TENSOR, 0)) {
+                    q.scales().copyFrom(new float[] {0.25f});
+                    NonFiniteInputException e = assertThrows(NonFiniteInputException.class, () -> {
+                        gpu.flattenQuantizeWithScales(t, plan, q);
+                        gpu.synchronize();
+                    });
+                    assertTrue(e.getMessage().contains("row 2") && e.getMessage().contains("column 40"), e.getMessage());
+                }
+            }
+        }
+        KernelChecks.flattenQuantize(gpu, 77, 5, 61, 8, Granularity.PER_ROW, DType.F16);
+        KernelChecks.flattenQuantize(gpu, 78, 5, 61, 4, Granularity.PER_TENSOR, DType.BF16);
+    }
+
     @Test
     void firstNonFiniteOfLongRowsIsReported() {
         int rows = 40;
