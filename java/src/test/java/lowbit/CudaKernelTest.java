@@ -173,48 +173,84 @@ class CudaKernelTest extends GpuTestBase {
     }
 
     /**
-     * Flatten plans read whole units (vector plan loads, one vector store per 8 columns): a
-     * non-finite source element is reported at the first expanded column that reads it, static and
-     * per-token, and a partial last unit still takes the pair path correctly.
+     * Flatten plans on both of the quantize kernels' paths -- whole units of 8 expanded columns
+     * (vector plan loads, one store; here 72 columns with zero-multiplier padding, q rows aligned)
+     * and column pairs (65 columns: odd S4 rows) -- report a non-finite source element at the first
+     * expanded column that reads it, static and per-token, S8 and S4; random plans give the
+     * reference's bits, and static scales reproduce the codes the computed ones gave.
      */
     @Test
     void nonFiniteThroughAPlanIsReportedAtItsExpandedColumn() {
         int rows = 3, srcCols = 64;
-        int[] src = new int[srcCols + 1];
-        float[] mult = new float[srcCols + 1];
-        for (int j = 0, c = 0; c < srcCols; c++) { // column 40 split in two halves
-            src[j] = c;
-            mult[j++] = c == 40 ? 0.5f : 1f;
-            if (c == 40) {
+        for (int pad : new int[] {0, 7}) {
+            int outCols = srcCols + 1 + pad;
+            int[] src = new int[outCols];
+            float[] mult = new float[outCols];
+            for (int j = 0, c = 0; c < srcCols; c++) { // column 40 split in two halves; padding reads column 0 times 0
                 src[j] = c;
-                mult[j++] = 0.5f;
-            }
-        }
-        float[] x = new float[rows * srcCols];
-        for (int i = 0; i < x.length; i++) x[i] = (float) Math.sin(i);
-        x[2 * srcCols + 40] = Float.POSITIVE_INFINITY;
-        x[2 * srcCols + 63] = Float.NaN;
-        try (Tensor t = gpu.upload(x, rows, srcCols); ExpansionPlan plan = gpu.uploadPlan(src, mult, srcCols)) {
-            for (int bits : new int[] {8, 4}) {
-                try (QuantizedTensor q = gpu.allocateQuantized(rows, srcCols + 1, bits, Granularity.PER_ROW, 0)) {
-                    NonFiniteInputException e = assertThrows(NonFiniteInputException.class, () -> {
-                        gpu.flattenQuantizeInto(t, plan, q);
-                        gpu.synchronize();
-                    });
-                    assertTrue(e.getMessage().contains("row 2") && e.getMessage().contains("column 40"), e.getMessage());
-                }
-                try (QuantizedTensor q = gpu.allocateQuantized(rows, srcCols + 1, bits, Granularity.PER_TENSOR, 0)) {
-                    q.scales().copyFrom(new float[] {0.25f});
-                    NonFiniteInputException e = assertThrows(NonFiniteInputException.class, () -> {
-                        gpu.flattenQuantizeWithScales(t, plan, q);
-                        gpu.synchronize();
-                    });
-                    assertTrue(e.getMessage().contains("row 2") && e.getMessage().contains("column 40"), e.getMessage());
+                mult[j++] = c == 40 ? 0.5f : 1f;
+                if (c == 40) {
+                    src[j] = c;
+                    mult[j++] = 0.5f;
                 }
             }
+            float[] x = new float[rows * srcCols];
+            for (int i = 0; i < x.length; i++) x[i] = (float) Math.sin(i);
+            x[2 * srcCols + 40] = Float.POSITIVE_INFINITY;
+            x[2 * srcCols + 63] = Float.NaN;
+            try (Tensor t = gpu.upload(x, rows, srcCols); ExpansionPlan plan = gpu.uploadPlan(src, mult, srcCols)) {
+                for (int bits : new int[] {8, 4}) {
+                    for (Granularity g : new Granularity[] {Granularity.PER_ROW, Granularity.PER_TENSOR}) {
+                        try (QuantizedTensor q = gpu.allocateQuantized(rows, outCols, bits, g, 0)) {
+                            NonFiniteInputException e = assertThrows(NonFiniteInputException.class, () -> {
+                                gpu.flattenQuantizeInto(t, plan, q);
+                                gpu.synchronize();
+                            }, g + " computed, " + outCols + " columns");
+                            assertTrue(e.getMessage().contains("row 2") && e.getMessage().contains("column 40"), e.getMessage());
+                        }
+                    }
+                    try (QuantizedTensor q = gpu.allocateQuantized(rows, outCols, bits, Granularity.PER_TENSOR, 0)) {
+                        q.scales().copyFrom(new float[] {0.25f});
+                        NonFiniteInputException e = assertThrows(NonFiniteInputException.class, () -> {
+                            gpu.flattenQuantizeWithScales(t, plan, q);
+                            gpu.synchronize();
+                        });
+                        assertTrue(e.getMessage().contains("row 2") && e.getMessage().contains("column 40"), e.getMessage());
+                    }
+                }
+            }
         }
-        KernelChecks.flattenQuantize(gpu, 77, 5, 61, 8, Granularity.PER_ROW, DType.F16);
-        KernelChecks.flattenQuantize(gpu, 78, 5, 61, 4, Granularity.PER_TENSOR, DType.BF16);
+        long seed = 77;
+        for (int cols : new int[] {61, 64, 1000, 4096}) {
+            for (DType in : new DType[] {DType.F32, DType.F16, DType.BF16}) {
+                for (int bits : new int[] {8, 4}) {
+                    for (Granularity g : new Granularity[] {Granularity.PER_ROW, Granularity.PER_TENSOR}) {
+                        KernelChecks.flattenQuantize(gpu, seed++, 5, cols, bits, g, in);
+                    }
+                }
+            }
+        }
+        // static scales (FlattenQuant's calibrated per-tensor scale) give the codes the computed scale gave
+        Random rnd = new Random(5);
+        int[] src = new int[4104];
+        float[] mult = new float[4104];
+        for (int j = 0; j < src.length; j++) {
+            src[j] = j < 4096 ? j : rnd.nextInt(4096);
+            mult[j] = j < 4096 ? 1f : 0.5f;
+        }
+        float[] x = KernelChecks.roundTo(DType.F16, KernelChecks.activations(rnd, 33, 4096));
+        for (int bits : new int[] {8, 4}) {
+            try (Tensor t = KernelChecks.upload(gpu, DType.F16, x, 33, 4096);
+                    ExpansionPlan plan = gpu.uploadPlan(src, mult, 4096);
+                    QuantizedTensor computed = gpu.allocateQuantized(33, 4104, bits, Granularity.PER_TENSOR, 0);
+                    QuantizedTensor given = gpu.allocateQuantized(33, 4104, bits, Granularity.PER_TENSOR, 0)) {
+                gpu.flattenQuantizeInto(t, plan, computed);
+                given.scales().copyFrom(computed.scales().toFloatArray());
+                KernelChecks.poison(given.values());
+                gpu.flattenQuantizeWithScales(t, plan, given);
+                assertArrayEquals(computed.values().toByteArray(), given.values().toByteArray(), "static " + bits + "-bit flatten");
+            }
+        }
     }
 
     @Test
