@@ -70,6 +70,10 @@ final class EvalCommand implements Callable<Integer> {
             + "default ${DEFAULT-VALUE}")
     String flatQuantBudget = "reduced";
 
+    @Option(names = "--flatquant-8bit-blocks", split = ",", description = "FlatQuant: blocks calibrated and run at W8A8 (weights and "
+            + "activations; the KV cache keeps the method's quantizer), e.g. 11 for SmolLM2's block with the massive activation; default none")
+    List<Integer> flatQuant8BitBlocks = new ArrayList<>();
+
     @Option(names = "--flatquant-dir", description = "keep FlatQuant calibration checkpoints here (one directory per method, resumable); "
             + "default: a temporary directory")
     Path flatQuantDir;
@@ -143,7 +147,7 @@ final class EvalCommand implements Callable<Integer> {
                     continue;
                 }
                 if (m.isFlatQuant()) {
-                    try (QuantizedModel q = new FlatQuantQuantizer(ctx, flatQuant, flatQuantDir, System.out)
+                    try (QuantizedModel q = new FlatQuantQuantizer(ctx, flatQuant, flatQuantDir, System.out, java.util.Set.copyOf(flatQuant8BitBlocks))
                             .quantize(ws, model, m)) {
                         table.add(m.description(), Perplexity.evaluate(q.model(), evaluation, window, System.out), q);
                     }

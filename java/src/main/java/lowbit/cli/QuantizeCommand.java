@@ -39,6 +39,10 @@ final class QuantizeCommand implements Callable<Integer> {
             + "sequences,tokens,epochs,batch (as lowbit eval); default ${DEFAULT-VALUE}")
     String flatQuantBudget = "reduced";
 
+    @Option(names = "--flatquant-8bit-blocks", split = ",", description = "FlatQuant: blocks calibrated and run at W8A8 (weights and "
+            + "activations; the KV cache keeps the method's quantizer), e.g. 11 for SmolLM2's block with the massive activation; default none")
+    List<Integer> flatQuant8BitBlocks = new ArrayList<>();
+
     @Option(names = "--flatquant-dir", description = "keep FlatQuant calibration checkpoints here (resumable); default: a temporary directory")
     Path flatQuantDir;
 
@@ -48,7 +52,7 @@ final class QuantizeCommand implements Callable<Integer> {
         if (m.isFlatQuant()) {
             Workspace ws = Workspace.open(options.model);
             try (Context ctx = Context.open(options.backend());
-                 QuantizedModel q = new FlatQuantQuantizer(ctx, FlatQuantQuantizer.parseBudget(flatQuantBudget), flatQuantDir, System.out)
+                 QuantizedModel q = new FlatQuantQuantizer(ctx, FlatQuantQuantizer.parseBudget(flatQuantBudget), flatQuantDir, System.out, java.util.Set.copyOf(flatQuant8BitBlocks))
                          .quantize(ws, ws.loadModel(), m)) {
                 write(q);
             }

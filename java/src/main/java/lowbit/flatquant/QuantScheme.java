@@ -38,6 +38,15 @@ public record QuantScheme(String name, QuantSpec weights, QuantSpec activations,
         return new QuantScheme("W8A8", sym(8), sym(8), null);
     }
 
+    /**
+     * This scheme with INT8 weights and activations (same granularity, symmetric) and the same KV
+     * quantizer: what a block kept at 8 bits runs ({@code --flatquant-8bit-blocks}); the KV cache
+     * is one codec for all blocks, so it keeps its width.
+     */
+    public QuantScheme widened() {
+        return new QuantScheme(name + " (block at W8A8)", sym(8), sym(8), kv);
+    }
+
     private static QuantSpec sym(int bits) {
         return QuantSpec.symmetric(bits, Granularity.PER_ROW);
     }

@@ -11,6 +11,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
 import java.util.stream.Stream;
 import lowbit.Context;
 import lowbit.calibrate.BlockReport;
@@ -66,6 +67,7 @@ public final class FlatQuantQuantizer {
     private final CalibrationBudget budget;
     private final Path workDir;
     private final PrintStream log;
+    private final Set<Integer> wideBlocks;
 
     /**
      * {@code workDir}: where calibration checkpoints go ({@code <workDir>/<method>}, resumable and
@@ -73,6 +75,17 @@ public final class FlatQuantQuantizer {
      * afterwards. {@code log} may be null.
      */
     public FlatQuantQuantizer(Context context, CalibrationBudget budget, Path workDir, PrintStream log) {
+        this(context, budget, workDir, log, Set.of());
+    }
+
+    /**
+     * As above, with {@code wideBlocks} calibrated and run at W8A8 ({@link QuantScheme#widened}; the
+     * KV cache keeps the method's quantizer): the sensitive blocks of a mixed-precision model, e.g.
+     * SmolLM2's block 11, which creates a massive activation.
+     */
+    public FlatQuantQuantizer(Context context, CalibrationBudget budget, Path workDir, PrintStream log, Set<Integer> wideBlocks) {
+        if (wideBlocks == null) throw new IllegalArgumentException("wideBlocks must not be null (empty for none)");
+        this.wideBlocks = Set.copyOf(wideBlocks);
         if (context == null) throw new IllegalArgumentException("FlatQuant layers run on a native context (lowbit_quantize + lowbit_gemm_dequant); got none");
         if (budget == null) throw new IllegalArgumentException("a calibration budget is required");
         this.context = context;
@@ -92,10 +105,14 @@ public final class FlatQuantQuantizer {
                 throw new IllegalArgumentException("the model has " + model.shape().blockCount() + " blocks, its GGUF " + c.blockCount());
             }
             QuantScheme scheme = method.flatQuantScheme(c.headDim());
+            for (int b : wideBlocks) {
+                if (b >= c.blockCount()) throw new IllegalArgumentException("block " + b + " to keep at W8A8 does not exist: the model has " + c.blockCount() + " blocks");
+            }
             Map<String, double[]> params = calibrate(ws, method, scheme, c.blockCount());
             RotaryEmbedding rope = RotaryEmbedding.of(c, g.hasTensor("rope_freqs.weight") ? g.readFloats("rope_freqs.weight") : null);
-            String description = method.description() + "; " + scheme.name() + ", calibration " + budget;
-            QuantizedModel q = build(context, model, c, b -> LlamaBlock.fromGguf(g, c, b, rope), method, scheme, params,
+            String description = method.description() + "; " + scheme.name() + (wideBlocks.isEmpty() ? "" : ", blocks " + new java.util.TreeSet<>(wideBlocks) + " at W8A8")
+                    + ", calibration " + budget;
+            QuantizedModel q = build(context, model, c, b -> LlamaBlock.fromGguf(g, c, b, rope), method, scheme, wideBlocks, params,
                     ws.calibrationTokens(REPORT_TOKENS), description, (long) budget.samples() * budget.seqLen());
             if (log != null) log.printf(Locale.ROOT, "quantized %s in %.1f s%n", method.id(), (System.nanoTime() - start) / 1e9);
             return q;
@@ -119,7 +136,8 @@ public final class FlatQuantQuantizer {
      * of config {@code c}, not yet modified) with the KV codec when the scheme quantizes the cache.
      */
     static QuantizedModel build(Context context, DecoderModel model, LlamaConfig c, BlockReader blocks, QuantMethod method, QuantScheme scheme,
-                                Map<String, double[]> params, int[] reportTokens, String description, long calibrationTokens) throws IOException {
+                                Set<Integer> wideBlocks, Map<String, double[]> params, int[] reportTokens, String description, long calibrationTokens)
+            throws IOException {
         Map<String, float[]> fpInputs = fpInputs(model, reportTokens);
         int sampleTokens = reportTokens.length;
         Map<String, LinearOp> layers = new LinkedHashMap<>();
@@ -130,9 +148,10 @@ public final class FlatQuantQuantizer {
             for (int b = 0; b < c.blockCount(); b++) {
                 LlamaBlock block = blocks.read(b);
                 String p = "blk." + b + ".";
-                BlockTransforms t = new BlockTransforms(p, block, null, scheme, BlockTransforms.DEFAULT_ALPHA, BlockwiseCalibration.blockSeed(SEED, b));
+                QuantScheme sb = wideBlocks.contains(b) ? scheme.widened() : scheme;
+                BlockTransforms t = new BlockTransforms(p, block, null, sb, BlockTransforms.DEFAULT_ALPHA, BlockwiseCalibration.blockSeed(SEED, b));
                 t.load(params);
-                FlatQuantBlock fq = FlatQuantBlock.build(context, block, t, scheme);
+                FlatQuantBlock fq = FlatQuantBlock.build(context, block, t, sb);
                 layers.putAll(prefixed(p, fq.layers()));
                 norms.put(p + "attn_norm", fq.attnNorm());
                 norms.put(p + "ffn_norm", fq.ffnNorm());
@@ -144,9 +163,9 @@ public final class FlatQuantQuantizer {
                 Map<String, Double> errors = FlatQuantLayerErrors.measure(block, t, fq, inputs, sampleTokens);
                 for (Map.Entry<String, LinearOp> e : fq.layers().entrySet()) {
                     FlatQuantLinear op = (FlatQuantLinear) e.getValue();
-                    rows.add(new QuantizationReport.Row(p + e.getKey(), scheme.activations().bits() <= 4 ? Precision.INT4 : Precision.INT8,
+                    rows.add(new QuantizationReport.Row(p + e.getKey(), sb.activations().bits() <= 4 ? Precision.INT4 : Precision.INT8,
                             op.inFeatures(), op.inFeatures(), op.outFeatures(), Double.NaN, Double.NaN, errors.get(e.getKey()),
-                            2L * op.outFeatures() * op.inFeatures(), reportMethod(scheme, op.transform()), 0));
+                            2L * op.outFeatures() * op.inFeatures(), reportMethod(sb, op.transform()), 0));
                 }
                 if (fq.kv() != null) kv.add(fq.kv());
             }
@@ -197,9 +216,10 @@ public final class FlatQuantQuantizer {
         CalibrationOptions o = new CalibrationOptions(budget.samples(), 0, budget.seqLen(), budget.epochs(), budget.batchSize(), blocks,
                 false, 1e-3, SEED, false);
         boolean temporary = workDir == null;
-        Path dir = temporary ? Files.createTempDirectory("lowbit-flatquant-") : workDir.resolve(method.id());
+        String name = method.id() + (wideBlocks.isEmpty() ? "" : "-w8a8-blocks-" + new java.util.TreeSet<>(wideBlocks).toString().replaceAll("[^0-9]+", "_"));
+        Path dir = temporary ? Files.createTempDirectory("lowbit-flatquant-") : workDir.resolve(name);
         try {
-            CalibrationResult r = BlockwiseCalibration.run(ws, FlatQuantMethod.authors(scheme), o, dir, new CalibrationListener() {
+            CalibrationResult r = BlockwiseCalibration.run(ws, FlatQuantMethod.authors(scheme, wideBlocks), o, dir, new CalibrationListener() {
                 @Override
                 public void onBlockDone(BlockReport report) {
                     if (log != null) {

@@ -28,6 +28,7 @@ import lowbit.model.KvCache;
 import lowbit.model.LinearOp;
 import lowbit.model.LlamaConfig;
 import lowbit.model.LlamaModel;
+import lowbit.quant.Precision;
 import lowbit.quant.QuantizationReport;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -95,7 +96,7 @@ class FlatQuantFileTest {
         LlamaConfig c = blocks.config();
         QuantScheme scheme = method.flatQuantScheme(c.headDim());
         RotaryEmbedding rope = RotaryEmbedding.of(c, null);
-        return FlatQuantQuantizer.build(ctx, TinyLlama.load(dir), c, b -> LlamaBlock.fromModel(blocks, b, rope), method, scheme,
+        return FlatQuantQuantizer.build(ctx, TinyLlama.load(dir), c, b -> LlamaBlock.fromModel(blocks, b, rope), method, scheme, java.util.Set.of(),
                 params(blocks, scheme, 99, clipLogit), TinyLlama.tokens(24, 1), method.description() + "; test parameters", 1234);
     }
 
@@ -160,6 +161,47 @@ class FlatQuantFileTest {
             JsonNode meta = metadata(Files.readAllBytes(file));
             assertEquals(QuantizedModelFile.VERSION_FLATQUANT, meta.path("version").asInt(), what);
             assertEquals(4 * TinyLlama.CONFIG.blockCount(), meta.path("transforms").size(), what + ": one transform per block input");
+        }
+    }
+
+    /**
+     * A mixed-precision FlatQuant model (W4A4KV4, block 1 kept at W8A8): block 1's layers hold 8-bit
+     * weights and quantize their inputs to 8 bits, block 0's stay at 4, the KV codec covers both
+     * blocks, block 1's layers are closer to FP than at 4 bits, and the file round-trips bit for bit.
+     */
+    @Test
+    void blocksKeptAtW8a8RoundTripBitForBit() throws IOException {
+        Path dir = TinyLlama.write(tmp.resolve("tiny"), 11);
+        int[] prompt = TinyLlama.tokens(13, 5);
+        QuantMethod method = QuantMethod.FLATQUANT_W4A4_KV4;
+        LlamaModel blocks = TinyLlama.load(dir);
+        LlamaConfig c = blocks.config();
+        QuantScheme scheme = method.flatQuantScheme(c.headDim());
+        RotaryEmbedding rope = RotaryEmbedding.of(c, null);
+        Path file = tmp.resolve("mixed.safetensors");
+        try (QuantizedModel all4 = quantize(dir, method);
+                QuantizedModel mixed = FlatQuantQuantizer.build(ctx, TinyLlama.load(dir), c, b -> LlamaBlock.fromModel(blocks, b, rope), method, scheme,
+                        java.util.Set.of(1), params(blocks, scheme, 99, 2), TinyLlama.tokens(24, 1), "mixed; test parameters", 1234)) {
+            for (Map.Entry<String, LinearOp> e : mixed.layers().entrySet()) {
+                FlatQuantLinear op = (FlatQuantLinear) e.getValue();
+                int want = e.getKey().startsWith("blk.1.") ? 8 : 4;
+                assertEquals(want, op.weights().bits(), e.getKey() + " weights");
+                assertEquals(want, op.activations().bits(), e.getKey() + " activations");
+            }
+            for (QuantizationReport.Row r : mixed.report().rows()) {
+                assertEquals(r.layer().startsWith("blk.1.") ? Precision.INT8 : Precision.INT4, r.precision(), r.layer());
+                if (r.layer().startsWith("blk.1.")) {
+                    QuantizationReport.Row at4 = all4.report().rows().stream().filter(x -> x.layer().equals(r.layer())).findFirst().orElseThrow();
+                    assertTrue(r.relativeError() < at4.relativeError(), r.layer() + ": W8A8 error " + r.relativeError() + " vs W4A4 " + at4.relativeError());
+                }
+            }
+            assertNotNull(mixed.kvCodec());
+            float[][] expect = run(mixed.model(), prompt, 17);
+            QuantizedModelFile.save(mixed, file);
+            try (QuantizedModel loaded = QuantizedModelFile.load(file, TinyLlama.load(dir), ctx)) {
+                assertBitIdentical(expect, run(loaded.model(), prompt, 17), "mixed after reload");
+                assertEquals(mixed.report().toJson(), loaded.report().toJson());
+            }
         }
     }
 
