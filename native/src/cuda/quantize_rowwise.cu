@@ -20,8 +20,8 @@
 // quantize step (see device_status.cuh). With a flatten plan the row is
 // gathered (x'[c] = x[src_index[c]] * src_mult[c]) with scalar loads.
 //
-// The per-token hot path (PER_ROW, aligned rows, no plan, cols % 8 == 0 and at
-// most 16384 columns) has a register-resident variant instead: each thread
+// The per-token hot path (PER_ROW, aligned rows or a flatten plan, cols % 8 == 0
+// and at most 16384 columns) has a register-resident variant instead: each thread
 // loads all of its units of the row (up to 4 x 16-byte loads in flight) before
 // the block reduction, then quantizes them from registers. The row crosses the
 // memory system once, read and written, instead of being read twice; the
@@ -74,17 +74,21 @@ __global__ void __launch_bounds__(kMaxThreads, 1) quantize_rowwise_kernel(Quanti
 }
 
 // PER_ROW, the row in registers: thread t holds units t, t + blockDim.x, ...
-// (UPT of them; units past the row's end are skipped). Requires: full 16-byte
-// aligned rows (quantize_rows_aligned), cols % 8 == 0, cols <= UPT * 8 * blockDim.x.
+// (UPT of them; units past the row's end are skipped). Requires cols % 8 == 0,
+// cols <= UPT * 8 * blockDim.x, q rows 8-byte (S8) or 4-byte (S4) aligned, and
+// either full 16-byte aligned x rows without a plan (quantize_rows_aligned), or
+// (PLAN) a flatten plan whose arrays are 16-byte aligned (RowIn::plan_units):
+// each unit's 8 plan entries in vector loads, its 8 values gathered from x once
+// (the generic kernel gathers every value twice: for the max, then to quantize).
 constexpr int kMaxRegisterThreads = 512;
 
-template <int XT, int BITS, int UPT>
+template <int XT, int BITS, int UPT, bool PLAN>
 __global__ void __launch_bounds__(kMaxRegisterThreads) quantize_rows_in_registers_kernel(QuantizeArgs a, StatusRef st) {
     __shared__ float red[32];
     constexpr int qmax = BITS == 8 ? 127 : 7;
     Findings found;
     for (int64_t r = blockIdx.x; r < a.rows; r += gridDim.x) {
-        const unsigned char* row = static_cast<const unsigned char*>(a.x) + r * a.ldx * x_bytes(XT);
+        const RowIn<XT> in = row_in<XT>(a, r);
         unsigned char* qrow = static_cast<unsigned char*>(a.q) + q_row_offset<BITS>(r, a.ldq);
         float v[UPT][kUnit];
         float m = 0.0f;
@@ -92,7 +96,12 @@ __global__ void __launch_bounds__(kMaxRegisterThreads) quantize_rows_in_register
         for (int u = 0; u < UPT; ++u) {
             const int64_t c0 = (static_cast<int64_t>(threadIdx.x) + static_cast<int64_t>(u) * blockDim.x) * kUnit;
             if (c0 < a.cols) {
-                load_x8<XT>(row + c0 * x_bytes(XT), v[u]);
+                if constexpr (PLAN) {
+                    const unsigned bad = in.gather8(c0, v[u]);
+                    if (bad != 0) Findings::keep_min(found.bad_plan, static_cast<unsigned long long>(c0 + __ffs(bad) - 1));
+                } else {
+                    load_x8<XT>(in.row + c0 * x_bytes(XT), v[u]);
+                }
             } else {
 #pragma unroll
                 for (int i = 0; i < kUnit; ++i) v[u][i] = 0.0f;
@@ -105,28 +114,12 @@ __global__ void __launch_bounds__(kMaxRegisterThreads) quantize_rows_in_register
         }
         const float s = scale_from_amax(block_max(m, red), qmax);
         if (threadIdx.x == 0) a.scales[r] = s;
+        RowScale rs{s};
         unsigned long long bad_col = kNoIndex;
 #pragma unroll
         for (int u = 0; u < UPT; ++u) {
             const int64_t c0 = (static_cast<int64_t>(threadIdx.x) + static_cast<int64_t>(u) * blockDim.x) * kUnit;
-            if (c0 >= a.cols) continue;
-            unsigned lo = 0, hi = 0;
-#pragma unroll
-            for (int i = 0; i < kUnit; ++i) {
-                if (!is_finite(v[u][i]))
-                    Findings::keep_min(bad_col, static_cast<unsigned long long>(c0 + i) << 2 | nonfinite_class(v[u][i]));
-                const unsigned q = static_cast<unsigned>(quantize_value(v[u][i], s, qmax));
-                if constexpr (BITS == 8) {
-                    if (i < 4) lo |= (q & 0xffu) << (8 * i); else hi |= (q & 0xffu) << (8 * (i - 4));
-                } else {
-                    lo |= (q & 0xfu) << (4 * i);
-                }
-            }
-            if constexpr (BITS == 8) {
-                *reinterpret_cast<uint2*>(qrow + c0) = make_uint2(lo, hi);
-            } else {
-                *reinterpret_cast<unsigned*>(qrow + c0 / 2) = lo;
-            }
+            if (c0 < a.cols) quantize_store8<BITS>(v[u], c0, qrow, rs, bad_col);
         }
         merge_row_finding(found, r, a.cols, bad_col);
     }
@@ -151,13 +144,13 @@ bool in_registers_shape(int64_t units, int& threads, int& upt) {
     return need <= 4;
 }
 
-template <int XT, int BITS>
+template <int XT, int BITS, bool PLAN>
 void launch_in_registers(const QuantizeArgs& a, const LaunchEnv& env, int threads, int upt) {
     unsigned blocks = grid_for(a.rows, int64_t(env.sm_count) * (4096 / threads));
     switch (upt) {
-        case 1: quantize_rows_in_registers_kernel<XT, BITS, 1><<<blocks, threads, 0, env.stream>>>(a, env.status); break;
-        case 2: quantize_rows_in_registers_kernel<XT, BITS, 2><<<blocks, threads, 0, env.stream>>>(a, env.status); break;
-        default: quantize_rows_in_registers_kernel<XT, BITS, 4><<<blocks, threads, 0, env.stream>>>(a, env.status);
+        case 1: quantize_rows_in_registers_kernel<XT, BITS, 1, PLAN><<<blocks, threads, 0, env.stream>>>(a, env.status); break;
+        case 2: quantize_rows_in_registers_kernel<XT, BITS, 2, PLAN><<<blocks, threads, 0, env.stream>>>(a, env.status); break;
+        default: quantize_rows_in_registers_kernel<XT, BITS, 4, PLAN><<<blocks, threads, 0, env.stream>>>(a, env.status);
     }
     LOWBIT_CUDA_CHECK_LAUNCH("quantize_rows_in_registers_kernel");
 }
@@ -167,10 +160,14 @@ void launch_in_registers(const QuantizeArgs& a, const LaunchEnv& env, int thread
 void launch_quantize_rowwise(const QuantizeArgs& a, const LaunchEnv& env) {
     const int64_t row_units = (a.cols + kUnit - 1) / kUnit;
     int reg_threads = 0, reg_upt = 0;
-    if (a.granularity == LOWBIT_PER_ROW && a.cols % kUnit == 0 && quantize_rows_aligned(a) &&
+    const auto q = reinterpret_cast<uintptr_t>(a.q);
+    const bool q_units = a.bits == 8 ? (q % 8 == 0 && a.ldq % 8 == 0) : (q % 4 == 0 && a.ldq % 8 == 0);
+    const bool plan_units = a.src_index != nullptr && reinterpret_cast<uintptr_t>(a.src_index) % 16 == 0 &&
+                            reinterpret_cast<uintptr_t>(a.src_mult) % 16 == 0 && q_units;
+    if (a.granularity == LOWBIT_PER_ROW && a.cols % kUnit == 0 && (quantize_rows_aligned(a) || plan_units) &&
         in_registers_shape(row_units, reg_threads, reg_upt)) {
-        dispatch_quantize(a.x_type, a.bits, true, [&](auto xt, auto bits, auto) {
-            launch_in_registers<decltype(xt)::value, decltype(bits)::value>(a, env, reg_threads, reg_upt);
+        dispatch_quantize(a.x_type, a.bits, plan_units, [&](auto xt, auto bits, auto plan) {
+            launch_in_registers<decltype(xt)::value, decltype(bits)::value, decltype(plan)::value>(a, env, reg_threads, reg_upt);
         });
         return;
     }
