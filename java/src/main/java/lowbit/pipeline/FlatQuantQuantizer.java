@@ -67,7 +67,7 @@ public final class FlatQuantQuantizer {
     private final CalibrationBudget budget;
     private final Path workDir;
     private final PrintStream log;
-    private final Set<Integer> wideBlocks;
+    private final java.util.SortedSet<Integer> wideBlocks;
 
     /**
      * {@code workDir}: where calibration checkpoints go ({@code <workDir>/<method>}, resumable and
@@ -85,7 +85,7 @@ public final class FlatQuantQuantizer {
      */
     public FlatQuantQuantizer(Context context, CalibrationBudget budget, Path workDir, PrintStream log, Set<Integer> wideBlocks) {
         if (wideBlocks == null) throw new IllegalArgumentException("wideBlocks must not be null (empty for none)");
-        this.wideBlocks = Set.copyOf(wideBlocks);
+        this.wideBlocks = java.util.Collections.unmodifiableSortedSet(new java.util.TreeSet<>(wideBlocks));
         if (context == null) throw new IllegalArgumentException("FlatQuant layers run on a native context (lowbit_quantize + lowbit_gemm_dequant); got none");
         if (budget == null) throw new IllegalArgumentException("a calibration budget is required");
         this.context = context;
@@ -110,7 +110,7 @@ public final class FlatQuantQuantizer {
             }
             Map<String, double[]> params = calibrate(ws, method, scheme, c.blockCount());
             RotaryEmbedding rope = RotaryEmbedding.of(c, g.hasTensor("rope_freqs.weight") ? g.readFloats("rope_freqs.weight") : null);
-            String description = method.description() + "; " + scheme.name() + (wideBlocks.isEmpty() ? "" : ", blocks " + new java.util.TreeSet<>(wideBlocks) + " at W8A8")
+            String description = method.description() + "; " + scheme.name() + (wideBlocks.isEmpty() ? "" : ", blocks " + wideBlocks + " at W8A8")
                     + ", calibration " + budget;
             QuantizedModel q = build(context, model, c, b -> LlamaBlock.fromGguf(g, c, b, rope), method, scheme, wideBlocks, params,
                     ws.calibrationTokens(REPORT_TOKENS), description, (long) budget.samples() * budget.seqLen());
@@ -216,7 +216,7 @@ public final class FlatQuantQuantizer {
         CalibrationOptions o = new CalibrationOptions(budget.samples(), 0, budget.seqLen(), budget.epochs(), budget.batchSize(), blocks,
                 false, 1e-3, SEED, false);
         boolean temporary = workDir == null;
-        String name = method.id() + (wideBlocks.isEmpty() ? "" : "-w8a8-blocks-" + new java.util.TreeSet<>(wideBlocks).toString().replaceAll("[^0-9]+", "_"));
+        String name = method.id() + (wideBlocks.isEmpty() ? "" : "-w8a8-blocks-" + wideBlocks.toString().replaceAll("[^0-9]+", "_"));
         Path dir = temporary ? Files.createTempDirectory("lowbit-flatquant-") : workDir.resolve(name);
         try {
             CalibrationResult r = BlockwiseCalibration.run(ws, FlatQuantMethod.authors(scheme, wideBlocks), o, dir, new CalibrationListener() {
