@@ -62,6 +62,18 @@ pack() {
   fi
 }
 
+# The bundle's JVM and class path: sets jre, java and cp (the JUnit tests jar and every jar of the
+# bundle). The JRE is unpacked once per host, or anew with "fresh" (run: a new bundle may have come).
+use_bundle() {
+  jre=/tmp/lowbit-jre
+  if [ "${1:-}" = fresh ] || [ ! -x "$jre/jre/bin/java" ]; then
+    rm -rf "$jre" && mkdir -p "$jre" && tar xzf "$bundle/jre.tgz" -C "$jre"
+  fi
+  java="$jre/jre/bin/java"
+  cp="$bundle/tests.jar"
+  for j in "$bundle"/lib/*.jar; do cp="$cp:$j"; done
+}
+
 # The staged cache (stage-in), when complete: LOWBIT_CACHE for the JVMs, OpenBLAS on the class path.
 staged_cache() {
   if [ -f /tmp/lowbit-cache/.staged ]; then
@@ -103,11 +115,7 @@ stage_in() {
 calibrate() {
   local out="${OUT:-/tmp/lowbit-gpu-run}"
   mkdir -p "$out"
-  local jre=/tmp/lowbit-jre
-  [ -x "$jre/jre/bin/java" ] || { rm -rf "$jre" && mkdir -p "$jre" && tar xzf "$bundle/jre.tgz" -C "$jre"; }
-  local java="$jre/jre/bin/java"
-  local cp="$bundle/tests.jar"
-  for j in "$bundle"/lib/*.jar; do cp="$cp:$j"; done
+  use_bundle
   staged_cache
   set +e
   "$java" -Xmx32g -cp "$cp" lowbit.bench.EngineGemmBench 1.0 > "$out/engine-gemm.txt" 2>&1
@@ -129,11 +137,7 @@ calibrate() {
 sanitize() {
   local out="${OUT:-/tmp/lowbit-gpu-run}"
   mkdir -p "$out"
-  local jre=/tmp/lowbit-jre
-  [ -x "$jre/jre/bin/java" ] || { rm -rf "$jre" && mkdir -p "$jre" && tar xzf "$bundle/jre.tgz" -C "$jre"; }
-  local java="$jre/jre/bin/java"
-  local cp="$bundle/tests.jar"
-  for j in "$bundle"/lib/*.jar; do cp="$cp:$j"; done
+  use_bundle
   local classes="${SAN_CLASSES:-CudaKernelTest CudaGemmTest CudaDecodeGemmTest CudaExpandGemmTest CudaW4a4GemmTest CudaSm80S4GemmTest BitPlaneCudaTest KronQuantizeCudaTest CudaDenseGemmTest}"
   local race="${SAN_RACE_CLASSES:-CudaDecodeGemmTest BitPlaneCudaTest KronQuantizeCudaTest}"
   sel() { local a=""; for c in $1; do a="$a --select-class lowbit.$c"; done; echo "$a"; }
@@ -153,11 +157,7 @@ sanitize() {
 run() {
   local out="${OUT:-/tmp/lowbit-gpu-run}"
   mkdir -p "$out"
-  local jre=/tmp/lowbit-jre
-  rm -rf "$jre" && mkdir -p "$jre" && tar xzf "$bundle/jre.tgz" -C "$jre"
-  local java="$jre/jre/bin/java"
-  local cp="$bundle/tests.jar"
-  for j in "$bundle"/lib/*.jar; do cp="$cp:$j"; done
+  use_bundle fresh
   staged_cache
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$out/gpu.txt" 2>&1 || true
   echo "GPU: $(cat "$out/gpu.txt")"
@@ -191,11 +191,7 @@ run() {
 gemm() {
   local out="${OUT:-/tmp/lowbit-gpu-run}"
   mkdir -p "$out"
-  local jre=/tmp/lowbit-jre
-  [ -x "$jre/jre/bin/java" ] || { rm -rf "$jre" && mkdir -p "$jre" && tar xzf "$bundle/jre.tgz" -C "$jre"; }
-  local java="$jre/jre/bin/java"
-  local cp="$bundle/tests.jar"
-  for j in "$bundle"/lib/*.jar; do cp="$cp:$j"; done
+  use_bundle
   LOWBIT_DEVICE_NAME="$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)"
   export LOWBIT_DEVICE_NAME
   set +e
@@ -229,11 +225,7 @@ gemm() {
 kernels() {
   local out="${OUT:-/tmp/lowbit-gpu-run}"
   mkdir -p "$out"
-  local jre=/tmp/lowbit-jre
-  [ -x "$jre/jre/bin/java" ] || { rm -rf "$jre" && mkdir -p "$jre" && tar xzf "$bundle/jre.tgz" -C "$jre"; }
-  local java="$jre/jre/bin/java"
-  local cp="$bundle/tests.jar"
-  for j in "$bundle"/lib/*.jar; do cp="$cp:$j"; done
+  use_bundle
   set +e
   "$java" -Xmx24g -cp "$cp" lowbit.bench.DecodeBench --csv "$out/decode-bench.csv" > "$out/decode-bench.txt" 2>&1
   local decode_rc=$?
