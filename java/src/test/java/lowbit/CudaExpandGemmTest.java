@@ -67,6 +67,23 @@ class CudaExpandGemmTest extends GpuTestBase {
         return tuned && out != DType.F32 && k % 16 == 0 && n % 8 == 0;
     }
 
+    /**
+     * {@code qa · qwᵀ} (+ {@code bias}, may be null) on ctx into a poisoned {@code out} tensor owned by
+     * {@code o}; config null = the dispatch's choice. The 4-bit GEMM tests' common last step.
+     */
+    static Tensor gemm(Context ctx, Owned o, QuantizedTensor qa, QuantizedTensor qw, float[] bias, DType out, String config) {
+        long n = qw.values().rows();
+        Tensor bt = bias == null ? null : o.add(ctx.upload(bias, 1, n));
+        Tensor y = o.add(ctx.allocate(out, qa.values().rows(), n));
+        KernelChecks.poison(y);
+        if (config == null) {
+            ctx.gemmInto(qa, qw, bt, y);
+        } else {
+            ctx.gemmInto(qa, qw, bt, y, config);
+        }
+        return y;
+    }
+
     /** Owns the tensors of one problem. */
     static final class Owned implements AutoCloseable {
         final List<AutoCloseable> list = new ArrayList<>();
@@ -163,15 +180,7 @@ class CudaExpandGemmTest extends GpuTestBase {
                     o.add(ctx.upload(as, 1, as.length)), as.length > 1 ? Granularity.PER_ROW : Granularity.PER_TENSOR, 0);
             QuantizedTensor qw = new QuantizedTensor(o.add(ctx.upload(w, DType.S4, n, k)), o.add(ctx.upload(bs, 1, n)),
                     Granularity.PER_ROW, 0);
-            Tensor bt = bias == null ? null : o.add(ctx.upload(bias, 1, n));
-            Tensor y = o.add(ctx.allocate(out, m, n));
-            KernelChecks.poison(y);
-            if (config == null) {
-                ctx.gemmInto(qa, qw, bt, y);
-            } else {
-                ctx.gemmInto(qa, qw, bt, y, config);
-            }
-            return y;
+            return gemm(ctx, o, qa, qw, bias, out, config);
         }
 
         String dispatched(Context ctx, DType out) {

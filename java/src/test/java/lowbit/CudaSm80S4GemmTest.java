@@ -7,10 +7,10 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
-import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.List;
 import java.util.Random;
+import lowbit.CudaExpandGemmTest.Owned;
+import lowbit.CudaW4a4GemmTest.W4a4;
 import lowbit.bridge.LowbitNative;
 import lowbit.bridge.lowbit_buffer;
 import org.junit.jupiter.api.Assumptions;
@@ -45,80 +45,6 @@ class CudaSm80S4GemmTest extends GpuTestBase {
             Assumptions.assumeTrue(e.status() != LowbitException.Status.UNSUPPORTED,
                     "this liblowbit has no sm_80 INT4 tensor-core kernel (" + e.getMessage() + ")");
             throw e;
-        }
-    }
-
-    /** Owns the tensors of one problem. */
-    private static final class Owned implements AutoCloseable {
-        final List<AutoCloseable> list = new ArrayList<>();
-
-        <T extends AutoCloseable> T add(T t) {
-            list.add(t);
-            return t;
-        }
-
-        @Override
-        public void close() throws Exception {
-            for (int i = list.size() - 1; i >= 0; i--) {
-                list.get(i).close();
-            }
-        }
-    }
-
-    /** One W4A4 problem: packed S4 activations and weights (any nibble), scales, optional bias. */
-    static final class W4a4 {
-        final int m, n, k;
-        final byte[] a, w;
-        final float[] as, bs, bias;
-
-        W4a4(long seed, int m, int n, int k, boolean perToken, boolean withBias) {
-            Random rnd = new Random(seed);
-            this.m = m;
-            this.n = n;
-            this.k = k;
-            a = new byte[m * (k / 2)];
-            w = new byte[n * (k / 2)];
-            rnd.nextBytes(a);
-            rnd.nextBytes(w);
-            as = CudaExpandGemmTest.scales(rnd, perToken ? m : 1, 1.0 / (8.0 * 8 * Math.sqrt(k) / 3));
-            bs = CudaExpandGemmTest.scales(rnd, n, 1.0);
-            bias = withBias ? CudaExpandGemmTest.gaussian(rnd, n) : null;
-        }
-
-        String name() {
-            return "W4A4 " + m + "x" + n + "x" + k + (as.length > 1 ? " per-token" : " per-tensor")
-                    + (bias != null ? " +bias" : "");
-        }
-
-        QuantizedTensor activations(Context ctx, Owned o) {
-            return new QuantizedTensor(o.add(ctx.upload(a, DType.S4, m, k)), o.add(ctx.upload(as, 1, as.length)),
-                    as.length > 1 ? Granularity.PER_ROW : Granularity.PER_TENSOR, 0);
-        }
-
-        QuantizedTensor weights(Context ctx, Owned o) {
-            return new QuantizedTensor(o.add(ctx.upload(w, DType.S4, n, k)), o.add(ctx.upload(bs, 1, n)),
-                    Granularity.PER_ROW, 0);
-        }
-
-        /** Runs on ctx into a poisoned output (owned by o); config null = the dispatch's choice. */
-        Tensor run(Context ctx, Owned o, DType out, String config) {
-            QuantizedTensor qa = activations(ctx, o);
-            QuantizedTensor qw = weights(ctx, o);
-            Tensor bt = bias == null ? null : o.add(ctx.upload(bias, 1, n));
-            Tensor y = o.add(ctx.allocate(out, m, n));
-            KernelChecks.poison(y);
-            if (config == null) {
-                ctx.gemmInto(qa, qw, bt, y);
-            } else {
-                ctx.gemmInto(qa, qw, bt, y, config);
-            }
-            return y;
-        }
-
-        String dispatched(Context ctx, DType out) throws Exception {
-            try (Owned o = new Owned()) {
-                return ctx.gemmConfigFor(activations(ctx, o), weights(ctx, o), out);
-            }
         }
     }
 

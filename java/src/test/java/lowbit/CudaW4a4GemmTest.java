@@ -84,21 +84,25 @@ class CudaW4a4GemmTest extends GpuTestBase {
                     + (bias != null ? " +bias" : "");
         }
 
+        QuantizedTensor activations(Context ctx, Owned o) {
+            return new QuantizedTensor(o.add(ctx.upload(a, DType.S4, m, k)), o.add(ctx.upload(as, 1, as.length)),
+                    as.length > 1 ? Granularity.PER_ROW : Granularity.PER_TENSOR, 0);
+        }
+
+        QuantizedTensor weights(Context ctx, Owned o) {
+            return new QuantizedTensor(o.add(ctx.upload(w, DType.S4, n, k)), o.add(ctx.upload(bs, 1, n)), Granularity.PER_ROW, 0);
+        }
+
         /** Runs on ctx into a poisoned out tensor (owned by o); config null = the dispatch's choice. */
         Tensor run(Context ctx, Owned o, DType out, String config) {
-            QuantizedTensor qa = new QuantizedTensor(o.add(ctx.upload(a, DType.S4, m, k)),
-                    o.add(ctx.upload(as, 1, as.length)), as.length > 1 ? Granularity.PER_ROW : Granularity.PER_TENSOR, 0);
-            QuantizedTensor qw = new QuantizedTensor(o.add(ctx.upload(w, DType.S4, n, k)), o.add(ctx.upload(bs, 1, n)),
-                    Granularity.PER_ROW, 0);
-            Tensor bt = bias == null ? null : o.add(ctx.upload(bias, 1, n));
-            Tensor y = o.add(ctx.allocate(out, m, n));
-            KernelChecks.poison(y);
-            if (config == null) {
-                ctx.gemmInto(qa, qw, bt, y);
-            } else {
-                ctx.gemmInto(qa, qw, bt, y, config);
+            return CudaExpandGemmTest.gemm(ctx, o, activations(ctx, o), weights(ctx, o), bias, out, config);
+        }
+
+        /** The configuration ctx's dispatch reports for this problem. */
+        String dispatched(Context ctx, DType out) throws Exception {
+            try (Owned o = new Owned()) {
+                return ctx.gemmConfigFor(activations(ctx, o), weights(ctx, o), out);
             }
-            return y;
         }
     }
 
