@@ -41,6 +41,9 @@ void Backend::gemm_config(const GemmArgs& args, int config) {
     if (config == LOWBIT_GEMM_SM80_S4)
         throw Error(LOWBIT_ERR_UNSUPPORTED, "GEMM configuration LOWBIT_GEMM_SM80_S4 (-3) is the CUDA INT4 tensor-core "
                                             "kernel; this backend has only its portable kernel");
+    if (config == LOWBIT_GEMM_SM90_W4)
+        throw Error(LOWBIT_ERR_UNSUPPORTED, "GEMM configuration LOWBIT_GEMM_SM90_W4 (-4) is the CUDA fused 4-bit-weight "
+                                            "kernel for sm_90; this backend has only its portable kernel");
     if (config != LOWBIT_GEMM_AUTO && config != LOWBIT_GEMM_PORTABLE)
         throw Error(LOWBIT_ERR_UNSUPPORTED, "GEMM configuration " + std::to_string(config) +
                                                 " is a tuned CUDA kernel; this backend has only its portable kernel");
@@ -576,9 +579,11 @@ int lowbit_gemm_dequant_config(lowbit_context* ctx, int config, int a_type, cons
                                int64_t b_scale_count, const lowbit_buffer* bias, int out_type, lowbit_buffer* out,
                                int64_t ldo) {
     return guarded("lowbit_gemm_dequant_config", [&] {
-        if ((config < LOWBIT_GEMM_PORTABLE && config != LOWBIT_GEMM_SM80_S4) || config >= gemm_config_count()) {
+        if ((config < LOWBIT_GEMM_PORTABLE && config != LOWBIT_GEMM_SM80_S4 && config != LOWBIT_GEMM_SM90_W4) ||
+            config >= gemm_config_count()) {
             std::ostringstream s;
-            s << "config must be LOWBIT_GEMM_AUTO (-1), LOWBIT_GEMM_PORTABLE (-2), LOWBIT_GEMM_SM80_S4 (-3) or an "
+            s << "config must be LOWBIT_GEMM_AUTO (-1), LOWBIT_GEMM_PORTABLE (-2), LOWBIT_GEMM_SM80_S4 (-3), "
+                 "LOWBIT_GEMM_SM90_W4 (-4) or an "
                  "index in 0.."
               << gemm_config_count() - 1 << " (this build has " << gemm_config_count() << " tuned configurations), got "
               << config;

@@ -315,7 +315,8 @@ LOWBIT_API int lowbit_dequantize_s32(lowbit_context* ctx,
  * tensor-core MMA is emulated on Hopper, so 4-bit operands are computed on INT8
  * tensor cores. The expansion adds about 1.5 x N x K (+ 1.5 x M x K for W4A4)
  * bytes of memory traffic per call, which matters at small M and little from
- * M ~ 1024 on; expanding inside the kernel's mainloop instead is a later step.
+ * M ~ 1024 on; on sm_90 the fused kernel (LOWBIT_GEMM_SM90_W4, below) expands inside the
+ * mainloop instead wherever its rules allow, and AUTO prefers it.
  * lowbit_gemm_dgq follows the same rules (see there). On a compute capability
  * 8.x device (A100, A10/3090, L4/4090), S4 activations with S4 weights run the
  * native INT4 tensor-core kernel (LOWBIT_GEMM_SM80_S4, below) when the shape
@@ -345,10 +346,30 @@ enum lowbit_gemm_config_special {
     LOWBIT_GEMM_PORTABLE = -2, /* the portable kernels, every backend and shape: on CUDA the
                                   weight-streaming kernel where it applies (M <= 16, above),
                                   else the tiled kernel                                      */
-    LOWBIT_GEMM_SM80_S4 = -3   /* the native INT4 tensor-core kernel (S4 x S4, CUTLASS 2.x on
+    LOWBIT_GEMM_SM80_S4 = -3,  /* the native INT4 tensor-core kernel (S4 x S4, CUTLASS 2.x on
                                   mma.sync.m16n8k64.s4), compiled for sm_80/sm_89; on later
                                   GPUs it runs through the driver's PTX JIT (see below)     */
+    LOWBIT_GEMM_SM90_W4 = -4   /* the fused 4-bit-weight kernel of sm_90 (S4 weights with S8 or
+                                  S4 activations; also DGQ): codes expanded to INT8 inside
+                                  the wgmma mainloop (see below)                           */
 };
+
+/* LOWBIT_GEMM_SM90_W4: S4 weights on an sm_90 device (H100/H200), without an INT8
+ * copy of the weights in memory. The codes are loaded by TMA as codes and
+ * expanded to INT8 in registers right before the INT8 wgmma that consumes them
+ * (CUTLASS's mixed-input mainloop; the GEMM runs as out^T = W8 * A^T so that the
+ * 4-bit operand is the one that goes through registers). S4 activations (W4A4)
+ * are expanded to an INT8 copy first (M x K bytes, context-owned, as above).
+ * Rules: F16 or BF16 output, K % 32 == 0, ldb % 32 == 0, N % 8 == 0,
+ * lda % 16 == 0 for S8 activations, ldo % 8 == 0, M, N, K below 2^31.
+ * lowbit_gemm_dequant (AUTO) runs it for every request on those rules that the
+ * weight-streaming kernel does not take (that one owns M <= 16); requests off
+ * them take the expansion path above. lowbit_gemm_dgq runs it for M <= 512 when
+ * also group is a multiple of 128 or equal to K (the group scale costs the
+ * mainloop a multiply per weight: above M = 512 the expansion path is faster;
+ * LOWBIT_DGQ_FUSED_MAX_M=<m> in the environment moves the bound). Exact int32
+ * accumulation and the same epilogue: the bits are the CPU backend's. Forcing it
+ * on a request it cannot run is LOWBIT_ERR_UNSUPPORTED naming the reason. */
 
 /* LOWBIT_GEMM_SM80_S4: S4 activations x S4 weights on INT4 tensor cores. The
  * library carries its code as sm_80 and sm_89 SASS plus compute_80 PTX, and only
@@ -376,15 +397,15 @@ LOWBIT_API int lowbit_gemm_config_count(void);
 LOWBIT_API const char* lowbit_gemm_config_name(int config);
 
 /* The configuration lowbit_gemm_dequant would run for these operand types,
- * shape, strides and output type: a config index, LOWBIT_GEMM_SM80_S4 or
- * LOWBIT_GEMM_PORTABLE. */
+ * shape, strides and output type: a config index, LOWBIT_GEMM_SM80_S4,
+ * LOWBIT_GEMM_SM90_W4 or LOWBIT_GEMM_PORTABLE. */
 LOWBIT_API int lowbit_gemm_config_select(lowbit_context* ctx, int a_type, int64_t lda, int b_type, int64_t ldb,
                                          int64_t m, int64_t n, int64_t k, int out_type, int64_t ldo,
                                          int* config);
 
 /* lowbit_gemm_dequant with the configuration chosen by the caller (a config
- * index, LOWBIT_GEMM_AUTO, LOWBIT_GEMM_PORTABLE or LOWBIT_GEMM_SM80_S4, whose
- * rules are above); for tuning and tests. A
+ * index, LOWBIT_GEMM_AUTO, LOWBIT_GEMM_PORTABLE, LOWBIT_GEMM_SM80_S4 or
+ * LOWBIT_GEMM_SM90_W4, whose rules are above); for tuning and tests. A
  * config index on a context or request it cannot run (not CUDA sm_90, not S8
  * activations with S8 or S4 weights or S4 activations with S4 weights and an
  * F16/BF16 output, shape off the alignment rules above) is
@@ -490,18 +511,21 @@ LOWBIT_API int lowbit_dgq_check(lowbit_context* ctx,
  *   1. M <= 16 with K % 32 == 0, ldw % 32 == 0, group % 32 == 0 and 16-byte
  *      aligned codes (sm_80+): a weight-streaming kernel that expands the codes
  *      to INT8 in registers and feeds them to INT8 tensor-core MMAs;
- *   2. an sm_90 device (H100/H200), F16 or BF16 output, K % 16 == 0,
+ *   2. M <= 512, an sm_90 device, F16 or BF16 output, K % 32 == 0, ldw % 32 == 0,
+ *      N % 8 == 0, lda % 16 == 0, ldo % 8 == 0, group a multiple of 128 or
+ *      equal to K: the fused kernel (LOWBIT_GEMM_SM90_W4): codes and group
+ *      terms expanded to INT8 in registers inside the wgmma mainloop;
+ *   3. an sm_90 device (H100/H200), F16 or BF16 output, K % 16 == 0,
  *      N % 8 == 0, lda % 16 == 0, ldo % 8 == 0 (any group, any even ldw): an
  *      expansion kernel writes the INT8 weights W8 into the context-owned
  *      workspace (as for S4 weights, "tuned GEMM kernels" above), then the
  *      tuned INT8 wgmma kernel of lowbit_gemm_dequant runs on them with
  *      channel_scales as its per-channel b scales (the configuration the S8
  *      GEMM of the same shape gets);
- *   3. otherwise (any architecture, any shape, F32 output) the codes are
+ *   4. otherwise (any architecture, any shape, F32 output) the codes are
  *      expanded to INT8 in registers on their way into shared memory of the
  *      portable __dp4a kernel.
- * All give the same bits. An H100 kernel that expands inside the wgmma
- * mainloop (no INT8 copy in memory) is a later step. */
+ * All give the same bits. */
 LOWBIT_API int lowbit_gemm_dgq(lowbit_context* ctx,
                                const lowbit_buffer* a, int64_t lda,
                                const lowbit_buffer* w, int64_t ldw,

@@ -15,6 +15,7 @@
 //   cuda_backend.cu      construction, memory, copies, synchronization, status
 //   quantize_dispatch.cu quantize()
 //   gemm_dispatch.cu     gemm(), gemm_config(), gemm_choice(), set_gemm_table(): which GEMM runs
+//   gemm_sm90_w4.cu      the fused 4-bit-weight GEMM on Hopper (LOWBIT_GEMM_SM90_W4): when, and how it runs
 //   gemm_sm80_s4.cu      the native INT4 tensor-core GEMM (LOWBIT_GEMM_SM80_S4): when, and how it runs
 //   gemm_dgq_simt.cu     gemm_dgq(): which DGQ GEMM runs
 //   expand_weights.cu    4-bit operands to INT8 for the tuned kernels (W4A8 / W4A4 / DGQ at M > 16)
@@ -142,6 +143,13 @@ private:
     std::string sm80_s4_refusal(const GemmArgs& args);
     bool sm80_s4_auto(const GemmArgs& args);
     void run_sm80_s4_gemm(const GemmArgs& args);
+    // gemm_sm90_w4.cu: why the fused 4-bit-weight kernel (sm90/w4_*.cu, LOWBIT_GEMM_SM90_W4) cannot
+    // run a W4A8 / W4A4 request or a DGQ request ("" when it can), and enqueuing it (refused
+    // requests throw UNSUPPORTED).
+    std::string sm90_w4_refusal(const GemmArgs& args) const;
+    std::string sm90_w4_dgq_refusal(const DgqGemmArgs& args) const;
+    void run_sm90_w4_gemm(const GemmArgs& args);
+    void run_sm90_w4_dgq(const DgqGemmArgs& args);
 
     void activate() const;  // cudaSetDevice(device_)
     void destroy() noexcept;
@@ -175,12 +183,17 @@ private:
                                              // call that ran a tuned kernel; N x K bytes of the largest one
     DeviceScratch expanded_activations_;     // INT8 copy of the 4-bit activations of the latest W4A4 call
                                              // that ran a tuned kernel; M x K bytes of the largest one
+    DeviceScratch group_terms_;              // DGQ group terms in the fused kernel's layout (gemm_sm90_w4.cu)
     DeviceScratch sm80_s4_acc_;              // int32 products of the INT4 tensor-core GEMM, before the
                                              // epilogue (gemm_sm80_s4.cu; row chunks of <= 64 MiB, or 128 rows)
     struct Cublas;                           // cublas_gemm.cu
     std::mutex cublas_mutex_;
     Cublas* cublas_ = nullptr;               // created at the first dense_gemm call, owned
 };
+
+// gemm_sm90_w4.cu: the largest M for which lowbit_gemm_dgq runs the fused kernel (the expansion
+// path above it): kDgqFusedMaxM, or LOWBIT_DGQ_FUSED_MAX_M from the environment, read once.
+int64_t dgq_fused_max_m();
 
 // ---- kernel launchers (each in its own .cu file) -----------------------------
 

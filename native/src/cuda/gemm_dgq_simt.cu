@@ -72,6 +72,10 @@ void CudaBackend::gemm_dgq(const DgqGemmArgs& g) {
             return;
         }
     }
+    if (g.m <= dgq_fused_max_m() && sm90_w4_dgq_refusal(g).empty()) {  // codes expanded in the mainloop
+        run_sm90_w4_dgq(g);
+        return;
+    }
     // The same request as a W4A8 GEMM, for the tuned kernels' dispatch: the epilogue's b scales are
     // the per-channel channel_scales.
     const GemmArgs as_gemm{LOWBIT_S8, g.a, g.lda, LOWBIT_S4, g.w, g.ldw, g.m, g.n, g.k,

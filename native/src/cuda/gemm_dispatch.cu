@@ -177,6 +177,7 @@ int CudaBackend::gemm_choice(const GemmArgs& g) {
     if (sm80_s4_auto(g)) return LOWBIT_GEMM_SM80_S4;  // W4A4 on compute capability 8.x: gemm_sm80_s4.cu
     StreamProblem sp;
     if (g.m <= kStreamMaxM && as_stream_problem(g, sp) && stream_gemm_fits(sp)) return LOWBIT_GEMM_PORTABLE;
+    if (sm90_w4_refusal(g).empty()) return LOWBIT_GEMM_SM90_W4;  // 4-bit weights: gemm_sm90_w4.cu
     return tuned_choice(g);
 }
 
@@ -206,6 +207,10 @@ void CudaBackend::gemm_config(const GemmArgs& g, int config) {
     if (config == LOWBIT_GEMM_AUTO) config = gemm_choice(g);
     if (config == LOWBIT_GEMM_SM80_S4) {  // the native INT4 tensor-core kernel: gemm_sm80_s4.cu
         run_sm80_s4_gemm(g);
+        return;
+    }
+    if (config == LOWBIT_GEMM_SM90_W4) {  // the fused 4-bit-weight kernel: gemm_sm90_w4.cu
+        run_sm90_w4_gemm(g);
         return;
     }
     if (config == LOWBIT_GEMM_PORTABLE) {

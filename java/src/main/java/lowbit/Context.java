@@ -401,13 +401,23 @@ public final class Context extends NativeResource {
      * lda, ldb multiples of 32 and N a multiple of 4 ({@code LOWBIT_GEMM_SM80_S4} in {@code lowbit.h}).
      */
     public static final String SM80_S4 = "sm80_s4";
+    /**
+     * The fused 4-bit-weight kernel of sm_90 (S4 weights with S8 or S4 activations): the codes are
+     * expanded to INT8 inside the wgmma mainloop, with no INT8 copy of the weights in memory. What
+     * {@link #gemmConfigFor} answers where it runs (Auto picks it on an H100/H200 above M = 16 for K
+     * and ldb multiples of 32, N of 8; {@code LOWBIT_GEMM_SM90_W4} in {@code lowbit.h}), and a name
+     * for {@link #gemmInto(QuantizedTensor, QuantizedTensor, Tensor, Tensor, String)}.
+     */
+    public static final String SM90_W4 = "sm90_w4";
     private static final int GEMM_AUTO = LowbitNative.LOWBIT_GEMM_AUTO;
     private static final int GEMM_PORTABLE = LowbitNative.LOWBIT_GEMM_PORTABLE;
     private static final int GEMM_SM80_S4 = LowbitNative.LOWBIT_GEMM_SM80_S4;
+    private static final int GEMM_SM90_W4 = LowbitNative.LOWBIT_GEMM_SM90_W4;
 
     /**
      * {@link #gemmInto(QuantizedTensor, QuantizedTensor, Tensor, Tensor)} with a chosen kernel:
-     * a name from {@link Lowbit#gemmConfigs()}, {@link #AUTO}, {@link #PORTABLE} or {@link #SM80_S4}.
+     * a name from {@link Lowbit#gemmConfigs()}, {@link #AUTO}, {@link #PORTABLE}, {@link #SM80_S4} or
+     * {@link #SM90_W4}.
      * A tuned configuration that cannot run the request (not an sm_90 CUDA context, not S8
      * activations with S8 or S4 weights or S4 activations with S4 weights — 4-bit operands run on
      * their expanded INT8 copies — and an F16/BF16 output, K % 16, N % 8 or the strides off the
@@ -423,7 +433,7 @@ public final class Context extends NativeResource {
     /**
      * The kernel {@link #gemmInto(QuantizedTensor, QuantizedTensor, Tensor, Tensor)} runs for these
      * operands and an output of {@code outType} with dense rows: a name from {@link
-     * Lowbit#gemmConfigs()}, {@link #SM80_S4} or {@link #PORTABLE}.
+     * Lowbit#gemmConfigs()}, {@link #SM80_S4}, {@link #SM90_W4} or {@link #PORTABLE}.
      */
     public String gemmConfigFor(QuantizedTensor a, QuantizedTensor b, DType outType) {
         Objects.requireNonNull(a, "a");
@@ -532,11 +542,14 @@ public final class Context extends NativeResource {
         if (config.equals(SM80_S4)) {
             return GEMM_SM80_S4;
         }
+        if (config.equals(SM90_W4)) {
+            return GEMM_SM90_W4;
+        }
         java.util.List<String> names = Lowbit.gemmConfigs();
         int i = names.indexOf(config);
         if (i < 0) {
             throw new IllegalArgumentException("unknown GEMM configuration '" + config + "': use " + AUTO + ", "
-                    + PORTABLE + ", " + SM80_S4 + " or one of " + names);
+                    + PORTABLE + ", " + SM80_S4 + ", " + SM90_W4 + " or one of " + names);
         }
         return i;
     }
@@ -547,6 +560,9 @@ public final class Context extends NativeResource {
         }
         if (config == GEMM_SM80_S4) {
             return SM80_S4;
+        }
+        if (config == GEMM_SM90_W4) {
+            return SM90_W4;
         }
         return Lowbit.gemmConfigs().get(config);
     }

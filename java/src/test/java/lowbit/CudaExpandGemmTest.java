@@ -21,10 +21,11 @@ import org.junit.jupiter.api.Test;
 /**
  * 4-bit weights at M &gt; 16 on the CUDA backend: W4A8 (packed S4 weights, per-channel scales) and
  * DGQ A8W4 (codes, U8 group scales, optional S8 zero points) against the CPU backend, bit for bit.
- * On an sm_90 GPU, requests on the tuned kernels' alignment rules (K % 16, N % 8, lda % 16, ldo %
- * 8, F16/BF16 out) expand the weights to an INT8 copy (native/src/cuda/expand_weights.cu) and run
- * the CUTLASS INT8 wgmma kernel; the rest (and every request on other GPUs) runs the portable
- * tiled kernel. Both must give the CPU backend's bits. Covered: M = 17, 64, 257, 1031; shapes on
+ * On an sm_90 GPU, requests on the fused kernel's rules (K % 32, ldb % 32, ...) run it
+ * (CudaFusedW4GemmTest); the rest on the tuned kernels' alignment rules (K % 16, N % 8, lda % 16,
+ * ldo % 8, F16/BF16 out), and every request forced onto a tuned configuration, expand the weights
+ * to an INT8 copy (native/src/cuda/expand_weights.cu) and run the CUTLASS INT8 wgmma kernel; the
+ * rest (and every request on other GPUs) runs the portable tiled kernel. Both must give the CPU backend's bits. Covered: M = 17, 64, 257, 1031; shapes on
  * and off the rules, K an odd multiple of 16 (the expansion's last chunk half full, rows not
  * 16-byte aligned); DGQ signed and with zero points, G = 32, 64, 128 and groups that are no
  * multiple of 32; DGQ weights that wrap (lowbit.h: the low 8 bits of (q - z) * S2); per-token and
@@ -253,8 +254,9 @@ class CudaExpandGemmTest extends GpuTestBase {
     // ---- the dispatch -------------------------------------------------------------------------
 
     /**
-     * S4 weights at M &gt; 16 on the rules report the configuration the S8 weights of the same shape
-     * get (the expanded copy runs it); F32 outputs, shapes off the rules and decode (M &lt;= 16, the
+     * S4 weights at M &gt; 16 on the fused kernel's rules (K % 32) report {@link Context#SM90_W4}; on
+     * the tuned rules only (K % 32 == 16) the configuration the S8 weights of the same shape get (the
+     * expanded copy runs it); F32 outputs, shapes off the rules and decode (M &lt;= 16, the
      * streaming kernel) report the portable kernel; a forced configuration off the rules is refused.
      */
     @Test
@@ -265,6 +267,11 @@ class CudaExpandGemmTest extends GpuTestBase {
                 W4a8 p = new W4a8(1, m, s[0], s[1], true, false);
                 String config = p.dispatched(gpu, DType.F16);
                 assertNotEquals(Context.PORTABLE, config, p.name());
+                if (s[1] % 32 == 0) {  // on the fused kernel's rules (K, ldb % 32): it runs, not the expansion
+                    assertEquals(Context.SM90_W4, config, p.name());
+                    assertEquals(Context.PORTABLE, p.dispatched(gpu, DType.F32), p.name() + " -> F32");
+                    continue;
+                }
                 try (Tensor av = gpu.allocate(DType.S8, m, s[1]);
                         Tensor wv = gpu.allocate(DType.S8, s[0], s[1]);
                         Tensor sc = gpu.allocate(DType.F32, 1, 1)) {
@@ -587,8 +594,11 @@ class CudaExpandGemmTest extends GpuTestBase {
                 QuantizedTensor qa = new QuantizedTensor(av, s, Granularity.PER_TENSOR, 0);
                 QuantizedTensor qw = new QuantizedTensor(wv, s, Granularity.PER_TENSOR, 0);
                 assertNotEquals(Context.PORTABLE, ctx.gemmConfigFor(qa, qw, DType.F16));
+                // Auto runs such weights on the fused kernel (no copy); a tuned configuration forced
+                // on them runs the expansion path, whose copy cannot be had.
+                String expand = Lowbit.gemmConfigs().get(0);
                 NativeOutOfMemoryException e = assertThrows(NativeOutOfMemoryException.class,
-                        () -> ctx.gemmInto(qa, qw, null, y));
+                        () -> ctx.gemmInto(qa, qw, null, y, expand));
                 assertEquals(LowbitException.Status.OUT_OF_MEMORY, e.status());
                 assertTrue(e.getMessage().contains("INT8 copy of the 4-bit weights"), e.getMessage());
                 assertTrue(e.getMessage().contains(Long.toString((long) n * k)), e.getMessage());

@@ -246,7 +246,8 @@ class CudaW4a4GemmTest extends GpuTestBase {
     // ---- the dispatch ---------------------------------------------------------------------------
 
     /**
-     * On sm_90 shapes (K % 16, N % 8, F16/BF16 out) at M &gt; 16, lowbit_gemm_config_select reports a
+     * On the fused 4-bit kernel's rules (K % 32, ldb % 32) at M &gt; 16 lowbit_gemm_config_select
+     * reports {@link Context#SM90_W4}; on the other sm_90 shapes (K % 16, N % 8, F16/BF16 out) a
      * tuned configuration for W4A4 -- the one W8A8 and W4A8 get for the same shape, since the
      * expanded copies run exactly that GEMM -- also with S4 rows that are not 16-byte aligned (any
      * even lda and ldb: the copies are dense); the portable kernel for F32 outputs, shapes off the
@@ -265,6 +266,11 @@ class CudaW4a4GemmTest extends GpuTestBase {
                 for (DType out : new DType[] {DType.F16, DType.BF16}) {
                     String config = dispatched(gpu, DType.S4, DType.S4, m, n, k, out);
                     assertNotEquals(Context.PORTABLE, config, what + " -> " + out);
+                    if (k % 32 == 0) {  // the fused 4-bit kernel's rules: it runs W4A4 and W4A8 alike
+                        assertEquals(Context.SM90_W4, config, what + " -> " + out);
+                        assertEquals(Context.SM90_W4, dispatched(gpu, DType.S8, DType.S4, m, n, k, out), what);
+                        continue;
+                    }
                     assertTrue(Lowbit.gemmConfigs().contains(config), config);
                     assertEquals(dispatched(gpu, DType.S8, DType.S8, m, n, k, out), config,
                             what + ": W4A4 and W8A8 of one shape take the same configuration");

@@ -64,8 +64,9 @@ class GemmTuningTest {
     }
 
     /**
-     * The INT4 tensor-core kernel (LOWBIT_GEMM_SM80_S4) is a CUDA kernel: a CPU context refuses it
-     * by name, W4A4 included, and has no kernel binary to report; a config below -3 is invalid.
+     * The INT4 tensor-core kernel (LOWBIT_GEMM_SM80_S4) and the fused 4-bit-weight kernel
+     * (LOWBIT_GEMM_SM90_W4) are CUDA kernels: a CPU context refuses them by name, W4A4 included, and
+     * has no kernel binary to report; a config below -4 is invalid.
      */
     @Test
     void aCpuContextRefusesTheInt4TensorCoreKernel() {
@@ -85,10 +86,14 @@ class GemmTuningTest {
             lowbit_buffer a = r.bytes(new byte[64 * 16]);
             lowbit_buffer s = r.floats(new float[] {0.5f});
             lowbit_buffer y = r.bytes(new byte[64 * 64 * 2]);
-            int status = LowbitNative.lowbit_gemm_dequant_config(r.ctx, -4, DType.S4.code, a, 32,
+            int status = LowbitNative.lowbit_gemm_dequant_config(r.ctx, LowbitNative.LOWBIT_GEMM_SM90_W4, DType.S4.code,
+                    a, 32, DType.S4.code, a, 32, 64, 64, 32, s, 1, s, 1, null, DType.F16.code, y, 64);
+            assertEquals(LowbitNative.LOWBIT_ERR_UNSUPPORTED, status, RawContext.error());
+            assertTrue(RawContext.error().contains("LOWBIT_GEMM_SM90_W4 (-4)"), RawContext.error());
+            status = LowbitNative.lowbit_gemm_dequant_config(r.ctx, -5, DType.S4.code, a, 32,
                     DType.S4.code, a, 32, 64, 64, 32, s, 1, s, 1, null, DType.F16.code, y, 64);
             assertEquals(LowbitNative.LOWBIT_ERR_INVALID_ARGUMENT, status, RawContext.error());
-            assertTrue(RawContext.error().contains("LOWBIT_GEMM_SM80_S4 (-3)"), RawContext.error());
+            assertTrue(RawContext.error().contains("LOWBIT_GEMM_SM90_W4 (-4)"), RawContext.error());
         }
     }
 }
