@@ -713,7 +713,8 @@ int lowbit_gemm_dgq(lowbit_context* ctx, const lowbit_buffer* a, int64_t lda, co
 
 int lowbit_kron_quantize(lowbit_context* ctx, const lowbit_buffer* x, int x_type, int64_t rows, int64_t ldx,
                          const lowbit_buffer* p1, int64_t n1, const lowbit_buffer* p2, int64_t n2, float clip_max,
-                         float clip_min, int bits, lowbit_buffer* q, int64_t ldq, lowbit_buffer* scales) {
+                         float clip_min, int bits, lowbit_buffer* q, int64_t ldq, lowbit_buffer* scales,
+                         int precision) {
     return guarded("lowbit_kron_quantize", [&] {
         check_context(ctx);
         check_dim("rows", rows);
@@ -722,6 +723,8 @@ int lowbit_kron_quantize(lowbit_context* ctx, const lowbit_buffer* x, int x_type
         if (x_type != LOWBIT_F32 && x_type != LOWBIT_F16 && x_type != LOWBIT_BF16)
             invalid(std::string("input dtype must be F32, F16 or BF16, got ") + dtype_name(x_type));
         if (bits != 8 && bits != 4) invalid("bits must be 8 or 4, got " + std::to_string(bits));
+        if (precision != LOWBIT_KRON_EXACT && precision != LOWBIT_KRON_TF32)
+            invalid("precision must be LOWBIT_KRON_EXACT (0) or LOWBIT_KRON_TF32 (1), got " + std::to_string(precision));
         check_clip("clip_max", clip_max);
         check_clip("clip_min", clip_min);
         const int64_t n = n1 * n2;
@@ -733,7 +736,7 @@ int lowbit_kron_quantize(lowbit_context* ctx, const lowbit_buffer* x, int x_type
         KronQuantizeArgs a{x->ptr, x_type, rows, ldx,
                            static_cast<const float*>(p1->ptr), static_cast<int>(n1),
                            static_cast<const float*>(p2->ptr), static_cast<int>(n2),
-                           clip_max, clip_min, bits, q->ptr, ldq, static_cast<float*>(scales->ptr)};
+                           clip_max, clip_min, bits, q->ptr, ldq, static_cast<float*>(scales->ptr), precision};
         ctx->backend->kron_quantize(a);
     });
 }

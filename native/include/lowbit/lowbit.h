@@ -256,12 +256,34 @@ LOWBIT_API int lowbit_flatten_quantize(lowbit_context* ctx,
  * shared memory, 4 * (n1*r(n1) + n2*r(n2) + max(n1*r(n2), n2*r(n1))) bytes
  * with r() rounding up to a multiple of 4: 192 KiB at 128 x 128, which fits
  * sm_90 (H100/H200) but not sm_80; a pair that does not fit the device is
- * LOWBIT_ERR_UNSUPPORTED naming the sizes). */
+ * LOWBIT_ERR_UNSUPPORTED naming the sizes).
+ *
+ * precision selects the arithmetic of the two products:
+ *   LOWBIT_KRON_EXACT  the fixed-order float32 FMA chains above, bit-identical
+ *                      on every backend (what FlatQuant's Java simulation and
+ *                      the saved models are checked against);
+ *   LOWBIT_KRON_TF32   CUDA: both products on the TF32 tensor cores (operands
+ *                      rounded to TF32, 10-bit mantissas; float32 sums in the
+ *                      hardware's order), the rest as above. Y then carries a
+ *                      relative error of about 1e-3, so a code can differ from
+ *                      the exact one by 1 where y / scale lies that close to a
+ *                      rounding boundary, and a scale in its 3rd or 4th digit:
+ *                      the dequantized value stays within half a step plus
+ *                      ~1e-3 of the row's range of the exact y. On an H100
+ *                      1.3x faster than the exact kernel at n = 4096 and
+ *                      11008 (M = 2048), 1.3-1.5x at M <= 16, slower at
+ *                      n = 576 and M = 2048 (bench/RESULTS.md). A factor pair
+ *                      whose padded tiles do not fit the device's shared
+ *                      memory (112 x 128 and 128 x 128 on an H100) runs the
+ *                      exact kernel; the CPU backend always computes the exact
+ *                      products.
+ * Any other value is LOWBIT_ERR_INVALID_ARGUMENT. */
+enum lowbit_kron_precision { LOWBIT_KRON_EXACT = 0, LOWBIT_KRON_TF32 = 1 };
 LOWBIT_API int lowbit_kron_quantize(lowbit_context* ctx,
                                     const lowbit_buffer* x, int x_type, int64_t rows, int64_t ldx,
                                     const lowbit_buffer* p1, int64_t n1, const lowbit_buffer* p2, int64_t n2,
                                     float clip_max, float clip_min, int bits,
-                                    lowbit_buffer* q, int64_t ldq, lowbit_buffer* scales);
+                                    lowbit_buffer* q, int64_t ldq, lowbit_buffer* scales, int precision);
 
 /* ---- integer GEMM ------------------------------------------------------- */
 

@@ -34,7 +34,18 @@
 // Non-finite x or y: the first finding per token (x before y) is recorded in
 // the context's status (device_status.cuh) with key ((row * n + col) << 2 |
 // class), and reported by the next synchronize() / read().
+//
+// LOWBIT_KRON_TF32 (kron_quantize_tf32_kernel, below): the same steps with
+// the two products on the TF32 tensor cores (wmma m16n16k8, float32
+// accumulators). Factors are padded with zeros to multiples of 16 (rows 4
+// floats longer still, against bank conflicts); per token X (p1 x p2) and U
+// (p1 x p2) live in shared memory as floats, and Y is
+// stored over X once every warp is done with it. A warp computes a 16 x 32
+// strip of an output (two accumulators sharing each A fragment) over the
+// whole inner dimension. Then steps 5-7 read Y from shared memory. Not the
+// exact contract (lowbit.h): TF32 operands, hardware summation order.
 #include <cuda_runtime.h>
+#include <mma.h>
 
 #include <algorithm>
 #include <climits>
@@ -74,6 +85,40 @@ __device__ __forceinline__ int ordered(float f) {
     return i >= 0 ? i : i ^ 0x7FFFFFFF;
 }
 __device__ __forceinline__ float from_ordered(int i) { return __int_as_float(i >= 0 ? i : i ^ 0x7FFFFFFF); }
+
+// Step 7 of both kernels: the codes of ntok tokens (token t's n codes, one signed char each, at
+// codes + t * stride floats) stored as rows of q: byte b of a row is code b (S8) or codes 2b, 2b+1
+// (S4); 32-bit stores when q's rows are 4-byte aligned (vec_q).
+template <int BITS>
+__device__ __forceinline__ void store_code_rows(const KronQuantizeArgs& a, int64_t r0, int ntok, int n, bool vec_q,
+                                                const float* codes_base, int64_t stride, int tid, int nthreads) {
+    const int row_bytes = BITS == 8 ? n : (n + 1) / 2;
+    auto code_byte = [&](const signed char* codes, int b) -> unsigned {
+        if constexpr (BITS == 8) {
+            return static_cast<unsigned char>(codes[b]);
+        } else {
+            const unsigned lo4 = static_cast<unsigned>(codes[2 * b]) & 0xFu;
+            const unsigned hi4 = 2 * b + 1 < n ? static_cast<unsigned>(codes[2 * b + 1]) & 0xFu : 0u;
+            return lo4 | hi4 << 4;
+        }
+    };
+    const int words = vec_q ? (row_bytes + 3) / 4 : row_bytes;  // units per row: words or bytes
+    for (int u = tid; u < ntok * words; u += nthreads) {
+        const int t = u / words, w = u - t * words;
+        const signed char* codes = reinterpret_cast<const signed char*>(codes_base + t * stride);
+        const int64_t r = r0 + t;
+        unsigned char* qrow = static_cast<unsigned char*>(a.q) + (BITS == 8 ? r * a.ldq : r * (a.ldq / 2));
+        if (vec_q && 4 * w + 4 <= row_bytes) {
+            unsigned word = 0;
+#pragma unroll
+            for (int b = 0; b < 4; ++b) word |= code_byte(codes, 4 * w + b) << (8 * b);
+            *reinterpret_cast<unsigned*>(qrow + 4 * w) = word;
+        } else {
+            const int b0 = vec_q ? 4 * w : w, b1 = vec_q ? min(4 * w + 4, row_bytes) : w + 1;
+            for (int b = b0; b < b1; ++b) qrow[b] = static_cast<unsigned char>(code_byte(codes, b));
+        }
+    }
+}
 
 template <int XT, int BITS>
 __global__ void __launch_bounds__(kThreads) kron_quantize_kernel(KronQuantizeArgs a, KronGeom g, StatusRef st) {
@@ -301,33 +346,213 @@ __global__ void __launch_bounds__(kThreads) kron_quantize_kernel(KronQuantizeArg
         }
         __syncthreads();
 
-        // 7. Store the rows: byte b of a row is code b (S8) or codes 2b, 2b+1 (S4).
-        const int row_bytes = BITS == 8 ? g.n : (g.n + 1) / 2;
-        auto code_byte = [&](const signed char* codes, int b) -> unsigned {
-            if constexpr (BITS == 8) {
-                return static_cast<unsigned char>(codes[b]);
-            } else {
-                const unsigned lo4 = static_cast<unsigned>(codes[2 * b]) & 0xFu;
-                const unsigned hi4 = 2 * b + 1 < g.n ? static_cast<unsigned>(codes[2 * b + 1]) & 0xFu : 0u;
-                return lo4 | hi4 << 4;
-            }
-        };
-        const int words = g.vec_q ? (row_bytes + 3) / 4 : row_bytes;  // units per row: words or bytes
-        for (int u = tid; u < ntok * words; u += kThreads) {
-            const int t = u / words, w = u - t * words;
-            const signed char* codes = reinterpret_cast<const signed char*>(bufs + t * g.buf);
-            const int64_t r = r0 + t;
-            unsigned char* qrow = static_cast<unsigned char*>(a.q) + (BITS == 8 ? r * a.ldq : r * (a.ldq / 2));
-            if (g.vec_q && 4 * w + 4 <= row_bytes) {
-                unsigned word = 0;
+        // 7. Store the rows.
+        store_code_rows<BITS>(a, r0, ntok, g.n, g.vec_q, bufs, g.buf, tid, kThreads);
+    }
+    report_findings(st, found);
+}
+
+// ---- LOWBIT_KRON_TF32: the products on tensor cores ----------------------------------------
+
+constexpr int kTcThreads = 512;  // 16 warps (two blocks per SM: 64 registers a thread)
+constexpr int kTcMaxTokens = 8;
+
+struct KronTcGeom {
+    int n1, n2, n;
+    int p1, p2;           // n1, n2 rounded up to a multiple of 16
+    int l1, l2;           // leading dimensions in shared memory: p1 + 4, p2 + 4 floats (rows 16 bytes
+                          // apart in the banks, so the 8 rows a fragment load touches hit distinct banks)
+    int tokens;           // tokens per block tile
+    int64_t tile_count;   // ceil(rows / tokens)
+    bool vec_x, vec_q;
+};
+
+// C(16 x 32 strip at (r0, c0)) = A(m x kd) * B(kd x n) over the whole inner dimension kd (a
+// multiple of 8), with A row- or column-major (lda) and B row-major (ldb); stored row-major (ldc).
+template <bool A_COL_MAJOR>
+__device__ __forceinline__ void tf32_strip(const float* A, int lda, const float* B, int ldb, int kd, float* C,
+                                           int ldc, int r0, int c0, bool two) {
+    using namespace nvcuda;
+    using ALayout = typename std::conditional<A_COL_MAJOR, wmma::col_major, wmma::row_major>::type;
+    wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc0, acc1;
+    wmma::fill_fragment(acc0, 0.0f);
+    wmma::fill_fragment(acc1, 0.0f);
+    wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, ALayout> fa;
+    wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fb0, fb1;
+    for (int k = 0; k < kd; k += 8) {
+        const float* pa = A_COL_MAJOR ? A + int64_t(k) * lda + r0 : A + int64_t(r0) * lda + k;
+        wmma::load_matrix_sync(fa, pa, lda);
+        wmma::load_matrix_sync(fb0, B + int64_t(k) * ldb + c0, ldb);
 #pragma unroll
-                for (int b = 0; b < 4; ++b) word |= code_byte(codes, 4 * w + b) << (8 * b);
-                *reinterpret_cast<unsigned*>(qrow + 4 * w) = word;
+        for (int e = 0; e < fa.num_elements; ++e) fa.x[e] = wmma::__float_to_tf32(fa.x[e]);
+#pragma unroll
+        for (int e = 0; e < fb0.num_elements; ++e) fb0.x[e] = wmma::__float_to_tf32(fb0.x[e]);
+        wmma::mma_sync(acc0, fa, fb0, acc0);
+        if (two) {
+            wmma::load_matrix_sync(fb1, B + int64_t(k) * ldb + c0 + 16, ldb);
+#pragma unroll
+            for (int e = 0; e < fb1.num_elements; ++e) fb1.x[e] = wmma::__float_to_tf32(fb1.x[e]);
+            wmma::mma_sync(acc1, fa, fb1, acc1);
+        }
+    }
+    wmma::store_matrix_sync(C + int64_t(r0) * ldc + c0, acc0, ldc, wmma::mem_row_major);
+    if (two) wmma::store_matrix_sync(C + int64_t(r0) * ldc + c0 + 16, acc1, ldc, wmma::mem_row_major);
+}
+
+template <int XT, int BITS>
+__global__ void __launch_bounds__(kTcThreads, 2) kron_quantize_tf32_kernel(KronQuantizeArgs a, KronTcGeom g, StatusRef st) {
+    extern __shared__ float4 smem4[];
+    __shared__ int s_hi[kTcMaxTokens], s_lo[kTcMaxTokens];
+    __shared__ unsigned long long s_bad_x[kTcMaxTokens], s_bad_y[kTcMaxTokens];
+    __shared__ float s_scale[kTcMaxTokens];
+    constexpr int qmax = BITS == 8 ? 127 : 7;
+    const int tid = threadIdx.x, warp = tid / 32;
+    const int n1 = g.n1, n2 = g.n2, p1 = g.p1, p2 = g.p2, l1 = g.l1, l2 = g.l2;
+    const int plane = p1 * l2;                       // floats of one token's X (and of its U)
+
+    float* p1s = reinterpret_cast<float*>(smem4);    // p1s[k * l1 + i] = P1[k][i] (0 past n1)
+    float* p2s = p1s + p1 * l1;                      // p2s[l * l2 + j] = P2[l][j] (0 past n2)
+    float* bufs = p2s + p2 * l2;                     // token t: X (then Y) at bufs + 2 t plane, U after it
+    for (int e = tid; e < p1 * l1; e += kTcThreads) {
+        const int k = e / l1, i = e - k * l1;
+        p1s[e] = k < n1 && i < n1 ? a.p1[k * n1 + i] : 0.0f;
+    }
+    for (int e = tid; e < p2 * l2; e += kTcThreads) {
+        const int l = e / l2, j = e - l * l2;
+        p2s[e] = l < n2 && j < n2 ? a.p2[l * n2 + j] : 0.0f;
+    }
+
+    Findings found;
+    for (int64_t tile = blockIdx.x; tile < g.tile_count; tile += gridDim.x) {
+        const int64_t r0 = tile * g.tokens;
+        const int ntok = a.rows - r0 < g.tokens ? static_cast<int>(a.rows - r0) : g.tokens;
+        if (tid < g.tokens) {
+            s_hi[tid] = INT_MIN;
+            s_lo[tid] = INT_MAX;
+            s_bad_x[tid] = kNoIndex;
+            s_bad_y[tid] = kNoIndex;
+        }
+        // 1. X of every token, zero-padded to p1 x p2 (rows past the end: zeros).
+        const int units = (g.n + kUnit - 1) / kUnit;
+        for (int u = tid; u < g.tokens * units; u += kTcThreads) {
+            const int t = u / units, e0 = (u - t * units) * kUnit;
+            const int cnt = g.n - e0 < kUnit ? g.n - e0 : kUnit;
+            float v[kUnit];
+            if (t < ntok) {
+                const unsigned char* row = static_cast<const unsigned char*>(a.x) + (r0 + t) * a.ldx * x_bytes(XT);
+                if (g.vec_x && cnt == kUnit) {
+                    load_x8<XT>(row + static_cast<int64_t>(e0) * x_bytes(XT), v);
+                } else {
+#pragma unroll
+                    for (int e = 0; e < kUnit; ++e) v[e] = e < cnt ? load_x<XT>(row, e0 + e) : 0.0f;
+                }
             } else {
-                const int b0 = g.vec_q ? 4 * w : w, b1 = g.vec_q ? min(4 * w + 4, row_bytes) : w + 1;
-                for (int b = b0; b < b1; ++b) qrow[b] = static_cast<unsigned char>(code_byte(codes, b));
+#pragma unroll
+                for (int e = 0; e < kUnit; ++e) v[e] = 0.0f;
+            }
+            float* xs = bufs + int64_t(2 * t) * plane;
+            int k = e0 / n2, l = e0 - k * n2;
+            unsigned long long bad = kNoIndex;
+#pragma unroll
+            for (int e = 0; e < kUnit; ++e) {
+                if (e < cnt) {
+                    if (!is_finite(v[e]))
+                        Findings::keep_min(bad, static_cast<unsigned long long>(e0 + e) << 2 | nonfinite_class(v[e]));
+                    xs[k * l2 + l] = v[e];
+                    if (++l == n2) {
+                        l = 0;
+                        ++k;
+                    }
+                }
+            }
+            if (bad != kNoIndex) atomicMin(&s_bad_x[t], bad);
+        }
+        if (p2 > n2 || p1 > n1) {  // the padding of X: columns n2 .. p2-1, rows n1 .. p1-1
+            for (int e = tid; e < g.tokens * plane; e += kTcThreads) {
+                const int t = e / plane, rem = e - t * plane, k = rem / l2, l = rem - k * l2;
+                if ((k >= n1 || l >= n2) && l < p2) bufs[int64_t(2 * t) * plane + rem] = 0.0f;
             }
         }
+        __syncthreads();
+
+        // 2. U = P1^T X (A = P1^T: column-major view of p1s), 16 x 32 strips over the warps.
+        const int strips_r1 = p1 / 16, strips_c = (p2 + 31) / 32;
+        for (int s = warp; s < g.tokens * strips_r1 * strips_c; s += kTcThreads / 32) {
+            const int t = s / (strips_r1 * strips_c), rem = s - t * strips_r1 * strips_c;
+            const int rs = rem / strips_c, cs = rem - rs * strips_c;
+            float* xs = bufs + int64_t(2 * t) * plane;
+            tf32_strip<true>(p1s, l1, xs, l2, p1, xs + plane, l2, rs * 16, cs * 32, cs * 32 + 16 < p2);
+        }
+        __syncthreads();
+
+        // 4. Y = U P2, stored over X.
+        for (int s = warp; s < g.tokens * strips_r1 * strips_c; s += kTcThreads / 32) {
+            const int t = s / (strips_r1 * strips_c), rem = s - t * strips_r1 * strips_c;
+            const int rs = rem / strips_c, cs = rem - rs * strips_c;
+            float* xs = bufs + int64_t(2 * t) * plane;
+            tf32_strip<false>(xs + plane, l2, p2s, l2, p2, xs, l2, rs * 16, cs * 32, cs * 32 + 16 < p2);
+        }
+        __syncthreads();
+
+        // 5. Per-token range of the valid outputs and the first non-finite one: warp w walks rows
+        //    w, w + 8, ... of every token, lanes along the row (no index divisions).
+        const int lane = tid % 32;
+        for (int t = 0; t < ntok; ++t) {
+            const float* ys = bufs + int64_t(2 * t) * plane;
+            int hi = INT_MIN, lo = INT_MAX;
+            unsigned long long bad = kNoIndex;
+            for (int i = warp; i < n1; i += kTcThreads / 32) {
+                for (int j = lane; j < n2; j += 32) {
+                    const float v = ys[i * l2 + j];
+                    if (is_finite(v)) {
+                        hi = max(hi, ordered(v));
+                        lo = min(lo, ordered(v));
+                    } else {
+                        Findings::keep_min(bad, static_cast<unsigned long long>(i * n2 + j) << 2 | nonfinite_class(v));
+                    }
+                }
+            }
+#pragma unroll
+            for (int o = 16; o > 0; o >>= 1) {
+                hi = max(hi, __shfl_xor_sync(0xffffffffu, hi, o));
+                lo = min(lo, __shfl_xor_sync(0xffffffffu, lo, o));
+            }
+            if (lane == 0 && hi != INT_MIN) {
+                atomicMax(&s_hi[t], hi);
+                atomicMin(&s_lo[t], lo);
+            }
+            if (bad != kNoIndex) atomicMin(&s_bad_y[t], bad);
+        }
+        __syncthreads();
+
+        // 6. Scales, then codes into U's buffer (U is no longer read), rows as in step 5.
+        if (tid < ntok) {
+            const float amax = fmaxf(fabsf(__fmul_rn(a.clip_max, from_ordered(s_hi[tid]))),
+                                     fabsf(__fmul_rn(a.clip_min, from_ordered(s_lo[tid]))));
+            const float scale = scale_from_amax(amax, qmax);
+            s_scale[tid] = scale;
+            a.scales[r0 + tid] = scale;
+            const unsigned long long row_key = static_cast<unsigned long long>(r0 + tid) *
+                                               static_cast<unsigned long long>(g.n) << 2;
+            if (s_bad_x[tid] != kNoIndex)
+                Findings::keep_min(found.nonfinite, row_key + s_bad_x[tid]);
+            else if (s_bad_y[tid] != kNoIndex)
+                Findings::keep_min(found.nonfinite, row_key + s_bad_y[tid]);
+        }
+        __syncthreads();
+        for (int t = 0; t < ntok; ++t) {
+            const float* ys = bufs + int64_t(2 * t) * plane;
+            signed char* codes = reinterpret_cast<signed char*>(bufs + int64_t(2 * t + 1) * plane);
+            const float scale = s_scale[t];
+            for (int i = warp; i < n1; i += kTcThreads / 32)
+                for (int j = lane; j < n2; j += 32)
+                    codes[i * n2 + j] = static_cast<signed char>(quantize_value(ys[i * l2 + j], scale, qmax));
+        }
+        __syncthreads();
+
+        // 7. Store the rows (as the exact kernel's step 7).
+        store_code_rows<BITS>(a, r0, ntok, g.n, g.vec_q, bufs + plane, int64_t(2) * plane, tid, kTcThreads);
+        __syncthreads();  // the codes are stored before the next tile writes X and U again
     }
     report_findings(st, found);
 }
@@ -349,10 +574,71 @@ KronKernel select_kernel(int x_type, int bits) {
 
 inline int round_up4(int v) { return (v + 3) / 4 * 4; }
 
+using KronTcKernel = void (*)(KronQuantizeArgs, KronTcGeom, StatusRef);
+
+KronTcKernel select_tf32_kernel(int x_type, int bits) {
+    switch (x_type) {
+        case LOWBIT_F32: return bits == 8 ? kron_quantize_tf32_kernel<LOWBIT_F32, 8> : kron_quantize_tf32_kernel<LOWBIT_F32, 4>;
+        case LOWBIT_F16: return bits == 8 ? kron_quantize_tf32_kernel<LOWBIT_F16, 8> : kron_quantize_tf32_kernel<LOWBIT_F16, 4>;
+        default: return bits == 8 ? kron_quantize_tf32_kernel<LOWBIT_BF16, 8> : kron_quantize_tf32_kernel<LOWBIT_BF16, 4>;
+    }
+}
+
 }  // namespace
+
+// LOWBIT_KRON_TF32: launches the tensor-core kernel and returns true, or returns false when the
+// padded tiles of one token do not fit the device's shared memory (the exact kernel runs then).
+bool CudaBackend::kron_quantize_tf32(const KronQuantizeArgs& a) {
+    KronTcGeom g{};
+    g.n1 = a.n1;
+    g.n2 = a.n2;
+    g.n = a.n1 * a.n2;
+    g.p1 = (a.n1 + 15) / 16 * 16;
+    g.p2 = (a.n2 + 15) / 16 * 16;
+    g.l1 = g.p1 + 4;
+    g.l2 = g.p2 + 4;
+    const int64_t fixed_bytes = 4 * (int64_t(g.p1) * g.l1 + int64_t(g.p2) * g.l2);
+    const int64_t token_bytes = 4 * 2 * int64_t(g.p1) * g.l2;
+    int max_smem = 0, smem_per_sm = 0;
+    LOWBIT_CUDA_CHECK(cudaDeviceGetAttribute(&max_smem, cudaDevAttrMaxSharedMemoryPerBlockOptin, device_));
+    LOWBIT_CUDA_CHECK(cudaDeviceGetAttribute(&smem_per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device_));
+    const int static_bytes = kTcMaxTokens * (4 + 4 + 8 + 8 + 4);
+    const int64_t budget = int64_t(max_smem) - static_bytes;
+    if (fixed_bytes + token_bytes > budget) return false;
+    // Tokens per block: two blocks per SM where they fit (one block's barriers then hide behind
+    // the other's work), no more than the rows spread over the SMs.
+    const int64_t half = int64_t(smem_per_sm) / 2 - static_bytes - 1024;
+    int tokens = static_cast<int>(std::max<int64_t>(1, (half - fixed_bytes) / token_bytes));
+    tokens = std::min(tokens, kTcMaxTokens);
+    while (tokens > 1 && fixed_bytes + token_bytes * tokens > budget) --tokens;
+    const int64_t rows_per_sm = (a.rows + sm_count_ - 1) / sm_count_;
+    tokens = static_cast<int>(std::min<int64_t>(tokens, std::max<int64_t>(1, rows_per_sm)));
+    g.tokens = tokens;
+    g.tile_count = (a.rows + tokens - 1) / tokens;
+    const auto x = reinterpret_cast<uintptr_t>(a.x), q = reinterpret_cast<uintptr_t>(a.q);
+    g.vec_x = x % 16 == 0 && (a.ldx * x_bytes(a.x_type)) % 16 == 0;
+    g.vec_q = q % 4 == 0 && (a.bits == 8 ? a.ldq % 4 == 0 : a.ldq % 8 == 0);
+
+    const size_t smem = static_cast<size_t>(fixed_bytes + token_bytes * tokens);
+    const KronTcKernel kernel = select_tf32_kernel(a.x_type, a.bits);
+    if (smem + static_bytes > 48 * 1024)
+        LOWBIT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                               static_cast<int>(smem)));
+    const int64_t per_sm = std::max<int64_t>(1, std::min<int64_t>(8, smem_per_sm / int64_t(smem + static_bytes + 1024)));
+    const unsigned blocks = grid_for(g.tile_count, int64_t(sm_count_) * per_sm);
+    LaunchEnv env = launch_env(kOpKronQuantize, g.n);
+    struct MarkPending {
+        CudaBackend* self;
+        ~MarkPending() { self->mark_status_pending(); }
+    } mark{this};
+    kernel<<<blocks, kTcThreads, smem, env.stream>>>(a, g, env.status);
+    LOWBIT_CUDA_CHECK_LAUNCH("kron_quantize_tf32_kernel");
+    return true;
+}
 
 void CudaBackend::kron_quantize(const KronQuantizeArgs& a) {
     activate();
+    if (a.precision == LOWBIT_KRON_TF32 && kron_quantize_tf32(a)) return;
     KronGeom g{};
     g.n1 = a.n1;
     g.n2 = a.n2;

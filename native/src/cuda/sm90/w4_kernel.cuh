@@ -27,7 +27,6 @@
 
 #include <cuda_runtime_api.h>
 
-#include <atomic>
 #include <string>
 
 #include <cute/tensor.hpp>
@@ -40,6 +39,7 @@
 #include <cutlass/gemm/kernel/tile_scheduler.hpp>
 
 #include "../cuda_check.h"
+#include "cutlass_run.cuh"
 #include "w4_config.h"
 
 // CUTLASS 4.2's mixed-input mainloop converts a scaled value back to the MMA type with an
@@ -165,35 +165,7 @@ struct W4Gemm {
     }
 
     static void run(const W4Problem& p, void* workspace, cudaStream_t stream, const char* name) {
-        typename Gemm::Arguments args = arguments(p);
-        cutlass::Status st = Gemm::can_implement(args);
-        if (st != cutlass::Status::kSuccess)
-            throw Error(LOWBIT_ERR_INVALID_ARGUMENT, std::string("fused 4-bit GEMM configuration ") + name +
-                                                         " cannot run this problem: " + cutlassGetStatusString(st));
-        st = Gemm::GemmKernel::initialize_workspace(args, workspace, stream);
-        if (st != cutlass::Status::kSuccess)
-            throw Error(LOWBIT_ERR_DEVICE, std::string(name) + ": workspace initialization failed: " +
-                                               cutlassGetStatusString(st));
-        typename Gemm::Params params = Gemm::GemmKernel::to_underlying_arguments(args, workspace);
-        raise_smem_limit(p.device);
-        st = Gemm::run(params, stream);
-        cudaError_t err = cudaGetLastError();
-        if (err != cudaSuccess) throw_cuda_error((std::string("launch of ") + name).c_str(), err);
-        if (st != cutlass::Status::kSuccess)
-            throw Error(LOWBIT_ERR_DEVICE, std::string("launch of ") + name + " failed: " + cutlassGetStatusString(st));
-    }
-
-private:
-    static void raise_smem_limit(int device) {
-        static std::atomic<unsigned long long> done{0};
-        const unsigned long long bit = device < 64 ? 1ull << device : 0;
-        if (bit != 0 && (done.load(std::memory_order_acquire) & bit) != 0) return;
-        constexpr int smem = Gemm::GemmKernel::SharedStorageSize;
-        if (smem >= (48 << 10))
-            check(cudaFuncSetAttribute(cutlass::device_kernel<typename Gemm::GemmKernel>,
-                                       cudaFuncAttributeMaxDynamicSharedMemorySize, smem),
-                  "cudaFuncSetAttribute(max dynamic shared memory) of a fused 4-bit GEMM kernel");
-        done.fetch_or(bit, std::memory_order_acq_rel);
+        run_cutlass<Gemm>(arguments(p), workspace, stream, p.device, std::string("fused 4-bit GEMM configuration ") + name);
     }
 };
 

@@ -253,6 +253,17 @@ public final class Context extends NativeResource {
      *     P1/P2 entry or float32 overflow); on CUDA from the next call that waits for the device
      */
     public void kronQuantizeInto(Tensor x, Tensor p1, Tensor p2, float clipMax, float clipMin, QuantizedTensor out) {
+        kronQuantizeInto(x, p1, p2, clipMax, clipMin, out, KronPrecision.EXACT);
+    }
+
+    /**
+     * {@link #kronQuantizeInto(Tensor, Tensor, Tensor, float, float, QuantizedTensor)} with the
+     * products' arithmetic chosen: {@link KronPrecision#TF32} runs them on the GPU's tensor cores
+     * (faster, not bit-identical to the other backends; see there).
+     */
+    public void kronQuantizeInto(Tensor x, Tensor p1, Tensor p2, float clipMax, float clipMin, QuantizedTensor out,
+            KronPrecision precision) {
+        Objects.requireNonNull(precision, "precision");
         checkOwn(x, "x");
         checkKronFactor(p1, "p1");
         checkKronFactor(p2, "p2");
@@ -279,7 +290,7 @@ public final class Context extends NativeResource {
         try (Lease l = new Lease(this, x, p1, p2, q, out.scales())) {
             Lowbit.check(LowbitNative.lowbit_kron_quantize(handle, x.handle(), x.dtype().code, x.rows(), x.ld(),
                     p1.handle(), p1.rows(), p2.handle(), p2.rows(), clipMax, clipMin, out.bits(), q.handle(), q.ld(),
-                    out.scales().handle()));
+                    out.scales().handle(), precision.code));
         }
     }
 

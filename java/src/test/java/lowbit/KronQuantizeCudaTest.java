@@ -11,7 +11,8 @@ import org.junit.jupiter.api.Test;
  * The CUDA kron_quantize kernel against the Java simulation of {@code lowbit.h}'s arithmetic and
  * against the CPU backend, bit for bit (codes and scales), for every factor pair of {@link
  * KronQuantizeTest}, both widths and all input dtypes; token counts that exercise one or many
- * tokens per block and the grid-stride loop; asynchronous reporting of non-finite values.
+ * tokens per block and the grid-stride loop; asynchronous reporting of non-finite values. The TF32
+ * tensor-core variant against the exact kernel, within the bounds lowbit.h states.
  */
 class KronQuantizeCudaTest extends GpuTestBase {
     @Test
@@ -69,6 +70,84 @@ class KronQuantizeCudaTest extends GpuTestBase {
         }
         assertArrayEquals(scales[0], scales[1], "scales, CUDA vs CPU, " + what);
         assertArrayEquals(values[0], values[1], "codes (every stored byte, padding included), CUDA vs CPU, " + what);
+    }
+
+    /**
+     * {@link KronPrecision#TF32} (the two products on the TF32 tensor cores) against the exact
+     * kernel on the same GPU: every scale within 2e-3 of the exact one, every code within 1 of the
+     * exact code, and few codes off (at most 3% of the 4-bit codes, 20% of the 8-bit ones: a TF32
+     * operand carries a relative error of ~5e-4, which moves y across a rounding boundary only when
+     * it lies that close to one); codes poisoned off the grid first (-128, or -8 nibbles), so a
+     * code never written shows. Factor pairs padded to 16 (24 x 24, 86 x 128, 5 x 3, 1 x 7), several tokens
+     * per block (64 x 64), and 112 x 128 and 128 x 128, which on an H100 do not fit shared memory
+     * and run the exact kernel.
+     */
+    @Test
+    void tf32IsCloseToTheExactKernel() {
+        int[][] cases = {{2048, 64, 64}, {1000, 24, 24}, {333, 32, 48}, {129, 86, 128}, {70, 112, 128}, {17, 5, 3},
+            {40, 128, 128}, {3, 1, 7}};
+        DType[] types = {DType.F16, DType.BF16, DType.F32};
+        long seed = 700;
+        int t = 0;
+        for (int[] c : cases) {
+            for (int bits : new int[] {4, 8}) {
+                int rows = c[0], n1 = c[1], n2 = c[2], n = n1 * n2;
+                DType in = types[t++ % 3];
+                Random rnd = new Random(seed++);
+                float[] x = KernelChecks.roundTo(in, KernelChecks.activations(rnd, rows, n));
+                float[] p1 = KronQuantizeTest.factor(rnd, n1);
+                float[] p2 = KronQuantizeTest.factor(rnd, n2);
+                String what = in + " " + rows + " rows, " + n1 + "x" + n2 + ", " + bits + "-bit";
+                float[][] scales = new float[2][];
+                int[][] codes = new int[2][];
+                KronPrecision[] modes = {KronPrecision.EXACT, KronPrecision.TF32};
+                for (int b = 0; b < 2; b++) {
+                    try (Tensor xt = KernelChecks.upload(gpu, in, x, rows, n);
+                            Tensor p1t = gpu.upload(p1, n1, n1);
+                            Tensor p2t = gpu.upload(p2, n2, n2);
+                            QuantizedTensor q = gpu.allocateQuantized(rows, n, bits, Granularity.PER_ROW, 0)) {
+                        byte[] offGrid = new byte[(int) q.values().storageBytes()];
+                        java.util.Arrays.fill(offGrid, (byte) (bits == 8 ? 0x80 : 0x88));  // -128, or two -8 nibbles
+                        q.values().copyFrom(offGrid);
+                        KernelChecks.poison(q.scales());
+                        gpu.kronQuantizeInto(xt, p1t, p2t, 0.95f, 0.9f, q, modes[b]);
+                        scales[b] = q.scales().toFloatArray();
+                        codes[b] = codesOf(q.values().toByteArray(), rows, n, (int) q.values().ld(), bits);
+                    }
+                }
+                int qmax = bits == 8 ? 127 : 7;
+                for (int r = 0; r < rows; r++) {
+                    float se = scales[0][r], st = scales[1][r];
+                    assertTrue(Math.abs(st - se) <= 2e-3 * se, what + ": row " + r + " scale " + st + " vs exact " + se);
+                }
+                int off = 0;
+                for (int i = 0; i < rows * n; i++) {
+                    int ce = codes[0][i], ct = codes[1][i];
+                    assertTrue(Math.abs(ct) <= qmax, what + ": code " + i + " = " + ct + " is off the grid (never written?)");
+                    assertTrue(Math.abs(ct - ce) <= 1, what + ": code " + i + " = " + ct + " vs exact " + ce);
+                    off += ct != ce ? 1 : 0;
+                }
+                double share = (double) off / (rows * n);
+                assertTrue(share <= (bits == 4 ? 0.03 : 0.20), what + ": " + off + " codes (" + share + ") differ");
+            }
+        }
+    }
+
+    /** The codes of a rows x n S8 or packed S4 matrix stored with leading dimension ld (elements). */
+    private static int[] codesOf(byte[] storage, int rows, int n, int ld, int bits) {
+        int[] c = new int[rows * n];
+        for (int r = 0; r < rows; r++) {
+            for (int j = 0; j < n; j++) {
+                if (bits == 8) {
+                    c[r * n + j] = storage[r * ld + j];
+                } else {
+                    int b = storage[r * (ld / 2) + j / 2] & 0xff;
+                    int nib = (j % 2 == 0 ? b : b >> 4) & 0xf;
+                    c[r * n + j] = nib >= 8 ? nib - 16 : nib;
+                }
+            }
+        }
+        return c;
     }
 
     @Test

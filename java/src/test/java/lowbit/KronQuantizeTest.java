@@ -153,6 +153,27 @@ class KronQuantizeTest {
         }
     }
 
+    /** On the CPU backend {@link KronPrecision#TF32} computes the exact products: the same bits. */
+    @Test
+    void tf32OnTheCpuIsTheExactArithmetic() {
+        Random rnd = new Random(77);
+        int rows = 9, n1 = 24, n2 = 24, n = n1 * n2;
+        float[] x = KernelChecks.activations(rnd, rows, n);
+        float[] p1 = factor(rnd, n1);
+        float[] p2 = factor(rnd, n2);
+        try (Context ctx = Context.open(Backend.CPU);
+                Tensor xt = ctx.upload(x, rows, n);
+                Tensor p1t = ctx.upload(p1, n1, n1);
+                Tensor p2t = ctx.upload(p2, n2, n2);
+                QuantizedTensor exact = ctx.allocateQuantized(rows, n, 4, Granularity.PER_ROW, 0);
+                QuantizedTensor tf32 = ctx.allocateQuantized(rows, n, 4, Granularity.PER_ROW, 0)) {
+            ctx.kronQuantizeInto(xt, p1t, p2t, 0.9f, 0.8f, exact);
+            ctx.kronQuantizeInto(xt, p1t, p2t, 0.9f, 0.8f, tf32, KronPrecision.TF32);
+            assertArrayEquals(exact.scales().toFloatArray(), tf32.scales().toFloatArray());
+            assertArrayEquals(exact.values().toByteArray(), tf32.values().toByteArray());
+        }
+    }
+
     @Test
     void matchesSimulationBitForBitOnEveryIsaAndThreadCount() {
         long seed = 1;
@@ -341,31 +362,36 @@ class KronQuantizeTest {
             int s8 = DType.S8.code;
             // Valid: OK.
             assertEquals(0, LowbitNative.lowbit_kron_quantize(h, x.handle(), f32, 3, 15, p1.handle(), 3, p2.handle(), 5,
-                    1f, 1f, 8, q.values().handle(), 15, q.scales().handle()));
+                    1f, 1f, 8, q.values().handle(), 15, q.scales().handle(), 0));
             assertAbi(LowbitNative.lowbit_kron_quantize(h, x.handle(), f32, 3, 15, p1.handle(), 3, p2.handle(), 129,
-                    1f, 1f, 8, q.values().handle(), 15, q.scales().handle()), "n2 must be in 1..128");
+                    1f, 1f, 8, q.values().handle(), 15, q.scales().handle(), 0), "n2 must be in 1..128");
             assertAbi(LowbitNative.lowbit_kron_quantize(h, x.handle(), f32, 3, 15, p1.handle(), 0, p2.handle(), 5,
-                    1f, 1f, 8, q.values().handle(), 15, q.scales().handle()), "n1 must be in 1..128");
+                    1f, 1f, 8, q.values().handle(), 15, q.scales().handle(), 0), "n1 must be in 1..128");
             assertAbi(LowbitNative.lowbit_kron_quantize(h, x.handle(), f32, 3, 15, p1.handle(), 5, p2.handle(), 3,
-                    1f, 1f, 8, q.values().handle(), 15, q.scales().handle()), "buffer p1");
+                    1f, 1f, 8, q.values().handle(), 15, q.scales().handle(), 0), "buffer p1");
             assertAbi(LowbitNative.lowbit_kron_quantize(h, x.handle(), f32, 3, 14, p1.handle(), 3, p2.handle(), 5,
-                    1f, 1f, 8, q.values().handle(), 15, q.scales().handle()), "leading dimension of x");
+                    1f, 1f, 8, q.values().handle(), 15, q.scales().handle(), 0), "leading dimension of x");
             assertAbi(LowbitNative.lowbit_kron_quantize(h, x.handle(), f32, 4, 15, p1.handle(), 3, p2.handle(), 5,
-                    1f, 1f, 8, q.values().handle(), 15, q.scales().handle()), "buffer x");
+                    1f, 1f, 8, q.values().handle(), 15, q.scales().handle(), 0), "buffer x");
             assertAbi(LowbitNative.lowbit_kron_quantize(h, x.handle(), s8, 3, 15, p1.handle(), 3, p2.handle(), 5,
-                    1f, 1f, 8, q.values().handle(), 15, q.scales().handle()), "input dtype");
+                    1f, 1f, 8, q.values().handle(), 15, q.scales().handle(), 0), "input dtype");
             assertAbi(LowbitNative.lowbit_kron_quantize(h, x.handle(), f32, 3, 15, p1.handle(), 3, p2.handle(), 5,
-                    1f, 1f, 5, q.values().handle(), 15, q.scales().handle()), "bits must be 8 or 4");
+                    1f, 1f, 5, q.values().handle(), 15, q.scales().handle(), 0), "bits must be 8 or 4");
             assertAbi(LowbitNative.lowbit_kron_quantize(h, x.handle(), f32, 3, 15, p1.handle(), 3, p2.handle(), 5,
-                    Float.POSITIVE_INFINITY, 1f, 8, q.values().handle(), 15, q.scales().handle()), "clip_max");
+                    Float.POSITIVE_INFINITY, 1f, 8, q.values().handle(), 15, q.scales().handle(), 0), "clip_max");
             assertAbi(LowbitNative.lowbit_kron_quantize(h, x.handle(), f32, 3, 15, p1.handle(), 3, p2.handle(), 5,
-                    1f, -0.5f, 8, q.values().handle(), 15, q.scales().handle()), "clip_min");
+                    1f, -0.5f, 8, q.values().handle(), 15, q.scales().handle(), 0), "clip_min");
             assertAbi(LowbitNative.lowbit_kron_quantize(h, x.handle(), f32, 3, 15, p1.handle(), 3, p2.handle(), 5,
-                    1f, 1f, 4, q.values().handle(), 15, q.scales().handle()), "must be even");
+                    1f, 1f, 8, q.values().handle(), 15, q.scales().handle(), 2), "precision must be LOWBIT_KRON_EXACT");
+            // TF32 on the CPU backend: the exact products (the same bits as EXACT).
+            assertEquals(0, LowbitNative.lowbit_kron_quantize(h, x.handle(), f32, 3, 15, p1.handle(), 3, p2.handle(), 5,
+                    1f, 1f, 8, q.values().handle(), 15, q.scales().handle(), LowbitNative.LOWBIT_KRON_TF32));
             assertAbi(LowbitNative.lowbit_kron_quantize(h, x.handle(), f32, 3, 15, p1.handle(), 3, p2.handle(), 5,
-                    1f, 1f, 8, q.values().handle(), 15, tiny.handle()), "buffer scales");
+                    1f, 1f, 4, q.values().handle(), 15, q.scales().handle(), 0), "must be even");
+            assertAbi(LowbitNative.lowbit_kron_quantize(h, x.handle(), f32, 3, 15, p1.handle(), 3, p2.handle(), 5,
+                    1f, 1f, 8, q.values().handle(), 15, tiny.handle(), 0), "buffer scales");
             assertAbi(LowbitNative.lowbit_kron_quantize(h, x.handle(), f32, 3, 15, p1.handle(), 3, null, 5,
-                    1f, 1f, 8, q.values().handle(), 15, q.scales().handle()), "buffer p2 is null");
+                    1f, 1f, 8, q.values().handle(), 15, q.scales().handle(), 0), "buffer p2 is null");
         }
     }
 

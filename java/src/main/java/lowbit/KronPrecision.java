@@ -1,0 +1,29 @@
+package lowbit;
+
+import lowbit.bridge.LowbitNative;
+
+/**
+ * The arithmetic of the two small products in {@link Context#kronQuantizeInto} ({@code lowbit.h},
+ * {@code lowbit_kron_precision}).
+ */
+public enum KronPrecision {
+    /**
+     * Fixed-order float32 FMA chains: codes and scales bit-identical on every backend (what
+     * FlatQuant's Java simulation and saved models are checked against). The default.
+     */
+    EXACT(LowbitNative.LOWBIT_KRON_EXACT),
+    /**
+     * CUDA: both products on the TF32 tensor cores (on an H100 1.3x faster than {@link #EXACT} at
+     * n = 4096 and 11008, 1.3-1.5x at decode batch sizes; bench/RESULTS.md); the transformed row
+     * carries a relative error of about 1e-3, so a code may differ from the exact one by 1 near a
+     * rounding boundary. On the CPU backend (and for factor pairs whose tiles do not fit the GPU's
+     * shared memory: 112 x 128 and 128 x 128 on an H100) the exact products run.
+     */
+    TF32(LowbitNative.LOWBIT_KRON_TF32);
+
+    final int code;
+
+    KronPrecision(int code) {
+        this.code = code;
+    }
+}
