@@ -270,8 +270,8 @@ LOWBIT_API int lowbit_flatten_quantize(lowbit_context* ctx,
  *                      rounding boundary, and a scale in its 3rd or 4th digit:
  *                      the dequantized value stays within half a step plus
  *                      ~1e-3 of the row's range of the exact y. On an H100
- *                      1.3x faster than the exact kernel at n = 4096 and
- *                      11008 (M = 2048), 1.3-1.5x at M <= 16, slower at
+ *                      1.4x faster than the exact kernel at n = 4096 and
+ *                      11008 (M = 2048), 1.4-1.7x at M <= 16, no faster at
  *                      n = 576 and M = 2048 (bench/RESULTS.md). A factor pair
  *                      whose padded tiles do not fit the device's shared
  *                      memory (112 x 128 and 128 x 128 on an H100) runs the

@@ -365,6 +365,7 @@ struct KronTcGeom {
     int tokens;           // tokens per block tile
     int64_t tile_count;   // ceil(rows / tokens)
     bool vec_x, vec_q;
+    bool vec8;            // n2 % 8 == 0 and q's rows 4-byte aligned: steps 5-7 on runs of 8 outputs
 };
 
 // C(16 x 32 strip at (r0, c0)) = A(m x kd) * B(kd x n) over the whole inner dimension kd (a
@@ -494,64 +495,139 @@ __global__ void __launch_bounds__(kTcThreads, 2) kron_quantize_tf32_kernel(KronQ
         }
         __syncthreads();
 
-        // 5. Per-token range of the valid outputs and the first non-finite one: warp w walks rows
-        //    w, w + 8, ... of every token, lanes along the row (no index divisions).
-        const int lane = tid % 32;
-        for (int t = 0; t < ntok; ++t) {
-            const float* ys = bufs + int64_t(2 * t) * plane;
-            int hi = INT_MIN, lo = INT_MAX;
-            unsigned long long bad = kNoIndex;
-            for (int i = warp; i < n1; i += kTcThreads / 32) {
-                for (int j = lane; j < n2; j += 32) {
-                    const float v = ys[i * l2 + j];
-                    if (is_finite(v)) {
-                        hi = max(hi, ordered(v));
-                        lo = min(lo, ordered(v));
+        if (g.vec8) {
+            // 5-7 on runs of 8 consecutive outputs (n2 % 8 == 0, q's rows 4-byte aligned): a thread
+            // reads Y[i][j .. j+7] as two float4, the range goes to shared memory (reduced over the
+            // warp by shuffles first when a warp's runs share a token), and the 8 codes are stored
+            // straight into q as one (S4) or two (S8) 32-bit words.
+            const int runs = g.n / 8;
+            for (int u = tid; u < ntok * runs; u += kTcThreads) {
+                const int t = u / runs, c0 = (u - t * runs) * 8, i = c0 / n2, j = c0 - i * n2;
+                const float* y = bufs + int64_t(2 * t) * plane + i * l2 + j;
+                const float4 v0 = *reinterpret_cast<const float4*>(y), v1 = *reinterpret_cast<const float4*>(y + 4);
+                const float v[8] = {v0.x, v0.y, v0.z, v0.w, v1.x, v1.y, v1.z, v1.w};
+                int hi = INT_MIN, lo = INT_MAX;
+                unsigned long long bad = kNoIndex;
+#pragma unroll
+                for (int e = 0; e < 8; ++e) {
+                    if (is_finite(v[e])) {
+                        hi = max(hi, ordered(v[e]));
+                        lo = min(lo, ordered(v[e]));
                     } else {
-                        Findings::keep_min(bad, static_cast<unsigned long long>(i * n2 + j) << 2 | nonfinite_class(v));
+                        Findings::keep_min(bad, static_cast<unsigned long long>(c0 + e) << 2 | nonfinite_class(v[e]));
                     }
                 }
-            }
+                if (runs % 32 == 0) {  // a warp's 32 runs belong to one token (and all lanes are here)
 #pragma unroll
-            for (int o = 16; o > 0; o >>= 1) {
-                hi = max(hi, __shfl_xor_sync(0xffffffffu, hi, o));
-                lo = min(lo, __shfl_xor_sync(0xffffffffu, lo, o));
+                    for (int o = 16; o > 0; o >>= 1) {
+                        hi = max(hi, __shfl_xor_sync(0xffffffffu, hi, o));
+                        lo = min(lo, __shfl_xor_sync(0xffffffffu, lo, o));
+                    }
+                    if (tid % 32 != 0) hi = INT_MIN;
+                }
+                if (hi != INT_MIN) {
+                    atomicMax(&s_hi[t], hi);
+                    atomicMin(&s_lo[t], lo);
+                }
+                if (bad != kNoIndex) atomicMin(&s_bad_y[t], bad);
             }
-            if (lane == 0 && hi != INT_MIN) {
-                atomicMax(&s_hi[t], hi);
-                atomicMin(&s_lo[t], lo);
+            __syncthreads();
+            if (tid < ntok) {
+                const float amax = fmaxf(fabsf(__fmul_rn(a.clip_max, from_ordered(s_hi[tid]))),
+                                         fabsf(__fmul_rn(a.clip_min, from_ordered(s_lo[tid]))));
+                const float scale = scale_from_amax(amax, qmax);
+                s_scale[tid] = scale;
+                a.scales[r0 + tid] = scale;
+                const unsigned long long row_key = static_cast<unsigned long long>(r0 + tid) *
+                                                   static_cast<unsigned long long>(g.n) << 2;
+                if (s_bad_x[tid] != kNoIndex)
+                    Findings::keep_min(found.nonfinite, row_key + s_bad_x[tid]);
+                else if (s_bad_y[tid] != kNoIndex)
+                    Findings::keep_min(found.nonfinite, row_key + s_bad_y[tid]);
             }
-            if (bad != kNoIndex) atomicMin(&s_bad_y[t], bad);
-        }
-        __syncthreads();
+            __syncthreads();
+            for (int u = tid; u < ntok * runs; u += kTcThreads) {
+                const int t = u / runs, c0 = (u - t * runs) * 8, i = c0 / n2, j = c0 - i * n2;
+                const float* y = bufs + int64_t(2 * t) * plane + i * l2 + j;
+                const float4 v0 = *reinterpret_cast<const float4*>(y), v1 = *reinterpret_cast<const float4*>(y + 4);
+                const float v[8] = {v0.x, v0.y, v0.z, v0.w, v1.x, v1.y, v1.z, v1.w};
+                const float scale = s_scale[t];
+                const int64_t r = r0 + t;
+                unsigned w[2] = {0u, 0u};
+#pragma unroll
+                for (int e = 0; e < 8; ++e) {
+                    const unsigned code = static_cast<unsigned>(quantize_value(v[e], scale, qmax));
+                    if constexpr (BITS == 8) w[e / 4] |= (code & 0xFFu) << (8 * (e % 4));
+                    else w[0] |= (code & 0xFu) << (4 * e);
+                }
+                if constexpr (BITS == 8) {
+                    unsigned* q = reinterpret_cast<unsigned*>(static_cast<unsigned char*>(a.q) + r * a.ldq + c0);
+                    q[0] = w[0];
+                    q[1] = w[1];
+                } else {
+                    *reinterpret_cast<unsigned*>(static_cast<unsigned char*>(a.q) + r * (a.ldq / 2) + c0 / 2) = w[0];
+                }
+            }
+        } else {
+            // 5. Per-token range of the valid outputs and the first non-finite one: warp w walks rows
+            //    w, w + 8, ... of every token, lanes along the row (no index divisions).
+            const int lane = tid % 32;
+            for (int t = 0; t < ntok; ++t) {
+                const float* ys = bufs + int64_t(2 * t) * plane;
+                int hi = INT_MIN, lo = INT_MAX;
+                unsigned long long bad = kNoIndex;
+                for (int i = warp; i < n1; i += kTcThreads / 32) {
+                    for (int j = lane; j < n2; j += 32) {
+                        const float v = ys[i * l2 + j];
+                        if (is_finite(v)) {
+                            hi = max(hi, ordered(v));
+                            lo = min(lo, ordered(v));
+                        } else {
+                            Findings::keep_min(bad, static_cast<unsigned long long>(i * n2 + j) << 2 | nonfinite_class(v));
+                        }
+                    }
+                }
+    #pragma unroll
+                for (int o = 16; o > 0; o >>= 1) {
+                    hi = max(hi, __shfl_xor_sync(0xffffffffu, hi, o));
+                    lo = min(lo, __shfl_xor_sync(0xffffffffu, lo, o));
+                }
+                if (lane == 0 && hi != INT_MIN) {
+                    atomicMax(&s_hi[t], hi);
+                    atomicMin(&s_lo[t], lo);
+                }
+                if (bad != kNoIndex) atomicMin(&s_bad_y[t], bad);
+            }
+            __syncthreads();
 
-        // 6. Scales, then codes into U's buffer (U is no longer read), rows as in step 5.
-        if (tid < ntok) {
-            const float amax = fmaxf(fabsf(__fmul_rn(a.clip_max, from_ordered(s_hi[tid]))),
-                                     fabsf(__fmul_rn(a.clip_min, from_ordered(s_lo[tid]))));
-            const float scale = scale_from_amax(amax, qmax);
-            s_scale[tid] = scale;
-            a.scales[r0 + tid] = scale;
-            const unsigned long long row_key = static_cast<unsigned long long>(r0 + tid) *
-                                               static_cast<unsigned long long>(g.n) << 2;
-            if (s_bad_x[tid] != kNoIndex)
-                Findings::keep_min(found.nonfinite, row_key + s_bad_x[tid]);
-            else if (s_bad_y[tid] != kNoIndex)
-                Findings::keep_min(found.nonfinite, row_key + s_bad_y[tid]);
-        }
-        __syncthreads();
-        for (int t = 0; t < ntok; ++t) {
-            const float* ys = bufs + int64_t(2 * t) * plane;
-            signed char* codes = reinterpret_cast<signed char*>(bufs + int64_t(2 * t + 1) * plane);
-            const float scale = s_scale[t];
-            for (int i = warp; i < n1; i += kTcThreads / 32)
-                for (int j = lane; j < n2; j += 32)
-                    codes[i * n2 + j] = static_cast<signed char>(quantize_value(ys[i * l2 + j], scale, qmax));
-        }
-        __syncthreads();
+            // 6. Scales, then codes into U's buffer (U is no longer read), rows as in step 5.
+            if (tid < ntok) {
+                const float amax = fmaxf(fabsf(__fmul_rn(a.clip_max, from_ordered(s_hi[tid]))),
+                                         fabsf(__fmul_rn(a.clip_min, from_ordered(s_lo[tid]))));
+                const float scale = scale_from_amax(amax, qmax);
+                s_scale[tid] = scale;
+                a.scales[r0 + tid] = scale;
+                const unsigned long long row_key = static_cast<unsigned long long>(r0 + tid) *
+                                                   static_cast<unsigned long long>(g.n) << 2;
+                if (s_bad_x[tid] != kNoIndex)
+                    Findings::keep_min(found.nonfinite, row_key + s_bad_x[tid]);
+                else if (s_bad_y[tid] != kNoIndex)
+                    Findings::keep_min(found.nonfinite, row_key + s_bad_y[tid]);
+            }
+            __syncthreads();
+            for (int t = 0; t < ntok; ++t) {
+                const float* ys = bufs + int64_t(2 * t) * plane;
+                signed char* codes = reinterpret_cast<signed char*>(bufs + int64_t(2 * t + 1) * plane);
+                const float scale = s_scale[t];
+                for (int i = warp; i < n1; i += kTcThreads / 32)
+                    for (int j = lane; j < n2; j += 32)
+                        codes[i * n2 + j] = static_cast<signed char>(quantize_value(ys[i * l2 + j], scale, qmax));
+            }
+            __syncthreads();
 
-        // 7. Store the rows (as the exact kernel's step 7).
-        store_code_rows<BITS>(a, r0, ntok, g.n, g.vec_q, bufs + plane, int64_t(2) * plane, tid, kTcThreads);
+            // 7. Store the rows (as the exact kernel's step 7).
+            store_code_rows<BITS>(a, r0, ntok, g.n, g.vec_q, bufs + plane, int64_t(2) * plane, tid, kTcThreads);
+        }
         __syncthreads();  // the codes are stored before the next tile writes X and U again
     }
     report_findings(st, found);
@@ -618,6 +694,7 @@ bool CudaBackend::kron_quantize_tf32(const KronQuantizeArgs& a) {
     const auto x = reinterpret_cast<uintptr_t>(a.x), q = reinterpret_cast<uintptr_t>(a.q);
     g.vec_x = x % 16 == 0 && (a.ldx * x_bytes(a.x_type)) % 16 == 0;
     g.vec_q = q % 4 == 0 && (a.bits == 8 ? a.ldq % 4 == 0 : a.ldq % 8 == 0);
+    g.vec8 = g.vec_q && a.n2 % 8 == 0;
 
     const size_t smem = static_cast<size_t>(fixed_bytes + token_bytes * tokens);
     const KronTcKernel kernel = select_tf32_kernel(a.x_type, a.bits);

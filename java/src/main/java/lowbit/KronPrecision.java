@@ -13,8 +13,8 @@ public enum KronPrecision {
      */
     EXACT(LowbitNative.LOWBIT_KRON_EXACT),
     /**
-     * CUDA: both products on the TF32 tensor cores (on an H100 1.3x faster than {@link #EXACT} at
-     * n = 4096 and 11008, 1.3-1.5x at decode batch sizes; bench/RESULTS.md); the transformed row
+     * CUDA: both products on the TF32 tensor cores (on an H100 1.4x faster than {@link #EXACT} at
+     * n = 4096 and 11008, 1.4-1.7x at decode batch sizes; bench/RESULTS.md); the transformed row
      * carries a relative error of about 1e-3, so a code may differ from the exact one by 1 near a
      * rounding boundary. On the CPU backend (and for factor pairs whose tiles do not fit the GPU's
      * shared memory: 112 x 128 and 128 x 128 on an H100) the exact products run.
