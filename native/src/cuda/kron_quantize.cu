@@ -86,6 +86,25 @@ __device__ __forceinline__ int ordered(float f) {
 }
 __device__ __forceinline__ float from_ordered(int i) { return __int_as_float(i >= 0 ? i : i ^ 0x7FFFFFFF); }
 
+// Step 6's per-token part, one thread per token: the clipped range's scale (lowbit.h: amax =
+// max(|clip_max * max y|, |clip_min * min y|), scale = amax / qmax), written to s_scale and to
+// scales[row], and the token's first non-finite finding (x before y) kept in found.
+template <int QMAX>
+__device__ __forceinline__ void token_scale(const KronQuantizeArgs& a, int n, int64_t row, int hi, int lo,
+                                            unsigned long long bad_x, unsigned long long bad_y, float& s_scale,
+                                            Findings& found) {
+    const float amax =
+        fmaxf(fabsf(__fmul_rn(a.clip_max, from_ordered(hi))), fabsf(__fmul_rn(a.clip_min, from_ordered(lo))));
+    const float scale = scale_from_amax(amax, QMAX);
+    s_scale = scale;
+    a.scales[row] = scale;
+    const unsigned long long row_key = static_cast<unsigned long long>(row) * static_cast<unsigned long long>(n) << 2;
+    if (bad_x != kNoIndex)
+        Findings::keep_min(found.nonfinite, row_key + bad_x);
+    else if (bad_y != kNoIndex)
+        Findings::keep_min(found.nonfinite, row_key + bad_y);
+}
+
 // Step 7 of both kernels: the codes of ntok tokens (token t's n codes, one signed char each, at
 // codes + t * stride floats) stored as rows of q: byte b of a row is code b (S8) or codes 2b, 2b+1
 // (S4); 32-bit stores when q's rows are 4-byte aligned (vec_q).
@@ -315,19 +334,8 @@ __global__ void __launch_bounds__(kThreads) kron_quantize_kernel(KronQuantizeArg
         __syncthreads();  // also: every U^T has been read
 
         // 6. Scales (lowbit.h: amax = max(|clip_max * max y|, |clip_min * min y|)), then codes.
-        if (tid < ntok) {
-            const float amax = fmaxf(fabsf(__fmul_rn(a.clip_max, from_ordered(s_hi[tid]))),
-                                     fabsf(__fmul_rn(a.clip_min, from_ordered(s_lo[tid]))));
-            const float scale = scale_from_amax(amax, qmax);
-            s_scale[tid] = scale;
-            a.scales[r0 + tid] = scale;
-            const unsigned long long row_key = static_cast<unsigned long long>(r0 + tid) *
-                                               static_cast<unsigned long long>(g.n) << 2;
-            if (s_bad_x[tid] != kNoIndex)
-                Findings::keep_min(found.nonfinite, row_key + s_bad_x[tid]);
-            else if (s_bad_y[tid] != kNoIndex)
-                Findings::keep_min(found.nonfinite, row_key + s_bad_y[tid]);
-        }
+        if (tid < ntok)
+            token_scale<qmax>(a, g.n, r0 + tid, s_hi[tid], s_lo[tid], s_bad_x[tid], s_bad_y[tid], s_scale[tid], found);
         __syncthreads();
 #pragma unroll
         for (int s = 0; s < kMaxTiles; ++s) {
@@ -532,19 +540,8 @@ __global__ void __launch_bounds__(kTcThreads, 2) kron_quantize_tf32_kernel(KronQ
                 if (bad != kNoIndex) atomicMin(&s_bad_y[t], bad);
             }
             __syncthreads();
-            if (tid < ntok) {
-                const float amax = fmaxf(fabsf(__fmul_rn(a.clip_max, from_ordered(s_hi[tid]))),
-                                         fabsf(__fmul_rn(a.clip_min, from_ordered(s_lo[tid]))));
-                const float scale = scale_from_amax(amax, qmax);
-                s_scale[tid] = scale;
-                a.scales[r0 + tid] = scale;
-                const unsigned long long row_key = static_cast<unsigned long long>(r0 + tid) *
-                                                   static_cast<unsigned long long>(g.n) << 2;
-                if (s_bad_x[tid] != kNoIndex)
-                    Findings::keep_min(found.nonfinite, row_key + s_bad_x[tid]);
-                else if (s_bad_y[tid] != kNoIndex)
-                    Findings::keep_min(found.nonfinite, row_key + s_bad_y[tid]);
-            }
+            if (tid < ntok)
+                token_scale<qmax>(a, g.n, r0 + tid, s_hi[tid], s_lo[tid], s_bad_x[tid], s_bad_y[tid], s_scale[tid], found);
             __syncthreads();
             for (int u = tid; u < ntok * runs; u += kTcThreads) {
                 const int t = u / runs, c0 = (u - t * runs) * 8, i = c0 / n2, j = c0 - i * n2;
@@ -601,19 +598,8 @@ __global__ void __launch_bounds__(kTcThreads, 2) kron_quantize_tf32_kernel(KronQ
             __syncthreads();
 
             // 6. Scales, then codes into U's buffer (U is no longer read), rows as in step 5.
-            if (tid < ntok) {
-                const float amax = fmaxf(fabsf(__fmul_rn(a.clip_max, from_ordered(s_hi[tid]))),
-                                         fabsf(__fmul_rn(a.clip_min, from_ordered(s_lo[tid]))));
-                const float scale = scale_from_amax(amax, qmax);
-                s_scale[tid] = scale;
-                a.scales[r0 + tid] = scale;
-                const unsigned long long row_key = static_cast<unsigned long long>(r0 + tid) *
-                                                   static_cast<unsigned long long>(g.n) << 2;
-                if (s_bad_x[tid] != kNoIndex)
-                    Findings::keep_min(found.nonfinite, row_key + s_bad_x[tid]);
-                else if (s_bad_y[tid] != kNoIndex)
-                    Findings::keep_min(found.nonfinite, row_key + s_bad_y[tid]);
-            }
+            if (tid < ntok)
+                token_scale<qmax>(a, g.n, r0 + tid, s_hi[tid], s_lo[tid], s_bad_x[tid], s_bad_y[tid], s_scale[tid], found);
             __syncthreads();
             for (int t = 0; t < ntok; ++t) {
                 const float* ys = bufs + int64_t(2 * t) * plane;
