@@ -86,6 +86,50 @@ __device__ __forceinline__ int ordered(float f) {
 }
 __device__ __forceinline__ float from_ordered(int i) { return __int_as_float(i >= 0 ? i : i ^ 0x7FFFFFFF); }
 
+// Step 1 of both kernels: X of every token of the tile, element e of row r0 + t at
+// bufs[t * stride + (e / n2) * ld + e % n2] (units of 8 consecutive elements of x's row: one
+// 16-byte load for F16/BF16, two for F32, when rows are aligned; rows past the end read as 0),
+// and each token's first non-finite x noted in bad_x. Padding columns are the caller's.
+template <int XT>
+__device__ __forceinline__ void load_token_rows(const KronQuantizeArgs& a, int64_t r0, int ntok, int tokens, int n,
+                                                int n2, bool vec_x, float* bufs, int64_t stride, int ld,
+                                                unsigned long long* bad_x, int tid, int nthreads) {
+    const int units = (n + kUnit - 1) / kUnit;
+    for (int u = tid; u < tokens * units; u += nthreads) {
+        const int t = u / units, e0 = (u - t * units) * kUnit;
+        const int cnt = n - e0 < kUnit ? n - e0 : kUnit;
+        float v[kUnit];
+        if (t < ntok) {
+            const unsigned char* row = static_cast<const unsigned char*>(a.x) + (r0 + t) * a.ldx * x_bytes(XT);
+            if (vec_x && cnt == kUnit) {
+                load_x8<XT>(row + static_cast<int64_t>(e0) * x_bytes(XT), v);
+            } else {
+#pragma unroll
+                for (int e = 0; e < kUnit; ++e) v[e] = e < cnt ? load_x<XT>(row, e0 + e) : 0.0f;
+            }
+        } else {
+#pragma unroll
+            for (int e = 0; e < kUnit; ++e) v[e] = 0.0f;  // rows past the end
+        }
+        float* xs = bufs + t * stride;
+        int k = e0 / n2, l = e0 - k * n2;
+        unsigned long long bad = kNoIndex;
+#pragma unroll
+        for (int e = 0; e < kUnit; ++e) {
+            if (e < cnt) {
+                if (!is_finite(v[e]))
+                    Findings::keep_min(bad, static_cast<unsigned long long>(e0 + e) << 2 | nonfinite_class(v[e]));
+                xs[k * ld + l] = v[e];
+                if (++l == n2) {
+                    l = 0;
+                    ++k;
+                }
+            }
+        }
+        if (bad != kNoIndex) atomicMin(&bad_x[t], bad);
+    }
+}
+
 // Step 6's per-token part, one thread per token: the clipped range's scale (lowbit.h: amax =
 // max(|clip_max * max y|, |clip_min * min y|), scale = amax / qmax), written to s_scale and to
 // scales[row], and the token's first non-finite finding (x before y) kept in found.
@@ -198,40 +242,7 @@ __global__ void __launch_bounds__(kThreads) kron_quantize_kernel(KronQuantizeArg
         //    16-byte load for F16/BF16, two for F32, when rows are aligned),
         //    scattered to X[k][l] (k = e / n2, l = e % n2); then the padding
         //    columns l >= n2 are zeroed (stage 3 and 6 reuse the buffer).
-        const int units = (g.n + kUnit - 1) / kUnit;
-        for (int u = tid; u < g.tokens * units; u += kThreads) {
-            const int t = u / units, e0 = (u - t * units) * kUnit;
-            const int cnt = g.n - e0 < kUnit ? g.n - e0 : kUnit;
-            float v[kUnit];
-            if (t < ntok) {
-                const unsigned char* row = static_cast<const unsigned char*>(a.x) + (r0 + t) * a.ldx * x_bytes(XT);
-                if (g.vec_x && cnt == kUnit) {
-                    load_x8<XT>(row + static_cast<int64_t>(e0) * x_bytes(XT), v);
-                } else {
-#pragma unroll
-                    for (int e = 0; e < kUnit; ++e) v[e] = e < cnt ? load_x<XT>(row, e0 + e) : 0.0f;
-                }
-            } else {
-#pragma unroll
-                for (int e = 0; e < kUnit; ++e) v[e] = 0.0f;  // rows past the end
-            }
-            float* xs = bufs + t * g.buf;
-            int k = e0 / n2, l = e0 - k * n2;
-            unsigned long long bad = kNoIndex;
-#pragma unroll
-            for (int e = 0; e < kUnit; ++e) {
-                if (e < cnt) {
-                    if (!is_finite(v[e]))
-                        Findings::keep_min(bad, static_cast<unsigned long long>(e0 + e) << 2 | nonfinite_class(v[e]));
-                    xs[k * ld2 + l] = v[e];
-                    if (++l == n2) {
-                        l = 0;
-                        ++k;
-                    }
-                }
-            }
-            if (bad != kNoIndex) atomicMin(&s_bad_x[t], bad);
-        }
+        load_token_rows<XT>(a, r0, ntok, g.tokens, g.n, n2, g.vec_x, bufs, g.buf, ld2, s_bad_x, tid, kThreads);
         if (ld2 > n2) {
             const int pad = ld2 - n2;
             for (int p = tid; p < g.tokens * n1 * pad; p += kThreads) {
@@ -442,40 +453,8 @@ __global__ void __launch_bounds__(kTcThreads, 2) kron_quantize_tf32_kernel(KronQ
             s_bad_y[tid] = kNoIndex;
         }
         // 1. X of every token, zero-padded to p1 x p2 (rows past the end: zeros).
-        const int units = (g.n + kUnit - 1) / kUnit;
-        for (int u = tid; u < g.tokens * units; u += kTcThreads) {
-            const int t = u / units, e0 = (u - t * units) * kUnit;
-            const int cnt = g.n - e0 < kUnit ? g.n - e0 : kUnit;
-            float v[kUnit];
-            if (t < ntok) {
-                const unsigned char* row = static_cast<const unsigned char*>(a.x) + (r0 + t) * a.ldx * x_bytes(XT);
-                if (g.vec_x && cnt == kUnit) {
-                    load_x8<XT>(row + static_cast<int64_t>(e0) * x_bytes(XT), v);
-                } else {
-#pragma unroll
-                    for (int e = 0; e < kUnit; ++e) v[e] = e < cnt ? load_x<XT>(row, e0 + e) : 0.0f;
-                }
-            } else {
-#pragma unroll
-                for (int e = 0; e < kUnit; ++e) v[e] = 0.0f;
-            }
-            float* xs = bufs + int64_t(2 * t) * plane;
-            int k = e0 / n2, l = e0 - k * n2;
-            unsigned long long bad = kNoIndex;
-#pragma unroll
-            for (int e = 0; e < kUnit; ++e) {
-                if (e < cnt) {
-                    if (!is_finite(v[e]))
-                        Findings::keep_min(bad, static_cast<unsigned long long>(e0 + e) << 2 | nonfinite_class(v[e]));
-                    xs[k * l2 + l] = v[e];
-                    if (++l == n2) {
-                        l = 0;
-                        ++k;
-                    }
-                }
-            }
-            if (bad != kNoIndex) atomicMin(&s_bad_x[t], bad);
-        }
+        load_token_rows<XT>(a, r0, ntok, g.tokens, g.n, n2, g.vec_x, bufs, int64_t(2) * plane, l2, s_bad_x, tid,
+                            kTcThreads);
         if (p2 > n2 || p1 > n1) {  // the padding of X: columns n2 .. p2-1, rows n1 .. p1-1
             for (int e = tid; e < g.tokens * plane; e += kTcThreads) {
                 const int t = e / plane, rem = e - t * plane, k = rem / l2, l = rem - k * l2;
