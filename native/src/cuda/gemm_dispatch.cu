@@ -114,12 +114,12 @@ bool CudaBackend::stream_gemm_fits(const StreamProblem& p) {
 }
 
 void CudaBackend::run_stream_gemm(const StreamProblem& p) {
-    const size_t need = stream_workspace_bytes(p, sm_count_);
+    const size_t need = stream_workspace_bytes(p, sm_count_, compute_capability_major());
     DeviceScratch& ws = stream_scratch_;
     std::lock_guard<std::mutex> lock(ws.mutex);
     if (ws.reserve(need, size_t(1) << 20, "the split-K workspace of the streaming GEMM"))
         LOWBIT_CUDA_CHECK(cudaMemsetAsync(ws.ptr, 0, ws.bytes, stream_));  // ordered before every launch that uses it
-    launch_gemv_stream(p, ws.ptr, launch_env(kOpNone, p.n));
+    launch_gemv_stream(p, ws.ptr, launch_env(kOpNone, p.n), compute_capability_major());
 }
 
 std::shared_ptr<const GemmTable> CudaBackend::default_gemm_table() {

@@ -23,6 +23,8 @@
 //   warp       16 weight rows (output channels) x the split: lane (g, t) = (lane / 4, lane % 4)
 //              reads 16 bytes of rows g and g + 8 at byte offset 64 * step + 16 * t with one
 //              128-bit load each (ld.global.nc, no L1 allocation), kUnroll steps in flight.
+//              (Tried: two software-pipelined half batches, each reloaded as soon as it was
+//              used: neutral for S8 / S4, 10-35% slower for DGQ on the H100.)
 //   math       tensor cores: mma.m16n8k32 (s8 x s8 -> s32) with the weights as the 16 x 32 A
 //              operand and up to 8 tokens as the 32 x 8 B operand (one MMA per 8 tokens). Which
 //              K index sits in which fragment slot does not matter for a dot product as long
@@ -44,11 +46,16 @@
 //              all u in 0..15, checked per group from S2 and z), the MMAs take the raw codes u
 //              and acc += S2·sum(a·u) - S2·z·sum(a), with sum(a) per token and step summed at
 //              staging: the same integer, about half the ALU work. Otherwise the expansion above.
-//   reduce     int32 accumulators; with splits > 1 each block adds its partial sums into an
+//   reduce     int32 accumulators. With splits > 1 on sm_90 (at most 8 splits, all clusters
+//              resident at once) the splits of a channel tile are one thread block cluster and
+//              reduce through distributed shared memory (cluster_reduce), each block finishing
+//              a slice of the tile. Otherwise each block adds its partial sums into an
 //              int32 workspace (atomics; integer addition is associative, so the sum is the
 //              same bits whatever the split and order) and the last block of a channel tile
 //              (an arrival counter) applies the epilogue and zeroes the workspace and counter
-//              again, so the next launch on the stream finds them clean.
+//              again, so the next launch on the stream finds them clean. Measured on the H100
+//              (Nsight Compute, 4096 x 4096, M = 1): the atomic tail's memory fence alone was
+//              ~15% of the warps' stall cycles.
 //   epilogue   epilogue.cuh, the CPU backend's float32 steps: bit-identical outputs.
 //
 // Preconditions (stream_refusal; otherwise the dispatch runs the portable kernel):
@@ -57,7 +64,11 @@
 //   S4 / DGQ: K % 32 == 0, ldw % 32 == 0 (nibbles); S4: K < 131072 (S4 activations: K < 2^21);
 //   DGQ: group % 32 == 0. S4 activations only with S4 weights.
 //   A, the scales and the output may have any stride and alignment (S4 activations: any even lda).
+#include <cooperative_groups.h>
+
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 
 #include "cuda_check.h"
 #include "gemv_stream.cuh"
@@ -105,6 +116,7 @@ struct Params {
     Epilogue ep;
     int* partial;       // splits > 1: tiles x 128 x tokens int32 partial sums (zero between launches)
     unsigned* arrivals; // splits > 1: tiles arrival counters (zero between launches)
+    bool cluster;       // splits > 1 reduced in a thread block cluster (cluster_reduce), no workspace
 };
 
 __device__ __forceinline__ uint4 load_stream(const uint8_t* p) {
@@ -264,19 +276,19 @@ __device__ __forceinline__ void stage_s4_activations(const Params& p, int k0, in
     }
 }
 
-// kUnroll steps of one lane's two weight rows, in registers: the 16 bytes of row a and row b
+// U steps of one lane's two weight rows, in registers: the 16 bytes of row a and row b
 // per step and, for DGQ, the group's S2 | D << 16 with D = (-z·S2) mod 256.
-template <StreamFormat F>
+template <StreamFormat F, int U>
 struct Batch {
-    uint4 qa[kUnroll], qb[kUnroll];
-    unsigned ga[kUnroll], gb[kUnroll];
+    uint4 qa[U], qb[U];
+    unsigned ga[U], gb[U];
 
-    // Steps s .. s + kUnroll - 1 of the stage whose weights start at byte k_byte0 of rows
+    // Steps s .. s + U - 1 of the stage whose weights start at byte k_byte0 of rows
     // wa / wb (index ra / rb); bytes past `bytes` read as 0.
     __device__ __forceinline__ void load(const Params& p, const uint8_t* wa, const uint8_t* wb, int ra, int rb,
                                          int k_elem0, int s, int bytes, int t) {
 #pragma unroll
-        for (int u = 0; u < kUnroll; ++u) {
+        for (int u = 0; u < U; ++u) {
             const int off = (s + u) * kStepBytes + t * 16;
             if (off < bytes) {
                 qa[u] = load_stream(wa + off);
@@ -302,7 +314,7 @@ struct Batch {
         constexpr int kEpb = Fmt<F>::kElemsPerByte;
         constexpr int kStride = kActStride<F>;
 #pragma unroll
-        for (int u = 0; u < kUnroll; ++u) {
+        for (int u = 0; u < U; ++u) {
             if (s + u >= steps) break;
             const unsigned char* x = act_lane + (s + u) * kStepBytes * kEpb;
             if constexpr (F == StreamFormat::S8) {
@@ -380,6 +392,50 @@ struct Batch {
     }
 };
 
+// Split-K reduction inside a thread block cluster (sm_90; the K splits of one channel tile are one
+// cluster along grid.y): every block puts its 128 x kTokens int32 partial sums into its own shared
+// memory (the activation buffer, no longer read), the cluster barrier makes them visible, and
+// block rank q sums the slice [q·E/splits, (q+1)·E/splits) of the E = 128·M live entries over
+// all ranks through distributed shared memory and applies the epilogue to it. A second barrier
+// keeps every block's shared memory alive until its peers have read it. No global workspace, no
+// atomics, no memory fence: the atomic path's tail (partial sums to L2, fence, arrival counter,
+// read back) is most of the fixed cost of a small layer. Same bits as every other split:
+// int32 addition wraps the same in any order.
+template <int kTokens, class Finish, int NT>
+__device__ __forceinline__ void cluster_reduce(const Params& p, unsigned char* smem, const int (&acc)[NT][4],
+                                               int tile_row, Finish finish) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    namespace cg = cooperative_groups;
+    cg::cluster_group cluster = cg::this_cluster();
+    int* red = reinterpret_cast<int*>(smem);
+    const int t = threadIdx.x % 4;
+    __syncthreads();  // every warp is done reading the staged activations
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int c = 0; c < 4; ++c)
+            red[(tile_row + (c < 2 ? 0 : 8)) * kTokens + nt * 8 + 2 * t + (c & 1)] = acc[nt][c];
+    cluster.sync();
+    const int ranks = static_cast<int>(cluster.num_blocks());
+    const int rank = static_cast<int>(cluster.block_rank());
+    const int entries = kRowsPerBlock * p.m;
+    const int begin = static_cast<int>(static_cast<int64_t>(entries) * rank / ranks);
+    const int end = static_cast<int>(static_cast<int64_t>(entries) * (rank + 1) / ranks);
+    for (int e = begin + static_cast<int>(threadIdx.x); e < end; e += kThreads) {
+        const int r = e / p.m, token = e % p.m;
+        unsigned sum = 0;  // wrapping int32 addition, as the atomics of the other path
+        for (int q = 0; q < ranks; ++q)
+            sum += static_cast<unsigned>(*cluster.map_shared_rank(red + r * kTokens + token, q));
+        const int row = static_cast<int>(blockIdx.x) * kRowsPerBlock + r;
+        if (row < p.n) p.ep.store(token, row, finish(static_cast<int>(sum)));
+    }
+    cluster.sync();
+#else
+    (void)p, (void)smem, (void)acc, (void)tile_row, (void)finish;
+    __trap();  // unreachable: make_plan uses clusters only on compute capability 9.0+
+#endif
+}
+
 // A4: the activations are packed S4 (W4A4; S4 weights only), expanded as they are staged.
 template <StreamFormat F, bool A4, int NT>
 __global__ void __launch_bounds__(kThreads, kMinBlocksPerSm) gemv_stream_kernel(const Params p) {
@@ -409,7 +465,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSm) gemv_stream_kernel(
         const int steps = (bytes + kStepBytes - 1) / kStepBytes;
         const uint8_t* wa = p.w + static_cast<int64_t>(ra) * p.ldw_bytes + k0 / kEpb;
         const uint8_t* wb = p.w + static_cast<int64_t>(rb) * p.ldw_bytes + k0 / kEpb;
-        Batch<F> batch;
+        Batch<F, kUnroll> batch;
         if (active) batch.load(p, wa, wb, ra, rb, k0, 0, bytes, t);
         if (k0 != k_begin) __syncthreads();  // every warp is done with the previous stage
         if constexpr (A4)
@@ -435,6 +491,10 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSm) gemv_stream_kernel(
                 const int token = nt * 8 + 2 * t + (c & 1), row = c < 2 ? row_a : row_b;
                 if (token < p.m && row < p.n) p.ep.store(token, row, finish(acc[nt][c]));
             }
+        return;
+    }
+    if (p.cluster) {
+        cluster_reduce<kTokens>(p, act, acc, tile_row, finish);
         return;
     }
     int* part = p.partial + static_cast<int64_t>(blockIdx.x) * kRowsPerBlock * kTokens;
@@ -466,66 +526,122 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSm) gemv_stream_kernel(
 struct Plan {
     int64_t tiles;
     int64_t splits;
-    int slice;  // K values per split, a multiple of the step
+    int slice;     // K values per split, a multiple of the step
+    bool cluster;  // the splits of a tile form a thread block cluster (cluster_reduce)
     size_t workspace;
 };
 
-// Blocks of gemv_stream_kernel<F, A4, NT> one SM holds at once (registers decide: 2 on sm_80/90 for
-// S8 activations; the W4A4 kernels stage with fewer registers and may fit 3).
 template <StreamFormat F, bool A4, int NT>
-int resident_blocks_per_sm() {
-    static const int blocks = [] {
+cudaLaunchConfig_t launch_config(int64_t tiles, int64_t splits, bool cluster, cudaStream_t stream,
+                                 cudaLaunchAttribute* attr) {
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(splits));
+    cfg.blockDim = dim3(kThreads);
+    cfg.stream = stream;
+    if (cluster) {
+        attr->id = cudaLaunchAttributeClusterDimension;
+        attr->val.clusterDim.x = 1;
+        attr->val.clusterDim.y = static_cast<unsigned>(splits);
+        attr->val.clusterDim.z = 1;
+        cfg.attrs = attr;
+        cfg.numAttrs = 1;
+    }
+    return cfg;
+}
+
+// Blocks of gemv_stream_kernel<F, A4, NT> one SM holds at once (registers decide: 2 on sm_80/90 for
+// S8 activations; the W4A4 kernels stage with fewer registers and may fit 3), and for cluster
+// sizes 2..kMaxCluster the clusters the device holds at once (0 where the query fails).
+constexpr int kMaxCluster = 8;  // the portable cluster size limit
+
+struct Residency {
+    int blocks_per_sm = 1;
+    int clusters[kMaxCluster + 1] = {};
+};
+
+template <StreamFormat F, bool A4, int NT>
+const Residency& residency(int cc_major) {
+    static const Residency r = [cc_major] {
+        Residency out;
         int b = 0;
         LOWBIT_CUDA_CHECK(
             cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, gemv_stream_kernel<F, A4, NT>, kThreads, 0));
-        return std::max(b, 1);
+        out.blocks_per_sm = std::max(b, 1);
+        if (cc_major >= 9) {
+            for (int c = 2; c <= kMaxCluster; ++c) {
+                cudaLaunchAttribute attr{};
+                cudaLaunchConfig_t cfg = launch_config<F, A4, NT>(c, c, true, nullptr, &attr);
+                int n = 0;
+                if (cudaOccupancyMaxActiveClusters(&n, gemv_stream_kernel<F, A4, NT>, &cfg) != cudaSuccess) {
+                    (void)cudaGetLastError();  // a refused query only means: no clusters
+                    n = 0;
+                }
+                out.clusters[c] = n;
+            }
+        }
+        return out;
     }();
-    return blocks;
+    return r;
 }
 
-int resident_blocks_per_sm(StreamFormat f, bool a_s4, bool one_tile) {
+const Residency& residency(StreamFormat f, bool a_s4, bool one_tile, int cc_major) {
     if (a_s4)  // stream_refusal: S4 weights
-        return one_tile ? resident_blocks_per_sm<StreamFormat::S4, true, 1>()
-                        : resident_blocks_per_sm<StreamFormat::S4, true, 2>();
+        return one_tile ? residency<StreamFormat::S4, true, 1>(cc_major) : residency<StreamFormat::S4, true, 2>(cc_major);
     switch (f) {
         case StreamFormat::S8:
-            return one_tile ? resident_blocks_per_sm<StreamFormat::S8, false, 1>()
-                            : resident_blocks_per_sm<StreamFormat::S8, false, 2>();
+            return one_tile ? residency<StreamFormat::S8, false, 1>(cc_major) : residency<StreamFormat::S8, false, 2>(cc_major);
         case StreamFormat::S4:
-            return one_tile ? resident_blocks_per_sm<StreamFormat::S4, false, 1>()
-                            : resident_blocks_per_sm<StreamFormat::S4, false, 2>();
+            return one_tile ? residency<StreamFormat::S4, false, 1>(cc_major) : residency<StreamFormat::S4, false, 2>(cc_major);
         default:
-            return one_tile ? resident_blocks_per_sm<StreamFormat::Dgq, false, 1>()
-                            : resident_blocks_per_sm<StreamFormat::Dgq, false, 2>();
+            return one_tile ? residency<StreamFormat::Dgq, false, 1>(cc_major) : residency<StreamFormat::Dgq, false, 2>(cc_major);
     }
+}
+
+// LOWBIT_STREAM_REDUCE=atomic keeps the global-atomic split-K reduction on sm_90 too (for
+// comparisons in one process); read once.
+bool clusters_allowed() {
+    static const bool allowed = [] {
+        const char* v = std::getenv("LOWBIT_STREAM_REDUCE");
+        return v == nullptr || std::strcmp(v, "atomic") != 0;
+    }();
+    return allowed;
 }
 
 // The grid is at most one wave: K is split only as far as the channel tiles leave resident
 // block slots empty (N = 4096: 32 tiles x 8 splits on 132 SMs x 2 blocks). Every block reads
 // the same number of bytes, so a second, partial wave would leave SMs idle at the end, and
 // every extra block pays the staging and reduction latencies again.
-Plan make_plan(const StreamProblem& p, int sm_count) {
+// On sm_90 the splits of a tile form one cluster when they are at most kMaxCluster and every
+// tile's cluster is resident at once; otherwise (few channel tiles and long K, or clusters the
+// GPCs cannot all hold) the atomic reduction: never fewer splits for the sake of clusters.
+Plan make_plan(const StreamProblem& p, int sm_count, int cc_major) {
     const int64_t step = kStepBytes * (p.format == StreamFormat::S8 ? 1 : 2);
     const int64_t k_steps = (p.k + step - 1) / step;
+    const Residency& res = residency(p.format, p.a_s4, p.m <= 8, cc_major);
     Plan plan{};
     plan.tiles = (p.n + kRowsPerBlock - 1) / kRowsPerBlock;
-    const int64_t capacity = int64_t{resident_blocks_per_sm(p.format, p.a_s4, p.m <= 8)} * sm_count;
+    const int64_t capacity = int64_t{res.blocks_per_sm} * sm_count;
     const int64_t max_splits = std::max<int64_t>(1, k_steps / kMinSliceSteps);
-    const int64_t splits = std::min(std::max<int64_t>(1, capacity / plan.tiles), max_splits);
+    int64_t splits = std::min(std::max<int64_t>(1, capacity / plan.tiles), max_splits);
+    plan.cluster = cc_major >= 9 && splits > 1 && splits <= kMaxCluster && clusters_allowed() &&
+                   res.clusters[splits] >= plan.tiles;
     const int64_t slice_steps = (k_steps + splits - 1) / splits;
     plan.splits = (k_steps + slice_steps - 1) / slice_steps;  // no empty split
+    if (plan.splits == 1) plan.cluster = false;
     plan.slice = static_cast<int>(slice_steps * step);
     const int64_t tokens = p.m <= 8 ? 8 : 16;
-    plan.workspace = plan.splits == 1 ? 0
-                                      : static_cast<size_t>(plan.tiles) * kRowsPerBlock * tokens * sizeof(int) +
-                                            static_cast<size_t>(plan.tiles) * sizeof(unsigned);
+    plan.workspace = plan.splits == 1 || plan.cluster
+                         ? 0
+                         : static_cast<size_t>(plan.tiles) * kRowsPerBlock * tokens * sizeof(int) +
+                               static_cast<size_t>(plan.tiles) * sizeof(unsigned);
     return plan;
 }
 
 template <StreamFormat F, bool A4, int NT>
 void launch(const Plan& plan, const Params& params, cudaStream_t stream) {
-    gemv_stream_kernel<F, A4, NT><<<dim3(static_cast<unsigned>(plan.tiles), static_cast<unsigned>(plan.splits)),
-                                kThreads, 0, stream>>>(params);
+    cudaLaunchAttribute attr{};
+    const cudaLaunchConfig_t cfg = launch_config<F, A4, NT>(plan.tiles, plan.splits, plan.cluster, stream, &attr);
+    LOWBIT_CUDA_CHECK(cudaLaunchKernelEx(&cfg, gemv_stream_kernel<F, A4, NT>, params));
 }
 
 }  // namespace
@@ -551,10 +667,12 @@ const char* stream_refusal(const StreamProblem& p, int cc_major) {
     return "";
 }
 
-size_t stream_workspace_bytes(const StreamProblem& p, int sm_count) { return make_plan(p, sm_count).workspace; }
+size_t stream_workspace_bytes(const StreamProblem& p, int sm_count, int cc_major) {
+    return make_plan(p, sm_count, cc_major).workspace;
+}
 
-void launch_gemv_stream(const StreamProblem& p, void* workspace, const LaunchEnv& env) {
-    const Plan plan = make_plan(p, env.sm_count);
+void launch_gemv_stream(const StreamProblem& p, void* workspace, const LaunchEnv& env, int cc_major) {
+    const Plan plan = make_plan(p, env.sm_count, cc_major);
     Params params{};
     params.a = p.a;
     params.lda = p.lda;
@@ -572,7 +690,8 @@ void launch_gemv_stream(const StreamProblem& p, void* workspace, const LaunchEnv
     params.splits = static_cast<int>(plan.splits);
     params.a_aligned16 = (p.a_s4 ? p.lda / 2 : p.lda) % 16 == 0 && reinterpret_cast<uintptr_t>(p.a) % 16 == 0;
     params.ep = p.ep;
-    if (plan.splits > 1) {
+    params.cluster = plan.cluster;
+    if (plan.splits > 1 && !plan.cluster) {
         params.partial = static_cast<int*>(workspace);
         params.arrivals = reinterpret_cast<unsigned*>(static_cast<char*>(workspace) + plan.workspace -
                                                       static_cast<size_t>(plan.tiles) * sizeof(unsigned));

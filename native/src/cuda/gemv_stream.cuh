@@ -51,13 +51,14 @@ struct StreamProblem {
 // The caller then runs the portable kernel, which handles every shape.
 const char* stream_refusal(const StreamProblem& p, int cc_major);
 
-// Bytes of split-K workspace p needs on a device with sm_count SMs (0: no split). The
+// Bytes of split-K workspace p needs on a device with sm_count SMs of compute capability
+// cc_major (0: no split, or on sm_90 a split reduced inside a thread block cluster). The
 // workspace must be all zero before the first launch; every launch leaves it all zero.
-size_t stream_workspace_bytes(const StreamProblem& p, int sm_count);
+size_t stream_workspace_bytes(const StreamProblem& p, int sm_count, int cc_major);
 
 // Enqueues the streaming GEMM (stream_refusal(p) must be ""), on env.stream, with workspace
-// holding at least stream_workspace_bytes(p, env.sm_count) zeroed bytes.
-void launch_gemv_stream(const StreamProblem& p, void* workspace, const LaunchEnv& env);
+// holding at least stream_workspace_bytes(p, env.sm_count, cc_major) zeroed bytes.
+void launch_gemv_stream(const StreamProblem& p, void* workspace, const LaunchEnv& env, int cc_major);
 
 }  // namespace cuda
 }  // namespace lowbit

@@ -35,6 +35,28 @@ public final class DecodeBench {
 
     private DecodeBench() {}
 
+    /**
+     * Median seconds of a device-to-device copy that moves {@code bytes} in all (bytes / 2 read, bytes / 2
+     * written), the sources rotated through at least 256 MB so the L2 does not serve them: what a kernel
+     * that reads {@code bytes} once would take if it ran at copy speed with a copy's fixed costs.
+     */
+    static double sameBytesCopy(Context gpu, long bytes) {
+        long half = Math.max(16, bytes / 2 / 16 * 16);
+        int copies = (int) Math.min(64, Math.max(1, (256L << 20) / half));
+        List<Tensor> src = new ArrayList<>();
+        List<Tensor> dst = new ArrayList<>();
+        try {
+            for (int i = 0; i < copies; i++) {
+                src.add(gpu.allocate(DType.S8, 1, half));
+                dst.add(gpu.allocate(DType.S8, 1, half));
+            }
+            return GpuTimer.time(gpu, i -> dst.get(i % copies).copyFrom(src.get(i % copies)));
+        } finally {
+            src.forEach(Tensor::close);
+            dst.forEach(Tensor::close);
+        }
+    }
+
     public static void main(String[] args) throws Exception {
         int[][] shapes = GemmBench.DEFAULT_SHAPES;
         int[] ms = DEFAULT_M;
@@ -54,7 +76,8 @@ public final class DecodeBench {
         }
         List<String> rows = new ArrayList<>();
         StringBuilder csvText = new StringBuilder("m,k,n,w8a8_us,w4a8_us,dgq_g128_us,cublas_f16_us,"
-                + "w8a8_speedup,w4a8_speedup,dgq_speedup,w8a8_weight_gbps,w4a8_weight_gbps,dgq_weight_gbps,copy_gbps\n");
+                + "w8a8_speedup,w4a8_speedup,dgq_speedup,w8a8_weight_gbps,w4a8_weight_gbps,dgq_weight_gbps,copy_gbps,"
+                + "copy_same_8bit_us,copy_same_4bit_us\n");
         try (Context gpu = Context.open(Backend.CUDA)) {
             double copyBw = GemmBench.copyBandwidth(gpu);
             System.out.printf(Locale.ROOT, "DecodeBench on %s, %s%ncopy bandwidth (read+write) %.0f GB/s%n",
@@ -66,6 +89,8 @@ public final class DecodeBench {
                 double w8Bytes = (double) n * k + 4.0 * n;
                 double w4Bytes = (double) n * k / 2 + 4.0 * n;
                 double dgqBytes = (double) n * k / 2 + (double) n * (k / FourBitWeights.DGQ_GROUP) + 4.0 * n;
+                double c8 = sameBytesCopy(gpu, (long) w8Bytes);
+                double c4 = sameBytesCopy(gpu, (long) dgqBytes);
                 try (GemmProblem.Weights w8 = new GemmProblem.Weights(gpu, n, k, 7);
                         FourBitWeights w = new FourBitWeights(gpu, n, k, 8)) {
                     for (int m : ms) {
@@ -80,23 +105,27 @@ public final class DecodeBench {
                             double tD = GpuTimer.time(gpu, i -> gpu.gemmDgqInto(x8, w.dgq.get(i % w.dgq.size()), null, out));
                             double tF = GpuTimer.time(gpu, i -> p.f16(gpu, i));
                             rows.add(String.format(Locale.ROOT,
-                                    "%4d %6d %6d | %8.1f %4.0f%% | %8.1f %4.0f%% | %8.1f %4.0f%% | %8.1f | %5.2f %5.2f %5.2f",
+                                    "%4d %6d %6d | %8.1f %4.0f%% | %8.1f %4.0f%% | %8.1f %4.0f%% | %8.1f | %5.2f %5.2f %5.2f"
+                                            + " | %6.1f %6.1f | %5.2f %5.2f %5.2f",
                                     m, k, n, t8 * 1e6, 100 * w8Bytes / t8 / copyBw, t4 * 1e6, 100 * w4Bytes / t4 / copyBw,
-                                    tD * 1e6, 100 * dgqBytes / tD / copyBw, tF * 1e6, tF / t8, tF / t4, tF / tD));
+                                    tD * 1e6, 100 * dgqBytes / tD / copyBw, tF * 1e6, tF / t8, tF / t4, tF / tD,
+                                    c8 * 1e6, c4 * 1e6, c8 / t8, c4 / t4, c4 / tD));
                             System.err.println(rows.get(rows.size() - 1));
                             csvText.append(String.format(Locale.ROOT,
-                                    "%d,%d,%d,%.2f,%.2f,%.2f,%.2f,%.3f,%.3f,%.3f,%.0f,%.0f,%.0f,%.0f%n", m, k, n, t8 * 1e6,
-                                    t4 * 1e6, tD * 1e6, tF * 1e6, tF / t8, tF / t4, tF / tD, w8Bytes / t8 / 1e9,
-                                    w4Bytes / t4 / 1e9, dgqBytes / tD / 1e9, copyBw / 1e9));
+                                    "%d,%d,%d,%.2f,%.2f,%.2f,%.2f,%.3f,%.3f,%.3f,%.0f,%.0f,%.0f,%.0f,%.2f,%.2f%n", m, k, n,
+                                    t8 * 1e6, t4 * 1e6, tD * 1e6, tF * 1e6, tF / t8, tF / t4, tF / tD, w8Bytes / t8 / 1e9,
+                                    w4Bytes / t4 / 1e9, dgqBytes / tD / 1e9, copyBw / 1e9, c8 * 1e6, c4 * 1e6));
                         }
                     }
                 }
             }
         }
-        System.out.printf(Locale.ROOT, "%n%4s %6s %6s | %8s %5s | %8s %5s | %8s %5s | %8s | %s%n", "M", "K", "N",
+        System.out.printf(Locale.ROOT, "%n%4s %6s %6s | %8s %5s | %8s %5s | %8s %5s | %8s | %s | %s | %s%n", "M", "K", "N",
                 "W8A8 us", "copy", "W4A8 us", "copy", "DGQ us", "copy", "fp16 us",
-                "speed-up vs cuBLAS FP16: W8A8 W4A8 DGQ");
-        System.out.println("(copy: packed weights + scales read per second, as % of the device copy bandwidth)");
+                "speed-up vs cuBLAS FP16: W8A8 W4A8 DGQ", "same-bytes copy us: 8-bit 4-bit", "copy / kernel: W8A8 W4A8 DGQ");
+        System.out.println("(copy: packed weights + scales read per second, as % of the device copy bandwidth;"
+                + " same-bytes copy: a device copy moving (read + write) as many bytes as the kernel reads, sources"
+                + " rotated through >= 256 MB like the weights: the floor for a read of that size, fixed costs included)");
         rows.forEach(System.out::println);
         if (csv != null) {
             Files.writeString(csv, csvText.toString(), StandardCharsets.UTF_8);
