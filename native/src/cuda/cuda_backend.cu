@@ -74,6 +74,9 @@ CudaBackend::CudaBackend(int device) : device_(device) {
         LOWBIT_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
         LOWBIT_CUDA_CHECK(cudaDeviceGetAttribute(&sm_count_, cudaDevAttrMultiProcessorCount, device));
         sm90_ = major == 9 && minor == 0;
+        int cooperative = 0;
+        LOWBIT_CUDA_CHECK(cudaDeviceGetAttribute(&cooperative, cudaDevAttrCooperativeLaunch, device));
+        cooperative_launch_ = cooperative != 0;
         table_ = default_gemm_table();
 
         // The fatbinary holds SASS only (no PTX to JIT), for the archs of

@@ -187,6 +187,10 @@ private:
     DeviceScratch group_terms_;              // DGQ group terms in the fused kernel's layout (gemm_sm90_w4.cu)
     DeviceScratch sm80_s4_acc_;              // int32 products of the INT4 tensor-core GEMM, before the
                                              // epilogue (gemm_sm80_s4.cu; row chunks of <= 64 MiB, or 128 rows)
+    DeviceScratch tensor_partials_;          // one partial max|x| per block of the one-kernel PER_TENSOR
+                                             // dynamic quantize (quantize_tensor_dynamic.cu); every slot is
+                                             // written by each launch, so it is never cleared
+    bool cooperative_launch_ = false;        // cudaDevAttrCooperativeLaunch: grid-wide barriers can run
     struct Cublas;                           // cublas_gemm.cu
     std::mutex cublas_mutex_;
     Cublas* cublas_ = nullptr;               // created at the first dense_gemm call, owned
@@ -205,6 +209,16 @@ void launch_quantize_rowwise(const QuantizeArgs& args, const LaunchEnv& env);
 // quantize_amax.cu: PER_TENSOR / PER_COLUMN computed scales: writes
 // scales[i] = amax_i / qmax (or 1) into args.scales, on the device.
 void launch_compute_scales(const QuantizeArgs& args, const LaunchEnv& env);
+
+// quantize_tensor_dynamic.cu: PER_TENSOR with a computed scale in one cooperative kernel (amax,
+// grid barrier, scale, quantize). quantize_tensor_dynamic_fits: whether it takes args (computed
+// PER_TENSOR, no flatten plan, quantize_rows_aligned, cols % 8 == 0, and LOWBIT_TENSOR_QUANT is not
+// "legacy"; the caller also checks that the device has cooperative launch). The launch needs
+// `partials`: device scratch of quantize_tensor_dynamic_partials(sm_count) floats.
+bool quantize_tensor_dynamic_fits(const QuantizeArgs& args);
+int64_t quantize_tensor_dynamic_partials(int sm_count);
+void launch_quantize_tensor_dynamic(const QuantizeArgs& args, const LaunchEnv& env, float* partials,
+                                    int64_t partial_capacity);
 
 // quantize_apply.cu: quantizes x with the scales found in args.scales;
 // check_scales validates them (given scales must be finite and > 0).

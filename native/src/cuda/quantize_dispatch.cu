@@ -3,7 +3,14 @@
 //   scales given (any granularity)   quantize_apply (validates the scales)
 //   PER_ROW / PER_GROUP, computed    quantize_rowwise: one fused kernel, one
 //                                    block per row (reduce, scale, quantize)
-//   PER_TENSOR / PER_COLUMN, computed
+//   PER_TENSOR, computed             quantize_tensor_dynamic: one cooperative
+//                                    kernel (amax, grid barrier, quantize) when
+//                                    the device has cooperative launch, no
+//                                    flatten plan, rows 16-byte aligned and
+//                                    cols % 8 == 0; else as PER_COLUMN below.
+//                                    LOWBIT_TENSOR_QUANT=legacy (read once)
+//                                    forces the four-step path.
+//   PER_TENSOR (other cases) / PER_COLUMN, computed
 //                                    compute_scales (memset + atomicMax amax
 //                                    kernel + finalize), then quantize_apply
 //
@@ -59,6 +66,12 @@ void CudaBackend::quantize(const QuantizeArgs& args) {
         launch_quantize_apply(args, env, /*check_scales=*/true);
     } else if (args.granularity == LOWBIT_PER_ROW || args.granularity == LOWBIT_PER_GROUP) {
         launch_quantize_rowwise(args, env);
+    } else if (cooperative_launch_ && quantize_tensor_dynamic_fits(args)) {
+        const int64_t slots = quantize_tensor_dynamic_partials(sm_count_);
+        DeviceScratch& partials = tensor_partials_;
+        std::lock_guard<std::mutex> lock(partials.mutex);  // held until the kernel using it is enqueued
+        partials.reserve(static_cast<size_t>(slots) * sizeof(float), 0, "the per-tensor quantize's partial maxima");
+        launch_quantize_tensor_dynamic(args, env, static_cast<float*>(partials.ptr), slots);
     } else {  // LOWBIT_PER_TENSOR, LOWBIT_PER_COLUMN
         launch_compute_scales(args, env);
         launch_quantize_apply(args, env, /*check_scales=*/false);

@@ -74,8 +74,9 @@ class CudaKernelTest extends GpuTestBase {
     }
 
     /**
-     * The one-pass kernel (quantize_tile.cu) and its fallbacks: short rows (several per block),
-     * LLaMA-width and the longest covered rows (16384 columns) and one past them (the fallback),
+     * The quantize kernels over row shapes that pick different paths (quantize_rowwise.cu's
+     * register-resident kernel and its generic fallback, the one-kernel PER_TENSOR path): short
+     * rows, LLaMA-width and the longest register-resident rows (16384 columns) and one past them,
      * computed PER_GROUP with 1 to 32 units per group, every input dtype and both output widths.
      */
     @Test
@@ -274,6 +275,108 @@ class CudaKernelTest extends GpuTestBase {
             }
         }
         KernelChecks.gemmS32(gpu, 3, 5, 7, 9, DType.S8, DType.S8);
+    }
+
+    /**
+     * PER_TENSOR with a computed scale on the one-kernel cooperative path (quantize_tensor_dynamic.cu
+     * takes every compact tensor with cols % 8 == 0): fewer units of 8 columns than a block has
+     * threads (1x8, 3x8, 7x8: one block, most threads idle), odd row counts up to 4095 (hundreds of
+     * blocks whose ranges start mid-row, and 4095x4104 F32 / 4095x14336
+     * F16: tensors larger than the H100's L2), LLaMA widths, every input type and both widths:
+     * scale and codes bit-exact with the reference (and so with the CPU backend and the four-step
+     * path, which LOWBIT_TENSOR_QUANT=legacy forces).
+     */
+    @Test
+    void perTensorOneKernelMatchesReference() {
+        long seed = 2000;
+        int[][] shapes = {{1, 8}, {3, 8}, {7, 8}, {4095, 8}, {1, 4104}, {7, 4104}, {4095, 4104}, {1, 14336}, {7, 14336},
+            {33, 14336}};
+        for (int[] s : shapes) {
+            for (int bits : new int[] {8, 4}) {
+                for (DType in : new DType[] {DType.F32, DType.F16, DType.BF16}) {
+                    KernelChecks.quantize(gpu, seed++, s[0], s[1], bits, Granularity.PER_TENSOR, 0, in);
+                }
+            }
+        }
+        KernelChecks.quantize(gpu, seed, 4095, 14336, 8, Granularity.PER_TENSOR, 0, DType.F16);
+    }
+
+    /**
+     * The one-kernel PER_TENSOR path with amax == 0 (+0 and -0 inputs) or a subnormal amax whose
+     * quotient by qmax underflows: the scale is 1 and every code 0, as lowbit.h and the CPU backend
+     * say.
+     */
+    @Test
+    void perTensorOneKernelZeroAmaxGivesScaleOne() {
+        for (int[] s : new int[][] {{1, 8}, {7, 4104}, {300, 4096}}) {
+            float[] zeros = new float[s[0] * s[1]];
+            float[] tiny = new float[s[0] * s[1]];
+            for (int i = 0; i < zeros.length; i++) {
+                zeros[i] = i % 3 == 0 ? -0f : 0f;
+                tiny[i] = i % 2 == 0 ? Float.MIN_VALUE : -Float.MIN_VALUE;  // amax / 7 and / 127 round to 0
+            }
+            for (int bits : new int[] {8, 4}) {
+                for (DType in : new DType[] {DType.F32, DType.F16, DType.BF16}) {
+                    quantizePerTensorExactly(zeros, s[0], s[1], bits, in, 1f);
+                }
+                quantizePerTensorExactly(tiny, s[0], s[1], bits, DType.F32, 1f);
+            }
+        }
+    }
+
+    /** Quantizes x (already representable in `in`) PER_TENSOR on the GPU: the reference's bits, and the scale wanted. */
+    private static void quantizePerTensorExactly(float[] x, int rows, int cols, int bits, DType in, float wantScale) {
+        String what = in + " " + rows + "x" + cols + " " + bits + "-bit PER_TENSOR";
+        Reference.Quantized want = Reference.quantize(x, rows, cols, bits, Granularity.PER_TENSOR, 0, null);
+        assertArrayEquals(new float[] {wantScale}, want.scales, "the reference's scale of " + what);
+        try (Tensor t = KernelChecks.upload(gpu, in, x, rows, cols);
+                QuantizedTensor q = gpu.allocateQuantized(rows, cols, bits, Granularity.PER_TENSOR, 0)) {
+            KernelChecks.poison(q.values());
+            KernelChecks.poison(q.scales());
+            gpu.quantizeInto(t, q);
+            assertArrayEquals(want.scales, q.scales().toFloatArray(), "scale of " + what);
+            byte[] packed = q.values().toByteArray();
+            int[] got = bits == 8 ? KernelChecks.fromS8(packed) : Reference.unpackS4(packed, rows, cols);
+            assertArrayEquals(want.q, got, "values of " + what);
+        }
+    }
+
+    /**
+     * The one-kernel PER_TENSOR path reports the first non-finite element in row-major order, as
+     * the four-step path does, although its threads walk their units backward: two findings one
+     * thread's stride apart (512 units of 8 columns) in the middle of a 4095x4104 tensor, later
+     * ones elsewhere, and findings in the first units of the tensor (block 0's range, quantized
+     * last); every input type, S8 and S4.
+     */
+    @Test
+    void perTensorOneKernelReportsFirstNonFinite() {
+        int rows = 4095, cols = 4104;
+        long mid = 2100L * cols + 4096;
+        long[][] cases = {
+            {mid, mid + 512 * 8, 4000L * cols + 17, mid + 1, 2100, 4096},  // {NaN, -Inf, NaN, +Inf} -> row 2100, col 4096
+            {3L * cols + 8, 1L * cols + 12, 3000L * cols + 5, 2L * cols, 1, 12},
+        };
+        for (long[] c : cases) {
+            for (DType in : new DType[] {DType.F32, DType.F16, DType.BF16}) {
+                float[] x = KernelChecks.roundTo(in, KernelChecks.activations(new Random(c[0] + in.ordinal()), rows, cols));
+                x[(int) c[0]] = Float.NaN;
+                x[(int) c[1]] = Float.NEGATIVE_INFINITY;
+                x[(int) c[2]] = Float.NaN;
+                x[(int) c[3]] = Float.POSITIVE_INFINITY;
+                for (int bits : new int[] {8, 4}) {
+                    try (Tensor t = KernelChecks.upload(gpu, in, x, rows, cols)) {
+                        NonFiniteInputException e = assertThrows(NonFiniteInputException.class, () -> {
+                            try (QuantizedTensor q = gpu.quantize(t, bits, Granularity.PER_TENSOR)) {
+                                gpu.synchronize();
+                            }
+                        }, in + " " + bits + "-bit");
+                        assertTrue(e.getMessage().contains("row " + c[4] + ",") && e.getMessage().contains("column " + c[5]),
+                                in + " " + bits + "-bit: " + e.getMessage());
+                    }
+                }
+            }
+        }
+        KernelChecks.quantize(gpu, 5, 7, 4104, 8, Granularity.PER_TENSOR, 0, DType.F16);  // the context stays usable
     }
 
     @Test
