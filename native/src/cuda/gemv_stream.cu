@@ -67,8 +67,10 @@
 #include <cooperative_groups.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 
 #include "cuda_check.h"
 #include "gemv_stream.cuh"
@@ -648,6 +650,29 @@ Plan make_plan(const StreamProblem& p, int sm_count, int cc_major) {
     return plan;
 }
 
+// LOWBIT_STREAM_PLAN_LOG=1 prints each new plan to stderr (once per distinct request shape).
+void log_plan(const StreamProblem& p, const Plan& plan, int cc_major) {
+    static const bool enabled = [] {
+        const char* v = std::getenv("LOWBIT_STREAM_PLAN_LOG");
+        return v != nullptr && std::strcmp(v, "1") == 0;
+    }();
+    if (!enabled) return;
+    static std::mutex mutex;
+    static int64_t last[4] = {-1, -1, -1, -1};
+    std::lock_guard<std::mutex> lock(mutex);
+    const int64_t key[4] = {p.m, p.n, p.k, static_cast<int64_t>(p.format) * 2 + (p.a_s4 ? 1 : 0)};
+    if (std::equal(key, key + 4, last)) return;
+    std::copy(key, key + 4, last);
+    const Residency& res = residency(p.format, p.a_s4, p.m <= 8, cc_major);
+    std::fprintf(stderr, "gemv_stream plan: M=%lld N=%lld K=%lld format=%d: %lld tiles x %lld splits, %s;"
+                 " blocks/SM %d, resident clusters of 2..8:", static_cast<long long>(p.m), static_cast<long long>(p.n),
+                 static_cast<long long>(p.k), static_cast<int>(p.format), static_cast<long long>(plan.tiles),
+                 static_cast<long long>(plan.splits), plan.cluster ? "cluster" : (plan.splits > 1 ? "atomic" : "no split"),
+                 res.blocks_per_sm);
+    for (int c = 2; c <= kMaxCluster; ++c) std::fprintf(stderr, " %d", res.clusters[c]);
+    std::fprintf(stderr, "\n");
+}
+
 template <StreamFormat F, bool A4, int NT>
 void launch(const Plan& plan, const Params& params, cudaStream_t stream) {
     cudaLaunchAttribute attr{};
@@ -684,6 +709,7 @@ size_t stream_workspace_bytes(const StreamProblem& p, int sm_count, int cc_major
 
 void launch_gemv_stream(const StreamProblem& p, void* workspace, const LaunchEnv& env, int cc_major) {
     const Plan plan = make_plan(p, env.sm_count, cc_major);
+    log_plan(p, plan, cc_major);
     Params params{};
     params.a = p.a;
     params.lda = p.lda;
