@@ -224,6 +224,15 @@ void launch_quantize_tensor_dynamic(const QuantizeArgs& args, const LaunchEnv& e
 // check_scales validates them (given scales must be finite and > 0).
 void launch_quantize_apply(const QuantizeArgs& args, const LaunchEnv& env, bool check_scales);
 
+// flatten_apply.cu: flatten-and-quantize with given PER_TENSOR / PER_ROW / PER_COLUMN scales, a
+// thread per unit of 8 expanded columns over many rows; false (nothing enqueued) for anything else,
+// which quantize_apply then runs.
+bool launch_flatten_apply(const QuantizeArgs& args, const LaunchEnv& env);
+
+// flatten_apply.cu: LOWBIT_FLATTEN=legacy in the environment (read once): flatten plans take the
+// earlier paths (quantize_apply with scalar gathers; no windowed gathers in quantize_rowwise).
+bool flatten_legacy();
+
 // gemm_simt.cu: the portable tiled __dp4a GEMM, any shape and stride.
 void launch_gemm_simt(const GemmArgs& args, const LaunchEnv& env);
 

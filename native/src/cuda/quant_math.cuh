@@ -29,6 +29,7 @@
 
 #include "../backend.h"
 #include "device_status.cuh"
+#include "plan_window.cuh"
 
 namespace lowbit {
 namespace cuda {
@@ -90,6 +91,7 @@ struct RowIn {
     const int32_t* src_index;  // null: no plan
     const float* src_mult;
     int64_t src_cols;
+    bool windows = true;       // gather8 may read windows of x (plan_window.cuh); false: LOWBIT_FLATTEN=legacy
 
     __device__ __forceinline__ float at(int64_t c, bool& bad_plan) const {
         if (src_index == nullptr) return load_x<XT>(row, c);
@@ -110,8 +112,11 @@ struct RowIn {
     }
 
     // x'[c0 .. c0+7] through the plan (plan_units(), c0 % 8 == 0): the 8 entries in two 16-byte loads
-    // each, then 8 gathers from x's row (L1-resident: the row is re-read by the whole block). Invalid
-    // entries read as 0, as at(); bit i of the result flags entry c0 + i.
+    // each, then x's values: when the 8 source indices form a window (plan_window.cuh: a run at any
+    // offset, or a run with split channels' repeats) and the row is 16-byte aligned, one or two
+    // 16-byte loads and byte permutes; otherwise 8 scalar gathers from x's row (L1-resident: the row
+    // is re-read by the whole block). Invalid entries read as 0, as at(); bit i of the result flags
+    // entry c0 + i. The same bits either way: x[s] * m in float32.
     __device__ __forceinline__ unsigned gather8(int64_t c0, float v[8]) const {
         const int4 i0 = reinterpret_cast<const int4*>(src_index + c0)[0];
         const int4 i1 = reinterpret_cast<const int4*>(src_index + c0)[1];
@@ -120,6 +125,22 @@ struct RowIn {
         const int32_t si[8] = {i0.x, i0.y, i0.z, i0.w, i1.x, i1.y, i1.z, i1.w};
         const float mi[8] = {m0.x, m0.y, m0.z, m0.w, m1.x, m1.y, m1.z, m1.w};
         unsigned bad = 0;
+        if (windows && reinterpret_cast<uintptr_t>(row) % 16 == 0) {
+            const PlanWindow<XT> w = PlanWindow<XT>::make(si, src_cols);
+            if (w.ok()) {  // every index in range: only the multipliers can be bad
+                uint4 c[3];
+                float x[8];
+                w.load(row, c);
+                w.extract(c, x);
+#pragma unroll
+                for (int i = 0; i < 8; ++i) {
+                    const bool ok = is_finite(mi[i]);
+                    bad |= ok ? 0u : 1u << i;
+                    v[i] = ok ? __fmul_rn(x[i], mi[i]) : 0.0f;
+                }
+                return bad;
+            }
+        }
 #pragma unroll
         for (int i = 0; i < 8; ++i) {
             if (si[i] < 0 || si[i] >= src_cols || !is_finite(mi[i])) {
@@ -134,9 +155,9 @@ struct RowIn {
 };
 
 template <int XT>
-__device__ __forceinline__ RowIn<XT> row_in(const QuantizeArgs& a, int64_t r) {
+__device__ __forceinline__ RowIn<XT> row_in(const QuantizeArgs& a, int64_t r, bool windows = true) {
     return RowIn<XT>{static_cast<const unsigned char*>(a.x) + r * a.ldx * x_bytes(XT), a.src_index, a.src_mult,
-                     a.src_cols};
+                     a.src_cols, windows};
 }
 
 // A thread's smallest findings (kNoIndex = none).
@@ -168,6 +189,23 @@ __device__ __forceinline__ int quantize_value(float x, float scale, int qmax) {
     r = r > fq ? fq : r;
     r = r < -fq ? -fq : r;
     return r == r ? static_cast<int>(r) : 0;
+}
+
+// The same q from a reciprocal computed once per scale (the flatten kernels): y = x * (1 / scale)
+// is within 2^-15 of the correctly rounded quotient x / scale whenever |y| < 128 (two roundings of
+// 2^-24 relative each), so clamp(rint(y)) is clamp(rint(x / scale)) unless y lies within 2^-13 of a
+// rounding boundary k + 0.5; |y| >= qmax + 1 saturates either way. quantize_pack8 below takes the
+// correctly rounded division for a whole unit when one of its values is that close, is not finite
+// (NaN / Inf: reported there), or its scale is outside [2^-126, 2^126] (1 / scale not a normal
+// float): bit for bit quantize_value, without a division per element.
+struct ScaleRecip {
+    float s;
+    float inv;  // __frcp_rn(s)
+    bool fast;  // s is a normal float in [2^-126, 2^126]: inv is normal, the bound above holds
+};
+
+__device__ __forceinline__ ScaleRecip scale_recip(float s) {
+    return ScaleRecip{s, __frcp_rn(s), s >= 0x1p-126f && s <= 0x1p126f};
 }
 
 // ---- reductions -----------------------------------------------------------
@@ -273,28 +311,15 @@ __device__ __forceinline__ MemoryScales memory_scales(const float* scales, int g
 
 // ---- quantizing a row -----------------------------------------------------
 
-// Quantizes this thread's units of one row (units tid, tid + nthreads, ...).
-// Scales come from `sc` (RowScale or MemoryScales). The smallest non-finite
-// column (as col << 2 | class) is merged into bad_col, the smallest invalid
-// plan entry into f.bad_plan.
-// Quantizes the 8 values of the unit at column c0 with their scales from `sc` and stores them with
-// one 8-byte (S8) or 4-byte (S4) store; the smallest non-finite column is merged into bad_col.
-template <int BITS, class Scales>
-__device__ __forceinline__ void quantize_store8(const float v[kUnit], int64_t c0, unsigned char* qrow, Scales& sc,
-                                                unsigned long long& bad_col) {
+// The codes of the 8 values of the unit at column c0 with their scales s, packed as q stores them:
+// S8 codes 0..3 in the bytes of lo, 4..7 in hi; S4 codes 0..7 in the nibbles of lo (hi = 0). The
+// smallest non-finite column is merged into bad_col.
+template <int BITS>
+__device__ __forceinline__ void quantize_pack8(const float v[kUnit], const float s[kUnit], int64_t c0, unsigned& lo,
+                                               unsigned& hi, unsigned long long& bad_col) {
     constexpr int qmax = BITS == 8 ? 127 : 7;
-    float s[kUnit];
-    bool uniform;
-    if constexpr (Scales::kUniform) uniform = true; else uniform = sc.uniform8;
-    if (uniform) {
-        float s0 = sc.at(c0);
-#pragma unroll
-        for (int i = 0; i < kUnit; ++i) s[i] = s0;
-    } else {
-#pragma unroll
-        for (int i = 0; i < kUnit; ++i) s[i] = sc.at(c0 + i);
-    }
-    unsigned lo = 0, hi = 0;
+    lo = 0;
+    hi = 0;
 #pragma unroll
     for (int i = 0; i < kUnit; ++i) {
         if (!is_finite(v[i]))
@@ -306,6 +331,77 @@ __device__ __forceinline__ void quantize_store8(const float v[kUnit], int64_t c0
             lo |= (q & 0xfu) << (4 * i);
         }
     }
+}
+
+// quantize_pack8 through the scales' reciprocals (ScaleRecip): the same codes and findings.
+template <int BITS>
+__device__ __forceinline__ void quantize_pack8(const float v[kUnit], const ScaleRecip s[kUnit], int64_t c0,
+                                               unsigned& lo, unsigned& hi, unsigned long long& bad_col) {
+    constexpr float fq = BITS == 8 ? 127.0f : 7.0f;
+    bool exact = false;
+    int q[kUnit];
+#pragma unroll
+    for (int i = 0; i < kUnit; ++i) {
+        const float y = __fmul_rn(v[i], s[i].inv);
+        // distance to the boundary floor(y) + 0.5 (exact for y >= 0, within 2^-24 below); NaN: not >
+        const float d = fabsf(__fsub_rn(__fsub_rn(y, floorf(y)), 0.5f));
+        exact |= !(s[i].fast && d > 0x1p-13f && is_finite(y));
+        q[i] = __float2int_rn(fminf(fmaxf(y, -fq), fq));  // = clamp(rint(y))
+    }
+    if (exact) {  // rare: the division, and the non-finite bookkeeping
+        float sf[kUnit];
+#pragma unroll
+        for (int i = 0; i < kUnit; ++i) sf[i] = s[i].s;
+        quantize_pack8<BITS>(v, sf, c0, lo, hi, bad_col);
+        return;
+    }
+    lo = 0;
+    hi = 0;
+#pragma unroll
+    for (int i = 0; i < kUnit; ++i) {
+        const unsigned u = static_cast<unsigned>(q[i]);
+        if constexpr (BITS == 8) {
+            if (i < 4) lo |= (u & 0xffu) << (8 * i); else hi |= (u & 0xffu) << (8 * (i - 4));
+        } else {
+            lo |= (u & 0xfu) << (4 * i);
+        }
+    }
+}
+
+// Quantizes the 8 values of the unit at column c0 with their scales from `sc` and stores them with
+// one 8-byte (S8) or 4-byte (S4) store; the smallest non-finite column is merged into bad_col.
+template <int BITS, class Scales>
+__device__ __forceinline__ void quantize_store8(const float v[kUnit], int64_t c0, unsigned char* qrow, Scales& sc,
+                                                unsigned long long& bad_col) {
+    float s[kUnit];
+    bool uniform;
+    if constexpr (Scales::kUniform) uniform = true; else uniform = sc.uniform8;
+    if (uniform) {
+        float s0 = sc.at(c0);
+#pragma unroll
+        for (int i = 0; i < kUnit; ++i) s[i] = s0;
+    } else {
+#pragma unroll
+        for (int i = 0; i < kUnit; ++i) s[i] = sc.at(c0 + i);
+    }
+    unsigned lo, hi;
+    quantize_pack8<BITS>(v, s, c0, lo, hi, bad_col);
+    if constexpr (BITS == 8) {
+        *reinterpret_cast<uint2*>(qrow + c0) = make_uint2(lo, hi);
+    } else {
+        *reinterpret_cast<unsigned*>(qrow + c0 / 2) = lo;
+    }
+}
+
+// quantize_store8 with one scale for the unit, through its reciprocal (the same bits).
+template <int BITS>
+__device__ __forceinline__ void quantize_store8(const float v[kUnit], int64_t c0, unsigned char* qrow,
+                                                const ScaleRecip& r, unsigned long long& bad_col) {
+    ScaleRecip s[kUnit];
+#pragma unroll
+    for (int i = 0; i < kUnit; ++i) s[i] = r;
+    unsigned lo, hi;
+    quantize_pack8<BITS>(v, s, c0, lo, hi, bad_col);
     if constexpr (BITS == 8) {
         *reinterpret_cast<uint2*>(qrow + c0) = make_uint2(lo, hi);
     } else {

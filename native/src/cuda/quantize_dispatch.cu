@@ -1,6 +1,8 @@
 // quantize_dispatch.cu -- CudaBackend::quantize: which kernels a request runs.
 //
-//   scales given (any granularity)   quantize_apply (validates the scales)
+//   scales given (any granularity)   quantize_apply (validates the scales);
+//                                    with a flatten plan and PER_TENSOR / PER_ROW /
+//                                    PER_COLUMN scales flatten_apply instead
 //   PER_ROW / PER_GROUP, computed    quantize_rowwise: one fused kernel, one
 //                                    block per row (reduce, scale, quantize)
 //   PER_TENSOR, computed             quantize_tensor_dynamic: one cooperative
@@ -15,7 +17,8 @@
 //                                    kernel + finalize), then quantize_apply
 //
 // A flatten plan (lowbit_flatten_quantize: x'[r][j] = x[r][src_index[j]] *
-// src_mult[j]) takes the same paths with gathered, scalar loads of x.
+// src_mult[j]) takes the same paths with gathered loads of x (LOWBIT_FLATTEN=legacy:
+// no flatten_apply, scalar gathers only).
 //
 // Everything is enqueued on the context's stream; the host never waits here.
 // NaN/Inf inputs and bad given scales are recorded on the device and reported
@@ -63,7 +66,7 @@ void CudaBackend::quantize(const QuantizeArgs& args) {
     } mark{this};
 
     if (args.scales_given) {
-        launch_quantize_apply(args, env, /*check_scales=*/true);
+        if (!launch_flatten_apply(args, env)) launch_quantize_apply(args, env, /*check_scales=*/true);
     } else if (args.granularity == LOWBIT_PER_ROW || args.granularity == LOWBIT_PER_GROUP) {
         launch_quantize_rowwise(args, env);
     } else if (cooperative_launch_ && quantize_tensor_dynamic_fits(args)) {

@@ -18,7 +18,10 @@
 // The row is read twice from global memory; the second read mostly hits L2
 // (a 4096-column F16 row is 8 KiB). Non-finite inputs are recorded by the
 // quantize step (see device_status.cuh). With a flatten plan the row is
-// gathered (x'[c] = x[src_index[c]] * src_mult[c]) with scalar loads.
+// gathered (x'[c] = x[src_index[c]] * src_mult[c]) with scalar loads. (The
+// windowed gathers of plan_window.cuh and the reciprocal quantizer, which
+// flatten_apply.cu uses, made the per-token flatten slower here on the H100:
+// 61.7 -> 81.6 us at 4096 x 4096 -> 5120, register pressure; not used.)
 //
 // The per-token hot path (PER_ROW, aligned rows or a flatten plan, cols % 8 == 0
 // and at most 16384 columns) has a register-resident variant instead: each thread
@@ -46,7 +49,7 @@ __global__ void __launch_bounds__(kMaxThreads, 1) quantize_rowwise_kernel(Quanti
     Findings found;
 
     for (int64_t r = blockIdx.x; r < a.rows; r += gridDim.x) {
-        const RowIn<XT> in = row_in<XT>(a, r);
+        const RowIn<XT> in = row_in<XT>(a, r, /*windows=*/false);
         unsigned char* qrow = static_cast<unsigned char*>(a.q) + q_row_offset<BITS>(r, a.ldq);
         unsigned long long bad_col = kNoIndex;
         if (!per_group) {
@@ -88,7 +91,7 @@ __global__ void __launch_bounds__(kMaxRegisterThreads) quantize_rows_in_register
     constexpr int qmax = BITS == 8 ? 127 : 7;
     Findings found;
     for (int64_t r = blockIdx.x; r < a.rows; r += gridDim.x) {
-        const RowIn<XT> in = row_in<XT>(a, r);
+        const RowIn<XT> in = row_in<XT>(a, r, /*windows=*/false);
         unsigned char* qrow = static_cast<unsigned char*>(a.q) + q_row_offset<BITS>(r, a.ldq);
         float v[UPT][kUnit];
         float m = 0.0f;

@@ -92,6 +92,26 @@ class CpuKernelTest {
             KernelChecks.gemmS32(ctx, 9, 31, 64, 4097, DType.S4, DType.S4);
         }
     }
+    /** The plans of CudaKernelTest's windowed-gather checks, on every CPU level (the same reference). */
+    @ParameterizedTest
+    @MethodSource("isas")
+    void flattenPlansOfEveryShapeMatchReference(CpuIsa isa) {
+        try (Context ctx = open(isa)) {
+            long seed = 1700;
+            for (int[] s : new int[][] {{1, 64}, {7, 61}}) {
+                for (String kind : KernelChecks.PLAN_KINDS) {
+                    for (int bits : new int[] {8, 4}) {
+                        KernelChecks.flattenQuantizePlan(ctx, seed++, s[0], s[1], kind, 0, bits, DType.F16);
+                        KernelChecks.flattenQuantizePlan(ctx, seed++, s[0], s[1], kind, 0, bits, DType.F32);
+                    }
+                }
+            }
+            for (int outCols : new int[] {5, 61, 77}) {
+                KernelChecks.flattenQuantizePlan(ctx, seed++, 7, 64, "offsets", outCols, 4, DType.BF16);
+            }
+        }
+    }
+
     @ParameterizedTest
     @MethodSource("isas")
     void flattenQuantizeMatchesReference(CpuIsa isa) {

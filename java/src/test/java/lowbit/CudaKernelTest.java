@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.ExecutorService;
@@ -252,6 +253,158 @@ class CudaKernelTest extends GpuTestBase {
                 assertArrayEquals(computed.values().toByteArray(), given.values().toByteArray(), "static " + bits + "-bit flatten");
             }
         }
+    }
+
+    /**
+     * Flatten plans through every case of the windowed gathers (plan_window.cuh: runs at every
+     * offset, repeats from splits into 2, 3 and 5 copies, the identity, rows whose last units run
+     * into the row end, x rows not 16-byte aligned: 61 and 1030 columns) and of the static
+     * one-thread-per-unit kernel (flatten_apply.cu: several column blocks at 1030 and 1032 columns),
+     * on 1, 7 and 33 rows, every input type and both widths; then expanded widths that are not a multiple
+     * of 8 (a partial last unit, q rows not aligned for vector stores) and padded plans (scalar
+     * gathers). Bit-exact with the float32 expansion quantized by the reference, outputs poisoned.
+     */
+    @Test
+    void flattenPlansOfEveryShapeMatchReference() {
+        long seed = 1700;
+        for (int rows : new int[] {1, 7, 33}) {
+            for (int srcCols : new int[] {64, 61, 1030, 1032}) {
+                for (String kind : KernelChecks.PLAN_KINDS) {
+                    for (DType in : new DType[] {DType.F32, DType.F16, DType.BF16}) {
+                        for (int bits : new int[] {8, 4}) {
+                            KernelChecks.flattenQuantizePlan(gpu, seed++, rows, srcCols, kind, 0, bits, in);
+                        }
+                    }
+                }
+            }
+        }
+        for (int outCols : new int[] {5, 61, 67, 72, 77}) {
+            for (String kind : new String[] {"identity", "offsets", "split3"}) {
+                for (DType in : new DType[] {DType.F32, DType.F16, DType.BF16}) {
+                    for (int bits : new int[] {8, 4}) {
+                        KernelChecks.flattenQuantizePlan(gpu, seed++, 7, 64, kind, outCols, bits, in);
+                    }
+                }
+            }
+        }
+    }
+
+    /** A plan with entries the Java API would refuse, written straight into device buffers. */
+    private static ExpansionPlan uncheckedPlan(Context ctx, int[] src, float[] mult, long srcCols) {
+        Tensor index = ctx.allocate(DType.S32, 1, src.length);
+        index.copyFrom(src);
+        return new ExpansionPlan(index, ctx.upload(mult, 1, mult.length), srcCols);
+    }
+
+    /**
+     * Invalid plan entries (a run that crosses the source row's end, a negative index, non-finite
+     * multipliers inside otherwise windowed units) are reported by their smallest entry on every
+     * quantize path of a plan, as the CPU backend reports them; a non-finite source value read
+     * through a window is reported at its row and source column.
+     */
+    @Test
+    void invalidPlanEntriesAreReportedOnEveryPath() {
+        int rows = 5;
+        int srcCols = 64;
+        int k = 80;
+        for (int variant = 0; variant < 4; variant++) {
+            int[] src = new int[k];
+            float[] mult = new float[k];
+            for (int j = 0; j < k; j++) {
+                // 0..63 the identity, 64..71 a run crossing the row end (60..67), 72..79 the run 8..15
+                src[j] = j < 64 ? j : j < 72 ? j - 4 : j - 64;
+                mult[j] = 0.5f + (j % 5) * 0.25f;
+            }
+            int want = 68;
+            if (variant == 1) {
+                mult[21] = Float.NaN;
+                want = 21;
+            } else if (variant == 2) {
+                src[3] = -1;
+                mult[21] = Float.NaN;
+                want = 3;
+            } else if (variant == 3) {
+                for (int j = 64; j < 72; j++) {
+                    src[j] = j - 8; // 56..63: valid
+                }
+                mult[75] = Float.POSITIVE_INFINITY;
+                want = 75;
+            }
+            String entry = "flatten plan entry " + want + " (source column " + src[want];
+            float[] x = KernelChecks.activations(new Random(variant), rows, srcCols);
+            for (DType in : new DType[] {DType.F32, DType.F16}) {
+                for (int bits : new int[] {8, 4}) {
+                    for (Context ctx : new Context[] {gpu, cpu}) {
+                        try (Tensor t = KernelChecks.upload(ctx, in, KernelChecks.roundTo(in, x), rows, srcCols);
+                                ExpansionPlan plan = uncheckedPlan(ctx, src, mult, srcCols)) {
+                            for (Granularity g : new Granularity[] {Granularity.PER_TENSOR, Granularity.PER_ROW,
+                                    Granularity.PER_COLUMN}) {
+                                try (QuantizedTensor q = ctx.allocateQuantized(rows, k, bits, g, 0)) {
+                                    float[] scales = new float[Math.toIntExact(q.scales().rows() * q.scales().cols())];
+                                    Arrays.fill(scales, 0.05f);
+                                    q.scales().copyFrom(scales);
+                                    String what = (ctx == gpu ? "CUDA " : "CPU ") + in + " " + bits + "-bit " + g + " variant " + variant;
+                                    LowbitException e = assertThrows(LowbitException.class, () -> {
+                                        ctx.flattenQuantizeWithScales(t, plan, q);
+                                        ctx.synchronize();
+                                    }, "given " + what);
+                                    assertTrue(e.getMessage().contains(entry), "given " + what + ": " + e.getMessage());
+                                    if (g != Granularity.PER_COLUMN) {
+                                        e = assertThrows(LowbitException.class, () -> {
+                                            ctx.flattenQuantizeInto(t, plan, q);
+                                            ctx.synchronize();
+                                        }, "computed " + what);
+                                        assertTrue(e.getMessage().contains(entry), "computed " + what + ": " + e.getMessage());
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // A NaN read through windowed units (F16 / BF16 / F32: the "offsets" plan's runs), per token,
+        // per tensor and static: reported at its row and source column, not a later one.
+        int[] copies = KernelChecks.planCopies("offsets", srcCols);
+        int[] src = new int[Arrays.stream(copies).sum()];
+        float[] mult = new float[src.length];
+        for (int c = 0, j = 0; c < srcCols; c++) {
+            for (int i = 0; i < copies[c]; i++, j++) {
+                src[j] = c;
+                mult[j] = 1f / copies[c];
+            }
+        }
+        float[] x = KernelChecks.activations(new Random(9), rows, srcCols);
+        x[3 * srcCols + 45] = Float.NaN;
+        x[3 * srcCols + 50] = Float.POSITIVE_INFINITY;
+        x[4 * srcCols + 2] = Float.NEGATIVE_INFINITY;
+        for (DType in : new DType[] {DType.F32, DType.F16, DType.BF16}) {
+            try (Tensor t = KernelChecks.upload(gpu, in, KernelChecks.roundTo(in, x), rows, srcCols);
+                    ExpansionPlan plan = gpu.uploadPlan(src, mult, srcCols)) {
+                for (int bits : new int[] {8, 4}) {
+                    for (Granularity g : new Granularity[] {Granularity.PER_ROW, Granularity.PER_TENSOR}) {
+                        try (QuantizedTensor q = gpu.allocateQuantized(rows, src.length, bits, g, 0)) {
+                            NonFiniteInputException e = assertThrows(NonFiniteInputException.class, () -> {
+                                gpu.flattenQuantizeInto(t, plan, q);
+                                gpu.synchronize();
+                            });
+                            assertTrue(e.getMessage().contains("row 3") && e.getMessage().contains("column 45"),
+                                    in + " " + g + ": " + e.getMessage());
+                        }
+                    }
+                    try (QuantizedTensor q = gpu.allocateQuantized(rows, src.length, bits, Granularity.PER_TENSOR, 0)) {
+                        q.scales().copyFrom(new float[] {0.25f});
+                        NonFiniteInputException e = assertThrows(NonFiniteInputException.class, () -> {
+                            gpu.flattenQuantizeWithScales(t, plan, q);
+                            gpu.synchronize();
+                        });
+                        assertTrue(e.getMessage().contains("row 3") && e.getMessage().contains("column 45"),
+                                in + " static: " + e.getMessage());
+                    }
+                }
+            }
+        }
+        KernelChecks.flattenQuantizePlan(gpu, 5, 3, 64, "offsets", 0, 8, DType.F16); // the context is still usable
     }
 
     @Test

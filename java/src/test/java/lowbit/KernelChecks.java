@@ -177,6 +177,122 @@ final class KernelChecks {
         }
     }
 
+    /**
+     * Plans that steer the GPU flatten gathers through each of their cases (plan_window.cuh): the
+     * identity (aligned runs), one split in two after 8, 9, .., 15 unsplit channels in turn (runs
+     * starting at every s % 8), every 4th channel split in two (every unit has a repeat), and every
+     * 11th channel split into 2, 3 or 5 copies ("split2", "split3", "split5").
+     */
+    static final String[] PLAN_KINDS = {"identity", "offsets", "every4th", "split2", "split3", "split5"};
+
+    /** Copies of each of {@code srcCols} channels under plan {@code kind} (see {@link #PLAN_KINDS}). */
+    static int[] planCopies(String kind, int srcCols) {
+        int[] copies = new int[srcCols];
+        int run = 0;
+        int offset = 0;
+        for (int c = 0; c < srcCols; c++) {
+            switch (kind) {
+                case "identity":
+                    copies[c] = 1;
+                    break;
+                case "offsets":
+                    copies[c] = ++run >= 8 + offset ? 2 : 1;
+                    if (copies[c] == 2) {
+                        run = 0;
+                        offset = (offset + 1) % 8;
+                    }
+                    break;
+                case "every4th":
+                    copies[c] = c % 4 == 3 ? 2 : 1;
+                    break;
+                default: // splitK
+                    copies[c] = c % 11 == 5 ? Integer.parseInt(kind.substring("split".length())) : 1;
+            }
+        }
+        return copies;
+    }
+
+    /**
+     * Flatten-and-quantize through plan {@code kind} (adjacent copies with multiplier smoothing / k),
+     * trimmed or padded (padding: scattered source columns times 0.25, the scalar gathers) to
+     * {@code outCols} expanded columns when {@code outCols > 0}: equal to expanding in float32 and
+     * quantizing, bit for bit, on every quantize path a plan takes -- computed PER_ROW (per token)
+     * and PER_TENSOR scales, and given PER_TENSOR, PER_ROW, PER_COLUMN and (outCols % 8 == 0)
+     * PER_GROUP scales (not the computed ones: some codes saturate). Outputs are poisoned first;
+     * S4 rows of odd width must end in a zero nibble.
+     */
+    static void flattenQuantizePlan(Context ctx, long seed, int rows, int srcCols, String kind, int outCols, int bits,
+            DType in) {
+        Random rnd = new Random(seed);
+        float[] x = roundTo(in, activations(rnd, rows, srcCols));
+        int[] copies = planCopies(kind, srcCols);
+        int natural = Arrays.stream(copies).sum();
+        int k = outCols > 0 ? outCols : natural;
+        int[] src = new int[k];
+        float[] mult = new float[k];
+        int j = 0;
+        for (int c = 0; c < srcCols && j < k; c++) {
+            float smooth = (float) Math.exp(rnd.nextGaussian() * 0.3);
+            for (int i = 0; i < copies[c] && j < k; i++, j++) {
+                src[j] = c;
+                mult[j] = smooth / copies[c];
+            }
+        }
+        for (; j < k; j++) {
+            src[j] = (int) ((j * 7L) % srcCols);
+            mult[j] = 0.25f;
+        }
+        float[] expanded = new float[rows * k];
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < k; c++) {
+                expanded[r * k + c] = x[r * srcCols + src[c]] * mult[c];
+            }
+        }
+        String what = "flatten " + kind + " " + in + " " + rows + "x" + srcCols + "->" + k + " " + bits + "-bit";
+        try (Tensor xt = upload(ctx, in, x, rows, srcCols); ExpansionPlan plan = ctx.uploadPlan(src, mult, srcCols)) {
+            for (Granularity g : new Granularity[] {Granularity.PER_ROW, Granularity.PER_TENSOR}) {
+                Reference.Quantized want = Reference.quantize(expanded, rows, k, bits, g, 0, null);
+                try (QuantizedTensor q = ctx.allocateQuantized(rows, k, bits, g, 0)) {
+                    poison(q.values());
+                    poison(q.scales());
+                    ctx.flattenQuantizeInto(xt, plan, q);
+                    assertArrayEquals(want.scales, q.scales().toFloatArray(), "scales of " + what + " " + g);
+                    assertCodes(want.q, q, rows, k, bits, what + " " + g);
+                }
+            }
+            for (Granularity g : Granularity.values()) {
+                int group = g == Granularity.PER_GROUP ? 8 : 0;
+                if (g == Granularity.PER_GROUP && k % 8 != 0) {
+                    continue;
+                }
+                float[] given = Reference.quantize(expanded, rows, k, bits, g, group, null).scales;
+                for (int i = 0; i < given.length; i++) {
+                    given[i] *= i % 3 == 0 ? 1f : i % 3 == 1 ? 0.5f : 1.25f;
+                }
+                Reference.Quantized want = Reference.quantize(expanded, rows, k, bits, g, group, given);
+                try (QuantizedTensor q = ctx.allocateQuantized(rows, k, bits, g, group)) {
+                    q.scales().copyFrom(given);
+                    poison(q.values());
+                    ctx.flattenQuantizeWithScales(xt, plan, q);
+                    assertCodes(want.q, q, rows, k, bits, what + " given " + g);
+                }
+            }
+        }
+    }
+
+    /** q's codes equal {@code want} (rows × cols); S4 rows of odd width end in a zero nibble. */
+    static void assertCodes(int[] want, QuantizedTensor q, int rows, int cols, int bits, String what) {
+        byte[] packed = q.values().toByteArray();
+        int[] got = bits == 8 ? fromS8(packed) : Reference.unpackS4(packed, rows, cols);
+        assertArrayEquals(want, got, "values of " + what);
+        if (bits == 4 && (cols & 1) == 1) {
+            int ld = cols + 1;
+            for (int r = 0; r < rows; r++) {
+                assertEquals(0, (packed[(r * ld + cols) / 2] >> 4) & 0xF, "padding nibble of row " + r + " of " + what);
+            }
+        }
+    }
+
     static int[] fromS8(byte[] b) {
         int[] q = new int[b.length];
         for (int i = 0; i < b.length; i++) {
