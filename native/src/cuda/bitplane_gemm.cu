@@ -61,10 +61,14 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "cuda_backend.h"
+#include "bitplane_epilogue.cuh"
 #include "cuda_check.h"
+#include "gemv_stream.cuh"
 
 namespace lowbit {
 namespace cuda {
@@ -131,43 +135,6 @@ __device__ __forceinline__ int64_t combine_planes(const BitplaneGemmArgs& g, con
         }
     }
     return s;
-}
-
-// out[i][j] from S: the zero-point terms (in uint64, wrapping as the CPU backend's), then
-// S32 (low 32 bits) or ((float)acc * sx) * sw (+ bias) rounded to the output type.
-template <int OUT>
-__device__ __forceinline__ void store_out(const BitplaneGemmArgs& g, int64_t i, int64_t j, int64_t s) {
-    uint64_t acc64 = static_cast<uint64_t>(s);
-    const uint64_t zx = g.x_zeros ? static_cast<uint64_t>(static_cast<int64_t>(g.x_zeros[i])) : 0;
-    if (g.w_zeros) {
-        const uint64_t zw = static_cast<uint64_t>(static_cast<int64_t>(g.w_zeros[j]));
-        acc64 -= zw * static_cast<uint64_t>(static_cast<int64_t>(g.x_sums[i]));
-        acc64 += static_cast<uint64_t>(g.k) * zx * zw;
-    }
-    if (g.x_zeros) acc64 -= zx * static_cast<uint64_t>(static_cast<int64_t>(g.w_sums[j]));
-    const int64_t acc = static_cast<int64_t>(acc64);
-
-    const int64_t idx = i * g.ldo + j;
-    if constexpr (OUT == LOWBIT_S32) {
-        static_cast<int32_t*>(g.out)[idx] = static_cast<int32_t>(static_cast<uint32_t>(acc64));
-    } else {
-        float v = __fmul_rn(__ll2float_rn(acc), g.x_scales[g.x_scale_count == 1 ? 0 : i]);
-        v = __fmul_rn(v, g.w_scales[g.w_scale_count == 1 ? 0 : j]);
-        if (g.bias != nullptr) v = __fadd_rn(v, g.bias[j]);
-        if constexpr (OUT == LOWBIT_F32) {
-            static_cast<float*>(g.out)[idx] = v;
-        } else if constexpr (OUT == LOWBIT_F16) {
-            // NaN as the CPU backend encodes it (cpu/float_convert.h).
-            const unsigned short h = v == v ? __half_as_ushort(__float2half_rn(v))
-                                            : static_cast<unsigned short>(((__float_as_uint(v) >> 16) & 0x8000u) | 0x7E00u);
-            static_cast<unsigned short*>(g.out)[idx] = h;
-        } else {
-            const unsigned u = __float_as_uint(v);
-            const unsigned short h = v == v ? static_cast<unsigned short>((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16)
-                                            : static_cast<unsigned short>((u >> 16) | 0x0040u);
-            static_cast<unsigned short*>(g.out)[idx] = h;
-        }
-    }
 }
 
 // ---- decode: weight planes streamed from device memory ----------------------------
@@ -486,10 +453,35 @@ void launch_prefill(const BitplaneGemmArgs& g, cudaStream_t stream) {
     LOWBIT_CUDA_CHECK_LAUNCH("bitplane_prefill_kernel");
 }
 
+// LOWBIT_BITPLANE_DECODE=binary keeps 2-bit weights at M <= 16 on the binary decode / tiled
+// kernels instead of the INT8 weight-streaming kernel (for comparisons); read once.
+bool w2_stream_allowed() {
+    static const bool allowed = [] {
+        const char* v = std::getenv("LOWBIT_BITPLANE_DECODE");
+        return v == nullptr || std::strcmp(v, "binary") != 0;
+    }();
+    return allowed;
+}
+
 }  // namespace
 
 void CudaBackend::bitplane_gemm(const BitplaneGemmArgs& g) {
     activate();
+    // 2-bit weights at decode sizes: the weight-streaming kernel expands the two planes to INT8
+    // codes and runs INT8 MMAs (gemv_stream.cu): one MMA per 32 K values and 8 tokens, where the
+    // binary kernels need one per plane pair (16 for W2A8). Exact, the same bits.
+    if (g.w_bits == 2 && g.m <= kStreamMaxM && w2_stream_allowed()) {
+        StreamProblem sp{};
+        sp.format = g.x_bits == 8 && !g.x_signed ? StreamFormat::W2xU8 : StreamFormat::W2;
+        sp.planes = &g;
+        sp.m = g.m;
+        sp.n = g.n;
+        sp.k = g.k;
+        if (stream_gemm_fits(sp)) {
+            run_stream_gemm(sp);
+            return;
+        }
+    }
     if (g.m * g.x_bits <= kDecodeMaxRows)
         run_decode(g, stream_);
     else

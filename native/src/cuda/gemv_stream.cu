@@ -72,6 +72,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "bitplane_epilogue.cuh"
 #include "cuda_check.h"
 #include "gemv_stream.cuh"
 
@@ -84,14 +85,19 @@ constexpr int kThreads = kWarps * 32;
 constexpr int kRowsPerWarp = 16;                        // the M of mma.m16n8k32
 constexpr int kRowsPerBlock = kWarps * kRowsPerWarp;    // 128 output channels per block
 constexpr int kStepBytes = 64;                          // per row and warp step: 4 lanes x 16 bytes
-constexpr int kUnroll = 4;                              // steps whose loads are in flight together
 constexpr int kStageElems = 2048;                       // K values of the activations staged at a time
 constexpr int kMinSliceSteps = 8;                       // a slice is at least 8 steps (2 x kUnroll)
+constexpr int kMinSliceStepsW2 = 2;                     // W2: 2 steps of 512 K values (1024, as S4's 8 x 128)
 constexpr int kMinBlocksPerSm = 2;                      // register cap: 2 blocks (16 warps) per SM
 
 template <StreamFormat F>
 struct Fmt {
-    static constexpr int kElemsPerByte = F == StreamFormat::S8 ? 1 : 2;
+    // K values per weight byte (W2: per byte of one of the two plane rows of a channel).
+    static constexpr int kElemsPerByte = F == StreamFormat::S8 ? 1 : is_w2(F) ? 8 : 2;
+    // Steps whose weight loads are in flight together (W2: 4 x 16 bytes per lane and step, two
+    // planes of two rows: 256 bytes per lane in flight, one batch per 2048-value stage. 2 steps
+    // were within +-8% on the H100, 5% slower on the largest layer, 8192 x 28672).
+    static constexpr int kUnroll = 4;
 };
 
 // Shared row padding: lanes (g, t) read 16 (S8) or 2 x 16 (4-bit) bytes at 16·t (32·t) of token
@@ -99,6 +105,9 @@ struct Fmt {
 // 128-bit shared load phase on distinct banks.
 template <StreamFormat F>
 constexpr int kActStride = kStageElems + (F == StreamFormat::S8 ? 64 : 16);
+// W2: the activations of lane t's 128 K values of step s (4 groups of 32, w4 = 0..3) lie at
+// 512·s + 128·w4 + 32·t of the token's row (the lanes' groups interleaved), so that the 16-byte
+// reads of lanes (g, t), (g + 1, t) of one phase hit distinct banks with the row stride above.
 constexpr int kStageSteps128 = kStageElems / 128;  // 128-value steps of a stage (DGQ step sums)
 
 struct Params {
@@ -116,6 +125,7 @@ struct Params {
     int splits;
     bool a_aligned16;   // every activation row starts 16-byte aligned (S4 activations: lda / 2 bytes per row)
     Epilogue ep;
+    BitplaneGemmArgs bp;  // W2 / W2xU8: the bit-plane request (its epilogue and activation planes)
     int* partial;       // splits > 1: tiles x 128 x tokens int32 partial sums (zero between launches)
     unsigned* arrivals; // splits > 1: tiles arrival counters (zero between launches)
     bool cluster;       // splits > 1 reduced in a thread block cluster (cluster_reduce), no workspace
@@ -141,6 +151,37 @@ __device__ __forceinline__ void mma_s8(int (&c)[4], unsigned a0, unsigned a1, un
     (void)c, (void)a0, (void)a1, (void)a2, (void)a3, (void)b0, (void)b1;
     __trap();  // unreachable: stream_refusal keeps devices below 8.0 off this kernel
 #endif
+}
+
+// c += A(16 x 32 s8) * B(32 x 8 u8), int32: W2xU8 (unsigned 8-bit activations, 0..255).
+__device__ __forceinline__ void mma_s8u8(int (&c)[4], unsigned a0, unsigned a1, unsigned a2, unsigned a3,
+                                         unsigned b0, unsigned b1) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.u8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};"
+        : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+#else
+    (void)c, (void)a0, (void)a1, (void)a2, (void)a3, (void)b0, (void)b1;
+    __trap();
+#endif
+}
+
+// W2: two plane words (bit c of p0 / p1 = bit 0 / 1 of the code of K value c, 32 values) as two
+// words of 2-bit codes in pairs of bits: even holds the codes of K values 0, 2, .., 30 (code of
+// 2m at bits 2m, 2m+1), odd those of 1, 3, .., 31. Then (even >> 2s) & 0x03030303 has in byte i
+// the code of K value 8i + 2s, and odd's the code of 8i + 2s + 1.
+__device__ __forceinline__ void interleave_planes(unsigned p0, unsigned p1, unsigned& even, unsigned& odd) {
+    even = (p0 & 0x55555555u) | ((p1 << 1) & 0xAAAAAAAAu);
+    odd = ((p0 >> 1) & 0x55555555u) | (p1 & 0xAAAAAAAAu);
+}
+
+// Byte i of the result: the 2-bit code in bits 2s, 2s+1 of byte i of w, as an INT8 (unsigned:
+// 0..3; signed: two's complement, -2..1, the top bit copied up).
+template <bool SIGNED>
+__device__ __forceinline__ unsigned code_bytes(unsigned w, int s) {
+    const unsigned v = (w >> (2 * s)) & 0x03030303u;
+    return SIGNED ? v | (v & 0x02020202u) * 0x7Eu : v;
 }
 
 // DGQ: 8 codes (word w, code i in bits 4i..4i+3, already unsigned u) to their INT8 weights
@@ -225,6 +266,58 @@ __device__ __forceinline__ void stage_activations(const Params& p, int k0, int k
     }
 }
 
+// W2: the activation planes [k0, k0 + kcount) of every token (p = bp.x_bits planes of 32-bit
+// words, lowbit.h's layout) into shared memory as one byte per K value, zero past M and past
+// kcount (a multiple of 128). A unit is a group of 32 K values: its p plane words are read
+// (all loads of a thread first), and byte i of output word jj (jj = 0..7) is the value of K
+// value 8i + jj, the order code_bytes gives the weights: sum over planes a of bit 8i + jj of
+// plane a, shifted to bit a; a signed operand with p < 8 is sign-extended from bit p - 1 (at
+// p = 8 the byte is the two's complement value already). The 32 bytes go to the interleaved
+// place of the group (kActStride's comment).
+template <int NT>
+__device__ __forceinline__ void stage_plane_activations(const Params& p, int k0, int kcount, unsigned char* act) {
+    constexpr int kGroups = kStageElems / 32;
+    constexpr int kIters = NT * 8 * kGroups / kThreads;
+    constexpr int kStride = kActStride<StreamFormat::W2>;
+    static_assert(NT * 8 * kGroups % kThreads == 0, "staging split");
+    const int bits = p.bp.x_bits;
+    const unsigned* x = reinterpret_cast<const unsigned*>(p.bp.x);
+    const int64_t ld32 = p.bp.ldx * 2;
+    unsigned w[kIters][8];
+#pragma unroll
+    for (int it = 0; it < kIters; ++it) {
+        const int u = it * kThreads + threadIdx.x;
+        const int i = u / kGroups, grp = u % kGroups;
+        const bool in = i < p.m && grp * 32 < kcount;
+        const unsigned* src = x + static_cast<int64_t>(i) * bits * ld32 + (k0 / 32 + grp);
+#pragma unroll
+        for (int a = 0; a < 8; ++a) w[it][a] = in && a < bits ? __ldg(src + a * ld32) : 0u;
+    }
+    const unsigned sign_fill = p.bp.x_signed && bits < 8 ? (0xFFu << bits) & 0xFFu : 0u;
+#pragma unroll
+    for (int it = 0; it < kIters; ++it) {
+        const int u = it * kThreads + threadIdx.x;
+        const int i = u / kGroups, grp = u % kGroups;
+        unsigned o[8] = {};
+        if (i < p.m) {  // tokens past M (zeros) skip the transposition
+#pragma unroll
+            for (int a = 0; a < 8; ++a) {
+                if (a >= bits) break;
+#pragma unroll
+                for (int jj = 0; jj < 8; ++jj) o[jj] |= ((w[it][a] >> jj) & 0x01010101u) << a;
+            }
+            if (sign_fill != 0u) {
+#pragma unroll
+                for (int jj = 0; jj < 8; ++jj) o[jj] |= ((o[jj] >> (bits - 1)) & 0x01010101u) * sign_fill;
+            }
+        }
+        const int s = grp / 16, t = grp / 4 % 4, w4 = grp % 4;
+        uint4* dst = reinterpret_cast<uint4*>(act + i * kStride + s * 512 + w4 * 128 + t * 32);
+        dst[0] = make_uint4(o[0], o[1], o[2], o[3]);
+        dst[1] = make_uint4(o[4], o[5], o[6], o[7]);
+    }
+}
+
 // W4A4: the packed S4 activations [k0, k0 + kcount) of every token into shared memory as INT8, in
 // the layout stage_activations writes for 4-bit weights (each group of 8 K values permuted as
 // (0,2,4,6,1,3,5,7)), zero past M. A unit is 32 K values: 16 packed bytes in, 32 bytes out. A
@@ -283,6 +376,7 @@ __device__ __forceinline__ void stage_s4_activations(const Params& p, int k0, in
 template <StreamFormat F, int U>
 struct Batch {
     uint4 qa[U], qb[U];
+    uint4 qa1[is_w2(F) ? U : 1], qb1[is_w2(F) ? U : 1];  // W2: plane 1 (qa / qb: plane 0)
     unsigned ga[U], gb[U];
 
     // Steps s .. s + U - 1 of the stage whose weights start at byte k_byte0 of rows
@@ -292,7 +386,17 @@ struct Batch {
 #pragma unroll
         for (int u = 0; u < U; ++u) {
             const int off = (s + u) * kStepBytes + t * 16;
-            if (off < bytes) {
+            if constexpr (is_w2(F)) {
+                // wa / wb: plane 0 of the lane's two channels; plane 1 follows at ldw_bytes.
+                if (off < bytes) {
+                    qa[u] = load_stream(wa + off);
+                    qa1[u] = load_stream(wa + p.ldw_bytes + off);
+                    qb[u] = load_stream(wb + off);
+                    qb1[u] = load_stream(wb + p.ldw_bytes + off);
+                } else {
+                    qa[u] = qb[u] = qa1[u] = qb1[u] = make_uint4(0u, 0u, 0u, 0u);
+                }
+            } else if (off < bytes) {
                 qa[u] = load_stream(wa + off);
                 qb[u] = load_stream(wb + off);
             } else {
@@ -319,7 +423,47 @@ struct Batch {
         for (int u = 0; u < U; ++u) {
             if (s + u >= steps) break;
             const unsigned char* x = act_lane + (s + u) * kStepBytes * kEpb;
-            if constexpr (F == StreamFormat::S8) {
+            if constexpr (is_w2(F)) {
+                // The lane's 128 K values of the step: 4 plane words per plane and channel, each
+                // 32 K values = 8 INT8 words = 4 MMAs; activations at 128·w4 of the lane's step.
+                const unsigned a0w[4] = {qa[u].x, qa[u].y, qa[u].z, qa[u].w};
+                const unsigned a1w[4] = {qa1[u].x, qa1[u].y, qa1[u].z, qa1[u].w};
+                const unsigned b0w[4] = {qb[u].x, qb[u].y, qb[u].z, qb[u].w};
+                const unsigned b1w[4] = {qb1[u].x, qb1[u].y, qb1[u].z, qb1[u].w};
+                const bool w_signed = p.bp.w_signed;
+#pragma unroll
+                for (int w4 = 0; w4 < 4; ++w4) {
+                    unsigned ea, oa, eb, ob;
+                    interleave_planes(a0w[w4], a1w[w4], ea, oa);
+                    interleave_planes(b0w[w4], b1w[w4], eb, ob);
+                    uint4 xb[NT][2];
+#pragma unroll
+                    for (int nt = 0; nt < NT; ++nt) {
+                        xb[nt][0] = *reinterpret_cast<const uint4*>(x + w4 * 128 + nt * 8 * kStride);
+                        xb[nt][1] = *reinterpret_cast<const uint4*>(x + w4 * 128 + nt * 8 * kStride + 16);
+                    }
+#pragma unroll
+                    for (int s2 = 0; s2 < 4; ++s2) {
+                        unsigned wa0, wb0, wa1, wb1;
+                        if (w_signed) {
+                            wa0 = code_bytes<true>(ea, s2), wb0 = code_bytes<true>(eb, s2);
+                            wa1 = code_bytes<true>(oa, s2), wb1 = code_bytes<true>(ob, s2);
+                        } else {
+                            wa0 = code_bytes<false>(ea, s2), wb0 = code_bytes<false>(eb, s2);
+                            wa1 = code_bytes<false>(oa, s2), wb1 = code_bytes<false>(ob, s2);
+                        }
+#pragma unroll
+                        for (int nt = 0; nt < NT; ++nt) {
+                            const uint4& v = xb[nt][s2 / 2];
+                            const unsigned x0 = s2 % 2 == 0 ? v.x : v.z, x1 = s2 % 2 == 0 ? v.y : v.w;
+                            if constexpr (F == StreamFormat::W2xU8)
+                                mma_s8u8(acc[nt], wa0, wb0, wa1, wb1, x0, x1);
+                            else
+                                mma_s8(acc[nt], wa0, wb0, wa1, wb1, x0, x1);
+                        }
+                    }
+                }
+            } else if constexpr (F == StreamFormat::S8) {
 #pragma unroll
                 for (int nt = 0; nt < NT; ++nt) {
                     const uint4 b = *reinterpret_cast<const uint4*>(x + nt * 8 * kStride);
@@ -394,6 +538,17 @@ struct Batch {
     }
 };
 
+// Output (token, row) from its int32 sum: the GEMM epilogue (S4: undo the ×16 first), or for
+// W2 the bit-plane GEMM's (zero-point terms in 64 bits; the sum is the exact product of the
+// codes, |S| <= K·3·255 < 2^31 by stream_refusal).
+template <StreamFormat F>
+__device__ __forceinline__ void emit(const Params& p, int token, int row, int v) {
+    if constexpr (is_w2(F))
+        store_out_any(p.bp, token, row, static_cast<int64_t>(v));
+    else
+        p.ep.store(token, row, F == StreamFormat::S4 ? v >> 4 : v);
+}
+
 // Split-K reduction inside a thread block cluster (sm_90; the K splits of one channel tile are one
 // cluster along grid.y): every block puts its 128 x kTokens int32 partial sums into its own shared
 // memory (the activation buffer, no longer read), the cluster barrier makes them visible, and
@@ -403,9 +558,9 @@ struct Batch {
 // atomics, no memory fence: the atomic path's tail (partial sums to L2, fence, arrival counter,
 // read back) is most of the fixed cost of a small layer. Same bits as every other split:
 // int32 addition wraps the same in any order.
-template <int kTokens, class Finish, int NT>
+template <int kTokens, StreamFormat F, int NT>
 __device__ __forceinline__ void cluster_reduce(const Params& p, unsigned char* smem, const int (&acc)[NT][4],
-                                               int tile_row, Finish finish) {
+                                               int tile_row) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     namespace cg = cooperative_groups;
     cg::cluster_group cluster = cg::this_cluster();
@@ -429,11 +584,11 @@ __device__ __forceinline__ void cluster_reduce(const Params& p, unsigned char* s
         for (int q = 0; q < ranks; ++q)
             sum += static_cast<unsigned>(*cluster.map_shared_rank(red + r * kTokens + token, q));
         const int row = static_cast<int>(blockIdx.x) * kRowsPerBlock + r;
-        if (row < p.n) p.ep.store(token, row, finish(static_cast<int>(sum)));
+        if (row < p.n) emit<F>(p, token, row, static_cast<int>(sum));
     }
     cluster.sync();
 #else
-    (void)p, (void)smem, (void)acc, (void)tile_row, (void)finish;
+    (void)p, (void)smem, (void)acc, (void)tile_row;
     __trap();  // unreachable: make_plan uses clusters only on compute capability 9.0+
 #endif
 }
@@ -454,7 +609,8 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSm) gemv_stream_kernel(
     // Rows past N read row N-1 (in bounds, results dropped): loads need no row predicate.
     const int ra = min(row_a, p.n - 1), rb = min(row_b, p.n - 1);
     const bool active = blockIdx.x * kRowsPerBlock + warp * kRowsPerWarp < p.n;  // warp-uniform
-    const unsigned char* act_lane = act + g * kActStride<F> + t * 16 * kEpb;
+    const unsigned char* act_lane = act + g * kActStride<F> + (is_w2(F) ? t * 32 : t * 16 * kEpb);
+    constexpr int kUnroll = Fmt<F>::kUnroll;
     int acc[NT][4] = {};
 
     // The block's split [k_begin, k_end) in stages of kStageElems: per stage the first batch of
@@ -465,13 +621,16 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSm) gemv_stream_kernel(
         const int kcount = min(kStageElems, k_end - k0);
         const int bytes = kcount / kEpb;  // a multiple of 16
         const int steps = (bytes + kStepBytes - 1) / kStepBytes;
-        const uint8_t* wa = p.w + static_cast<int64_t>(ra) * p.ldw_bytes + k0 / kEpb;
-        const uint8_t* wb = p.w + static_cast<int64_t>(rb) * p.ldw_bytes + k0 / kEpb;
+        constexpr int kRowPlanes = is_w2(F) ? 2 : 1;  // W2: a channel's two plane rows, adjacent
+        const uint8_t* wa = p.w + static_cast<int64_t>(ra) * kRowPlanes * p.ldw_bytes + k0 / kEpb;
+        const uint8_t* wb = p.w + static_cast<int64_t>(rb) * kRowPlanes * p.ldw_bytes + k0 / kEpb;
         Batch<F, kUnroll> batch;
         if (active) batch.load(p, wa, wb, ra, rb, k0, 0, bytes, t);
         if (k0 != k_begin) __syncthreads();  // every warp is done with the previous stage
         if constexpr (A4)
             stage_s4_activations<NT>(p, k0, kcount, act);
+        else if constexpr (is_w2(F))
+            stage_plane_activations<NT>(p, k0, kcount, act);
         else
             stage_activations<F, NT>(p, k0, kcount, act, step_sums);
         __syncthreads();
@@ -484,19 +643,18 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSm) gemv_stream_kernel(
 
     // Accumulator c of tile nt: channel tile_row (+8 for c >= 2), token 8·nt + 2t (+1 for odd c).
     constexpr int kTokens = NT * 8;
-    auto finish = [](int v) { return F == StreamFormat::S4 ? v >> 4 : v; };  // undo the ×16 of S4
     if (p.splits == 1) {
 #pragma unroll
         for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
             for (int c = 0; c < 4; ++c) {
                 const int token = nt * 8 + 2 * t + (c & 1), row = c < 2 ? row_a : row_b;
-                if (token < p.m && row < p.n) p.ep.store(token, row, finish(acc[nt][c]));
+                if (token < p.m && row < p.n) emit<F>(p, token, row, acc[nt][c]);
             }
         return;
     }
     if (p.cluster) {
-        cluster_reduce<kTokens>(p, act, acc, tile_row, finish);
+        cluster_reduce<kTokens, F>(p, act, acc, tile_row);
         return;
     }
     int* part = p.partial + static_cast<int64_t>(blockIdx.x) * kRowsPerBlock * kTokens;
@@ -519,7 +677,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSm) gemv_stream_kernel(
         for (int c = 0; c < 4; ++c) {
             const int token = nt * 8 + 2 * t + (c & 1), r = tile_row + (c < 2 ? 0 : 8);
             const int row = blockIdx.x * kRowsPerBlock + r;
-            if (token < p.m && row < p.n) p.ep.store(token, row, finish(atomicExch(part + r * kTokens + token, 0)));
+            if (token < p.m && row < p.n) emit<F>(p, token, row, atomicExch(part + r * kTokens + token, 0));
         }
     if (threadIdx.x == 0) p.arrivals[blockIdx.x] = 0;
 }
@@ -594,9 +752,21 @@ const Residency& residency(StreamFormat f, bool a_s4, bool one_tile, int cc_majo
             return one_tile ? residency<StreamFormat::S8, false, 1>(cc_major) : residency<StreamFormat::S8, false, 2>(cc_major);
         case StreamFormat::S4:
             return one_tile ? residency<StreamFormat::S4, false, 1>(cc_major) : residency<StreamFormat::S4, false, 2>(cc_major);
+        case StreamFormat::W2:
+            return one_tile ? residency<StreamFormat::W2, false, 1>(cc_major) : residency<StreamFormat::W2, false, 2>(cc_major);
+        case StreamFormat::W2xU8:
+            return one_tile ? residency<StreamFormat::W2xU8, false, 1>(cc_major) : residency<StreamFormat::W2xU8, false, 2>(cc_major);
         default:
             return one_tile ? residency<StreamFormat::Dgq, false, 1>(cc_major) : residency<StreamFormat::Dgq, false, 2>(cc_major);
     }
+}
+
+// W2: the K values the kernel streams, a multiple of 128: the words of K (rounded up to a word
+// pair) that both plane operands hold; every bit past K is zero in both (lowbit.h).
+int64_t plane_k(const StreamProblem& p) {
+    const BitplaneGemmArgs& g = *p.planes;
+    const int64_t words = std::min({g.ldx, g.ldw, (g.k + 127) / 128 * 2});
+    return words * 64;
 }
 
 // LOWBIT_STREAM_REDUCE=atomic keeps the global-atomic split-K reduction on sm_90 too (for
@@ -620,13 +790,15 @@ bool clusters_allowed() {
 // 7 splits in clusters beat 8 with atomics by 3-17% at M >= 4 (tie at M = 1); 64 tiles do not
 // fit as clusters of 4, and 3 splits in clusters lost 3-16% to 4 with atomics.
 Plan make_plan(const StreamProblem& p, int sm_count, int cc_major) {
-    const int64_t step = kStepBytes * (p.format == StreamFormat::S8 ? 1 : 2);
-    const int64_t k_steps = (p.k + step - 1) / step;
+    const bool w2 = is_w2(p.format);
+    const int64_t step = kStepBytes * (p.format == StreamFormat::S8 ? 1 : w2 ? 8 : 2);
+    const int64_t k = w2 ? plane_k(p) : p.k;
+    const int64_t k_steps = (k + step - 1) / step;
     const Residency& res = residency(p.format, p.a_s4, p.m <= 8, cc_major);
     Plan plan{};
     plan.tiles = (p.n + kRowsPerBlock - 1) / kRowsPerBlock;
     const int64_t capacity = int64_t{res.blocks_per_sm} * sm_count;
-    const int64_t max_splits = std::max<int64_t>(1, k_steps / kMinSliceSteps);
+    const int64_t max_splits = std::max<int64_t>(1, k_steps / (w2 ? kMinSliceStepsW2 : kMinSliceSteps));
     int64_t splits = std::min(std::max<int64_t>(1, capacity / plan.tiles), max_splits);
     if (cc_major >= 9 && splits > 1 && splits <= kMaxCluster && clusters_allowed()) {
         // At most 1/8 of the blocks given up so that every cluster fits (8 -> 7 splits, never 4 -> 3).
@@ -685,6 +857,18 @@ void launch(const Plan& plan, const Params& params, cudaStream_t stream) {
 const char* stream_refusal(const StreamProblem& p, int cc_major) {
     if (cc_major < 8) return "the streaming kernels need compute capability 8.0 or newer (mma.m16n8k32 on s8)";
     if (p.m < 1 || p.m > kStreamMaxM) return "M is above the streaming kernels' limit";
+    if (is_w2(p.format)) {
+        if (p.planes == nullptr) return "no bit-plane request";
+        const BitplaneGemmArgs& g = *p.planes;
+        if (g.w_bits != 2) return "the weights are not 2 bit planes";
+        if (g.x_bits < 1 || g.x_bits > 8) return "the activations are not 1..8 bit planes";
+        if ((p.format == StreamFormat::W2xU8) != (g.x_bits == 8 && !g.x_signed))
+            return "W2xU8 is the format of unsigned 8-bit activations (and only of them)";
+        if (g.n >= (int64_t{1} << 31) || g.k >= (int64_t{1} << 21)) return "N is 2^31 or more, or K 2^21 or more";
+        if (reinterpret_cast<uintptr_t>(g.w) % 16 != 0 || g.ldw % 2 != 0) return "the weight planes are not 16-byte aligned";
+        if (g.ldx % 2 != 0) return "the activation planes' leading dimension is odd";
+        return "";
+    }
     if (p.n >= (int64_t{1} << 31) || p.k >= (int64_t{1} << 31)) return "N or K is 2^31 or more";
     if (reinterpret_cast<uintptr_t>(p.w) % 16 != 0) return "the weights do not start 16-byte aligned";
     if (p.a_s4 && p.format != StreamFormat::S4) return "S4 activations need S4 weights";
@@ -711,6 +895,33 @@ void launch_gemv_stream(const StreamProblem& p, void* workspace, const LaunchEnv
     const Plan plan = make_plan(p, env.sm_count, cc_major);
     log_plan(p, plan, cc_major);
     Params params{};
+    if (is_w2(p.format)) {
+        const BitplaneGemmArgs& g = *p.planes;
+        params.bp = g;
+        params.w = reinterpret_cast<const uint8_t*>(g.w);
+        params.ldw_bytes = g.ldw * 8;                   // bytes per plane row
+        params.m = static_cast<int>(g.m);
+        params.n = static_cast<int>(g.n);
+        params.k = static_cast<int>(plane_k(p));
+        params.group = 1;
+        params.slice = plan.slice;
+        params.splits = static_cast<int>(plan.splits);
+        params.cluster = plan.cluster;
+        if (plan.splits > 1 && !plan.cluster) {
+            params.partial = static_cast<int*>(workspace);
+            params.arrivals = reinterpret_cast<unsigned*>(static_cast<char*>(workspace) + plan.workspace -
+                                                          static_cast<size_t>(plan.tiles) * sizeof(unsigned));
+        }
+        const bool one = g.m <= 8;
+        if (p.format == StreamFormat::W2xU8)
+            one ? launch<StreamFormat::W2xU8, false, 1>(plan, params, env.stream)
+                : launch<StreamFormat::W2xU8, false, 2>(plan, params, env.stream);
+        else
+            one ? launch<StreamFormat::W2, false, 1>(plan, params, env.stream)
+                : launch<StreamFormat::W2, false, 2>(plan, params, env.stream);
+        LOWBIT_CUDA_CHECK_LAUNCH("gemv_stream_kernel (2-bit weight planes)");
+        return;
+    }
     params.a = p.a;
     params.lda = p.lda;
     params.w = p.w;
@@ -751,6 +962,8 @@ void launch_gemv_stream(const StreamProblem& p, void* workspace, const LaunchEnv
             one_tile ? launch<StreamFormat::Dgq, false, 1>(plan, params, env.stream)
                      : launch<StreamFormat::Dgq, false, 2>(plan, params, env.stream);
             break;
+        default:
+            break;  // W2 / W2xU8: above
     }
     LOWBIT_CUDA_CHECK_LAUNCH("gemv_stream_kernel");
 }

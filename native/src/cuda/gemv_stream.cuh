@@ -7,7 +7,12 @@
 //   S4   packed INT4 weights, lowbit.h's nibble order (W4A8, per-channel scales)
 //   DGQ  packed 4-bit codes with U8 integer group scales and optional S8 zero points, expanded
 //        to INT8 exactly as lowbit_gemm_dgq defines it (low 8 bits of (q - z) * S2)
-// or A packed S4 with S4 weights (W4A4): the activations are expanded to INT8 as they are staged.
+// or A packed S4 with S4 weights (W4A4): the activations are expanded to INT8 as they are staged;
+// or, for lowbit_bitplane_gemm with 2-bit weights (ABQ-LLM's W2A8 and the like), both operands
+// as bit planes (lowbit.h's layout): the two weight planes are expanded to INT8 codes in
+// registers and the activation planes (1..8 bits) to bytes as they are staged, then the same
+// INT8 tensor-core MMAs (W2: S8 activations; W2xU8: unsigned 8-bit activations, a U8 operand),
+// and the bit-plane GEMM's own epilogue (zero-point terms, bitplane_epilogue.cuh).
 // with exact int32 accumulation and the epilogue of epilogue.cuh: bit-identical to the CPU
 // backend and to the portable kernel, whatever the split of K over blocks.
 #pragma once
@@ -30,7 +35,9 @@ namespace cuda {
 // dominant cost up to 16 tokens, so 16 is where one kernel serves every decode batch.
 constexpr int64_t kStreamMaxM = 16;
 
-enum class StreamFormat { S8, S4, Dgq };
+enum class StreamFormat { S8, S4, Dgq, W2, W2xU8 };
+
+constexpr bool is_w2(StreamFormat f) { return f == StreamFormat::W2 || f == StreamFormat::W2xU8; }
 
 // One streaming GEMM request. Pointers are device pointers.
 struct StreamProblem {
@@ -45,6 +52,8 @@ struct StreamProblem {
     int64_t m, n, k;
     Epilogue ep;                  // b_scales = the per-channel (or per-tensor) weight scales
     bool a_s4 = false;            // A is packed S4 (lda in nibbles, even): W4A4, S4 weights only
+    const BitplaneGemmArgs* planes = nullptr;  // W2 / W2xU8: the whole bit-plane request (a, lda,
+                                               // w, ldw, group, ep unused; m, n, k as there)
 };
 
 // Why the streaming kernel cannot run p ("" when it can): its alignment preconditions.

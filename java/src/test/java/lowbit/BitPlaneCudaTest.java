@@ -48,7 +48,8 @@ class BitPlaneCudaTest extends GpuTestBase {
      * M·p = 64, odd N (a partial last block) and odd K (from under one 512-bit step to several
      * rounds of the split-K loop), the ABQ widths W2A8, W2*A8 (signed 3 planes), W4A4, W6A6, W8A8 and
      * odd ones, zero points on both sides, every output type: the CPU backend's bits, and the raw
-     * accumulator equal to the exact Java product.
+     * accumulator equal to the exact Java product. 2-bit weights at M <= 16 take the INT8
+     * weight-streaming kernel instead (2-bit codes expanded from the planes), M = 17+ the tiled one.
      */
     @Test
     void smallMMatchesTheCpuBackend() {
@@ -62,14 +63,23 @@ class BitPlaneCudaTest extends GpuTestBase {
             {8, true, false, 3, true, true},     // signed activations, signed weights with zero points
             {5, true, true, 7, false, false},    // odd widths, 7 planes = 7 m16 tiles per block
             {3, false, false, 1, false, true},   // 1-bit weights: 16 channels per block
+            // 2-bit weights at M <= 16 run the INT8 weight-streaming kernel (gemv_stream.cu): every
+            // activation width and signedness it stages from planes, signed and unsigned codes.
+            {8, true, false, 2, true, false},    // signed 8-bit activations (S8 operand), signed W2
+            {8, false, false, 2, true, true},    // unsigned 8-bit (U8 operand), no activation zero points
+            {4, false, true, 2, false, true},    // W2A4
+            {7, true, true, 2, false, false},    // signed 7-bit activations: sign-extended bytes
+            {1, false, false, 2, true, false},   // 1-bit activations
         };
-        int[][] nk = {{37, 1001}, {203, 4099}, {9, 9000}, {1, 130}};
+        // K: under one 512-value step, not a multiple of 128, several 2048-value stages (split K
+        // reduced in a cluster or with atomics); N: a partial 128-channel tile, one channel.
+        int[][] nk = {{37, 1001}, {203, 4099}, {9, 9000}, {1, 130}, {300, 2500}};
         long seed = 1000;
         for (Object[] w : widths) {
             int p = (Integer) w[0];
             int q = (Integer) w[3];
-            int above = DECODE_MAX_PLANE_ROWS / p + 1;
-            for (int m : new int[] {1, 3, 8, 16, above}) {
+            int above = q == 2 ? 17 : DECODE_MAX_PLANE_ROWS / p + 1;
+            for (int m : new int[] {1, 3, 8, 9, 16, above}) {
                 for (int[] s : nk) {
                     sameAsCpu(seed++, m, s[0], s[1], p, (Boolean) w[1], (Boolean) w[2], q, (Boolean) w[4],
                             (Boolean) w[5]);
@@ -106,7 +116,8 @@ class BitPlaneCudaTest extends GpuTestBase {
     static void sameAsCpu(Random rnd, BitPlaneChecks.Operand x, BitPlaneChecks.Operand w) {
         int m = x.rows, n = w.rows, k = x.cols;
         String what = BitPlaneChecks.name(x.bits, x.signed, x.zeros != null, w.bits, w.signed, w.zeros != null, m, n, k)
-                + (m * x.bits <= DECODE_MAX_PLANE_ROWS ? " (decode kernel)" : " (tiled kernel)");
+                + (w.bits == 2 && m <= 16 ? " (INT8 streaming kernel)"
+                        : m * x.bits <= DECODE_MAX_PLANE_ROWS ? " (decode kernel)" : " (tiled kernel)");
         long[] want = BitPlaneChecks.product(x, w);
         float[] bias = new float[n];
         for (int j = 0; j < n; j++) {
