@@ -723,8 +723,9 @@ int lowbit_kron_quantize(lowbit_context* ctx, const lowbit_buffer* x, int x_type
         if (x_type != LOWBIT_F32 && x_type != LOWBIT_F16 && x_type != LOWBIT_BF16)
             invalid(std::string("input dtype must be F32, F16 or BF16, got ") + dtype_name(x_type));
         if (bits != 8 && bits != 4) invalid("bits must be 8 or 4, got " + std::to_string(bits));
-        if (precision != LOWBIT_KRON_EXACT && precision != LOWBIT_KRON_TF32)
-            invalid("precision must be LOWBIT_KRON_EXACT (0) or LOWBIT_KRON_TF32 (1), got " + std::to_string(precision));
+        if (precision != LOWBIT_KRON_EXACT && precision != LOWBIT_KRON_TF32 && precision != LOWBIT_KRON_HALF)
+            invalid("precision must be LOWBIT_KRON_EXACT (0), LOWBIT_KRON_TF32 (1) or LOWBIT_KRON_HALF (2), got " +
+                    std::to_string(precision));
         check_clip("clip_max", clip_max);
         check_clip("clip_min", clip_min);
         const int64_t n = n1 * n2;

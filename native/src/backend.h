@@ -166,7 +166,7 @@ struct KronQuantizeArgs {
     void* q;
     int64_t ldq;              // elements; even for S4
     float* scales;            // rows
-    int precision;            // LOWBIT_KRON_EXACT / LOWBIT_KRON_TF32 (CUDA; the CPU computes exactly)
+    int precision;            // LOWBIT_KRON_EXACT / _TF32 / _HALF (CUDA; the CPU computes exactly)
 };
 
 class Backend {

@@ -277,8 +277,28 @@ LOWBIT_API int lowbit_flatten_quantize(lowbit_context* ctx,
  *                      memory (112 x 128 and 128 x 128 on an H100) runs the
  *                      exact kernel; the CPU backend always computes the exact
  *                      products.
+ *   LOWBIT_KRON_HALF   CUDA: both products on the FP16 tensor cores (mma.sync
+ *                      m16n8k16, float32 accumulation), for every input dtype:
+ *                      P1 and P2 are scaled by exact powers of two so that
+ *                      max |P| lies in [1, 2), each row's X by an exact power
+ *                      of two so that its max |x| (finite entries) lies in
+ *                      [64, 128) -- so no F16 operand or intermediate can
+ *                      overflow, whatever x holds -- and rounded to F16 once;
+ *                      the intermediate W = P1^T X is summed in float32 and
+ *                      rounded to F16 once before Y = W P2 (float32 sums in the
+ *                      hardware's order); Y is scaled back exactly. The rest
+ *                      as above. Y carries a relative error of about 1e-3 of
+ *                      the row's magnitude, as with TF32, with the same
+ *                      consequences for codes and scales. A factor pair whose
+ *                      tiles do not fit the device's shared memory (2 * (p1
+ *                      (p1+8) + p2 (p2+8) + p1 (p2+8)) + n (x's element size +
+ *                      1) bytes and change, p = n rounded up to 16: 182 KiB at
+ *                      128 x 128 with F32 x) runs the exact kernel; the CPU
+ *                      backend always computes the exact products. A NaN/Inf
+ *                      in P1 or P2 is reported as for the other arithmetics,
+ *                      but which column of y is named follows this arithmetic.
  * Any other value is LOWBIT_ERR_INVALID_ARGUMENT. */
-enum lowbit_kron_precision { LOWBIT_KRON_EXACT = 0, LOWBIT_KRON_TF32 = 1 };
+enum lowbit_kron_precision { LOWBIT_KRON_EXACT = 0, LOWBIT_KRON_TF32 = 1, LOWBIT_KRON_HALF = 2 };
 LOWBIT_API int lowbit_kron_quantize(lowbit_context* ctx,
                                     const lowbit_buffer* x, int x_type, int64_t rows, int64_t ldx,
                                     const lowbit_buffer* p1, int64_t n1, const lowbit_buffer* p2, int64_t n2,

@@ -107,6 +107,7 @@ public:
     void bitplane_gemm(const BitplaneGemmArgs& args) override;          // bitplane_gemm.cu
     void kron_quantize(const KronQuantizeArgs& args) override;          // kron_quantize.cu
     bool kron_quantize_tf32(const KronQuantizeArgs& args);             // kron_quantize.cu: LOWBIT_KRON_TF32
+    bool kron_quantize_half(const KronQuantizeArgs& args);             // kron_quantize_half.cu: LOWBIT_KRON_HALF
     void gemm_dgq(const DgqGemmArgs& args) override;  // gemm_dgq_simt.cu
     void gemm_config(const GemmArgs& args, int config) override;
     int gemm_choice(const GemmArgs& args) override;

@@ -681,6 +681,7 @@ bool CudaBackend::kron_quantize_tf32(const KronQuantizeArgs& a) {
 void CudaBackend::kron_quantize(const KronQuantizeArgs& a) {
     activate();
     if (a.precision == LOWBIT_KRON_TF32 && kron_quantize_tf32(a)) return;
+    if (a.precision == LOWBIT_KRON_HALF && kron_quantize_half(a)) return;  // kron_quantize_half.cu
     KronGeom g{};
     g.n1 = a.n1;
     g.n2 = a.n2;

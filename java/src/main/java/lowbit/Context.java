@@ -258,8 +258,8 @@ public final class Context extends NativeResource {
 
     /**
      * {@link #kronQuantizeInto(Tensor, Tensor, Tensor, float, float, QuantizedTensor)} with the
-     * products' arithmetic chosen: {@link KronPrecision#TF32} runs them on the GPU's tensor cores
-     * (faster, not bit-identical to the other backends; see there).
+     * products' arithmetic chosen: {@link KronPrecision#TF32} and {@link KronPrecision#HALF} run
+     * them on the GPU's tensor cores (faster, not bit-identical to the other backends; see there).
      */
     public void kronQuantizeInto(Tensor x, Tensor p1, Tensor p2, float clipMax, float clipMin, QuantizedTensor out,
             KronPrecision precision) {

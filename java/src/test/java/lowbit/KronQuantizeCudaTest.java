@@ -134,7 +134,7 @@ class KronQuantizeCudaTest extends GpuTestBase {
     }
 
     /** The codes of a rows x n S8 or packed S4 matrix stored with leading dimension ld (elements). */
-    private static int[] codesOf(byte[] storage, int rows, int n, int ld, int bits) {
+    static int[] codesOf(byte[] storage, int rows, int n, int ld, int bits) {
         int[] c = new int[rows * n];
         for (int r = 0; r < rows; r++) {
             for (int j = 0; j < n; j++) {

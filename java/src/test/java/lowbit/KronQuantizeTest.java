@@ -153,24 +153,34 @@ class KronQuantizeTest {
         }
     }
 
-    /** On the CPU backend {@link KronPrecision#TF32} computes the exact products: the same bits. */
+    /**
+     * On the CPU backend {@link KronPrecision#TF32} and {@link KronPrecision#HALF} compute the exact
+     * products: the same bits as {@link KronPrecision#EXACT}, which match the simulation (F16 input,
+     * odd factor pair, both widths).
+     */
     @Test
-    void tf32OnTheCpuIsTheExactArithmetic() {
+    void tensorCorePrecisionsOnTheCpuAreTheExactArithmetic() {
         Random rnd = new Random(77);
-        int rows = 9, n1 = 24, n2 = 24, n = n1 * n2;
-        float[] x = KernelChecks.activations(rnd, rows, n);
+        int rows = 9, n1 = 24, n2 = 20, n = n1 * n2;
+        float[] x = KernelChecks.roundTo(DType.F16, KernelChecks.activations(rnd, rows, n));
         float[] p1 = factor(rnd, n1);
         float[] p2 = factor(rnd, n2);
         try (Context ctx = Context.open(Backend.CPU);
-                Tensor xt = ctx.upload(x, rows, n);
+                Tensor xt = KernelChecks.upload(ctx, DType.F16, x, rows, n);
                 Tensor p1t = ctx.upload(p1, n1, n1);
-                Tensor p2t = ctx.upload(p2, n2, n2);
-                QuantizedTensor exact = ctx.allocateQuantized(rows, n, 4, Granularity.PER_ROW, 0);
-                QuantizedTensor tf32 = ctx.allocateQuantized(rows, n, 4, Granularity.PER_ROW, 0)) {
-            ctx.kronQuantizeInto(xt, p1t, p2t, 0.9f, 0.8f, exact);
-            ctx.kronQuantizeInto(xt, p1t, p2t, 0.9f, 0.8f, tf32, KronPrecision.TF32);
-            assertArrayEquals(exact.scales().toFloatArray(), tf32.scales().toFloatArray());
-            assertArrayEquals(exact.values().toByteArray(), tf32.values().toByteArray());
+                Tensor p2t = ctx.upload(p2, n2, n2)) {
+            for (int bits : new int[] {4, 8}) {
+                Expected want = simulate(x, rows, n1, n2, p1, p2, 0.9f, 0.8f, bits);
+                for (KronPrecision precision : KronPrecision.values()) {
+                    try (QuantizedTensor q = ctx.allocateQuantized(rows, n, bits, Granularity.PER_ROW, 0)) {
+                        KernelChecks.poison(q.values());
+                        KernelChecks.poison(q.scales());
+                        ctx.kronQuantizeInto(xt, p1t, p2t, 0.9f, 0.8f, q, precision);
+                        assertArrayEquals(want.scales, q.scales().toFloatArray(), precision + " scales, " + bits + "-bit");
+                        assertArrayEquals(want.codes, codes(q, rows, n), precision + " codes, " + bits + "-bit");
+                    }
+                }
+            }
         }
     }
 
@@ -382,10 +392,14 @@ class KronQuantizeTest {
             assertAbi(LowbitNative.lowbit_kron_quantize(h, x.handle(), f32, 3, 15, p1.handle(), 3, p2.handle(), 5,
                     1f, -0.5f, 8, q.values().handle(), 15, q.scales().handle(), 0), "clip_min");
             assertAbi(LowbitNative.lowbit_kron_quantize(h, x.handle(), f32, 3, 15, p1.handle(), 3, p2.handle(), 5,
-                    1f, 1f, 8, q.values().handle(), 15, q.scales().handle(), 2), "precision must be LOWBIT_KRON_EXACT");
-            // TF32 on the CPU backend: the exact products (the same bits as EXACT).
+                    1f, 1f, 8, q.values().handle(), 15, q.scales().handle(), 3), "precision must be LOWBIT_KRON_EXACT");
+            assertAbi(LowbitNative.lowbit_kron_quantize(h, x.handle(), f32, 3, 15, p1.handle(), 3, p2.handle(), 5,
+                    1f, 1f, 8, q.values().handle(), 15, q.scales().handle(), -1), "LOWBIT_KRON_HALF (2)");
+            // TF32 and HALF on the CPU backend: the exact products (the same bits as EXACT).
             assertEquals(0, LowbitNative.lowbit_kron_quantize(h, x.handle(), f32, 3, 15, p1.handle(), 3, p2.handle(), 5,
                     1f, 1f, 8, q.values().handle(), 15, q.scales().handle(), LowbitNative.LOWBIT_KRON_TF32));
+            assertEquals(0, LowbitNative.lowbit_kron_quantize(h, x.handle(), f32, 3, 15, p1.handle(), 3, p2.handle(), 5,
+                    1f, 1f, 8, q.values().handle(), 15, q.scales().handle(), LowbitNative.LOWBIT_KRON_HALF));
             assertAbi(LowbitNative.lowbit_kron_quantize(h, x.handle(), f32, 3, 15, p1.handle(), 3, p2.handle(), 5,
                     1f, 1f, 4, q.values().handle(), 15, q.scales().handle(), 0), "must be even");
             assertAbi(LowbitNative.lowbit_kron_quantize(h, x.handle(), f32, 3, 15, p1.handle(), 3, p2.handle(), 5,

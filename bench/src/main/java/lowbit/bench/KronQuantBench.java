@@ -27,17 +27,20 @@ import lowbit.calibrate.KroneckerTransform;
  *   <li>{@code kq4 us}, {@code kq8 us}: kron_quantize to S4 / S8, exact (lowbit.h's fixed-order FP32
  *       FMA chains on CUDA cores); {@code tc4 us}, {@code tc8 us}: the same with
  *       {@code LOWBIT_KRON_TF32} (the products on TF32 tensor cores; the exact kernel where the
- *       padded tiles do not fit shared memory);
+ *       padded tiles do not fit shared memory); {@code hf4 us}, {@code hf8 us}: the same with
+ *       {@code LOWBIT_KRON_HALF} (the products on FP16 tensor cores, mma.sync, kron_quantize_half.cu);
  *   <li>{@code quant4 us}: plain per-token quantize F16 -> S4 (lowbit_quantize), what the transform
  *       adds to;
  *   <li>{@code W4A4 us}: {@code lowbit_gemm_dequant} S4 x S4 (M x K=n activations from kq4, N x K
  *       INT4 weights, F16 out), the GEMM the codes feed; {@code W4A8 us}: S8 x S4 with kq8's codes;
- *   <li>{@code kq4/W4A4}, {@code kq8/W4A8}, {@code tc4/W4A4}, {@code tc8/W4A8}: the overhead
- *       fractions (FlatQuant reports 0.07x);
+ *   <li>{@code kq4/W4A4}, {@code kq8/W4A8}, {@code tc4/W4A4}, {@code tc8/W4A8}, {@code hf4/W4A4}: the
+ *       overhead fractions (FlatQuant reports 0.07x); {@code hf4/tc4}: HALF's time over TF32's;
  *   <li>{@code GB/s}, {@code vs copy}: kq4's minimum traffic (F16 read, S4 + scales written) per
  *       second, and that over the copy bandwidth (read + write) of a 256 MiB device copy;
  *   <li>{@code TFLOP/s}: kq4's arithmetic rate, 2 M n (n1 + n2) FLOP (the two products on FP32
- *       CUDA cores, lowbit.h's fixed-order FMA chains).
+ *       CUDA cores, lowbit.h's fixed-order FMA chains); the table prints TF32's ({@code tc TF/s})
+ *       and HALF's ({@code hf TF/s}); {@code hf copy}: hf4's minimum traffic over the copy
+ *       bandwidth.
  * </ul>
  *
  * <pre>
@@ -73,7 +76,7 @@ public final class KronQuantBench {
         List<String> rows = new ArrayList<>();
         StringBuilder csvText = new StringBuilder("n,n1,n2,m,n_out,kq4_us,kq8_us,tc4_us,tc8_us,quant4_us,w4a4_us,"
                 + "w4a8_us,kq4_over_w4a4,kq8_over_w4a8,tc4_over_w4a4,tc8_over_w4a8,kq4_gbps,copy_gbps,kq4_over_copy,"
-                + "kq4_tflops,tc4_tflops\n");
+                + "kq4_tflops,tc4_tflops,hf4_us,hf8_us,hf4_over_w4a4,hf4_over_tc4,hf4_over_copy,hf4_tflops\n");
         try (Context gpu = Context.open(Backend.CUDA)) {
             double copyBw = GemmBench.copyBandwidth(gpu);
             System.out.printf(Locale.ROOT, "KronQuantBench on %s, %s%ncopy bandwidth (read+write) %.0f GB/s%n",
@@ -96,9 +99,11 @@ public final class KronQuantBench {
                 }
             }
         }
-        System.out.printf(Locale.ROOT, "%n%-6s %-8s %5s %6s %8s %8s %8s %8s %8s %9s %9s %9s %9s %9s %9s %7s %8s%n", "n",
-                "n1xn2", "M", "N", "kq4 us", "kq8 us", "tc4 us", "tc8 us", "quant4", "W4A4 us", "W4A8 us", "kq4/W4A4",
-                "kq8/W4A8", "tc4/W4A4", "tc8/W4A8", "vs copy", "tc TF/s");
+        System.out.printf(Locale.ROOT,
+                "%n%-6s %-8s %5s %6s %8s %8s %8s %8s %8s %8s %8s %9s %9s %9s %9s %9s %9s %9s %8s %7s %8s %8s %8s%n", "n",
+                "n1xn2", "M", "N", "kq4 us", "kq8 us", "tc4 us", "tc8 us", "hf4 us", "hf8 us", "quant4", "W4A4 us",
+                "W4A8 us", "kq4/W4A4", "kq8/W4A8", "tc4/W4A4", "tc8/W4A8", "hf4/W4A4", "hf4/tc4", "vs copy", "tc TF/s",
+                "hf copy", "hf TF/s");
         rows.forEach(System.out::println);
         if (csv != null) {
             Files.writeString(csv, csvText.toString(), StandardCharsets.UTF_8);
@@ -118,6 +123,8 @@ public final class KronQuantBench {
             double kq8 = GpuTimer.time(gpu, i -> gpu.kronQuantizeInto(x, p1, p2, clipMax, clipMin, q8));
             double tc4 = GpuTimer.time(gpu, i -> gpu.kronQuantizeInto(x, p1, p2, clipMax, clipMin, q4, KronPrecision.TF32));
             double tc8 = GpuTimer.time(gpu, i -> gpu.kronQuantizeInto(x, p1, p2, clipMax, clipMin, q8, KronPrecision.TF32));
+            double hf4 = GpuTimer.time(gpu, i -> gpu.kronQuantizeInto(x, p1, p2, clipMax, clipMin, q4, KronPrecision.HALF));
+            double hf8 = GpuTimer.time(gpu, i -> gpu.kronQuantizeInto(x, p1, p2, clipMax, clipMin, q8, KronPrecision.HALF));
             double quant4 = GpuTimer.time(gpu, i -> gpu.quantizeInto(x, plain4));
             double w4a4 = GpuTimer.time(gpu, i -> gpu.gemmInto(q4, w, null, out));
             // W4A8: INT8 activations (kq8's codes) x the same INT4 weights.
@@ -127,14 +134,18 @@ public final class KronQuantBench {
             double bw = bytes / kq4;
             double flops = 2.0 * m * n * (f[0] + f[1]);
             csvText.append(String.format(Locale.ROOT,
-                    "%d,%d,%d,%d,%d,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,%.4f,%.4f,%.4f,%.4f,%.0f,%.0f,%.3f,%.2f,%.2f%n",
+                    "%d,%d,%d,%d,%d,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,%.4f,%.4f,%.4f,%.4f,%.0f,%.0f,%.3f,%.2f,%.2f,"
+                            + "%.2f,%.2f,%.4f,%.3f,%.3f,%.2f%n",
                     n, f[0], f[1], m, nOut, kq4 * 1e6, kq8 * 1e6, tc4 * 1e6, tc8 * 1e6, quant4 * 1e6, w4a4 * 1e6,
                     w4a8 * 1e6, kq4 / w4a4, kq8 / w4a8, tc4 / w4a4, tc8 / w4a8, bw / 1e9, copyBw / 1e9, bw / copyBw,
-                    flops / kq4 / 1e12, flops / tc4 / 1e12));
+                    flops / kq4 / 1e12, flops / tc4 / 1e12, hf4 * 1e6, hf8 * 1e6, hf4 / w4a4, hf4 / tc4,
+                    bytes / hf4 / copyBw, flops / hf4 / 1e12));
             return String.format(Locale.ROOT,
-                    "%-6d %-8s %5d %6d %8.1f %8.1f %8.1f %8.1f %8.1f %9.1f %9.1f %9.3f %9.3f %9.3f %9.3f %7.2f %8.1f",
-                    n, f[0] + "x" + f[1], m, nOut, kq4 * 1e6, kq8 * 1e6, tc4 * 1e6, tc8 * 1e6, quant4 * 1e6, w4a4 * 1e6,
-                    w4a8 * 1e6, kq4 / w4a4, kq8 / w4a8, tc4 / w4a4, tc8 / w4a8, bw / copyBw, flops / tc4 / 1e12);
+                    "%-6d %-8s %5d %6d %8.1f %8.1f %8.1f %8.1f %8.1f %8.1f %8.1f %9.1f %9.1f %9.3f %9.3f %9.3f %9.3f "
+                            + "%9.3f %8.2f %7.2f %8.1f %8.2f %8.1f",
+                    n, f[0] + "x" + f[1], m, nOut, kq4 * 1e6, kq8 * 1e6, tc4 * 1e6, tc8 * 1e6, hf4 * 1e6, hf8 * 1e6,
+                    quant4 * 1e6, w4a4 * 1e6, w4a8 * 1e6, kq4 / w4a4, kq8 / w4a8, tc4 / w4a4, tc8 / w4a8, hf4 / w4a4,
+                    hf4 / tc4, bw / copyBw, flops / tc4 / 1e12, bytes / hf4 / copyBw, flops / hf4 / 1e12);
         }
     }
 

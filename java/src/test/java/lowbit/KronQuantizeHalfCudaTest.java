@@ -1,0 +1,174 @@
+package lowbit;
+
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.Arrays;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+
+/**
+ * {@link KronPrecision#HALF} (the Kronecker transform on the FP16 tensor cores, kron_quantize_half.cu)
+ * against the exact kernel on the same GPU, within the bounds {@code lowbit.h} states for it (as
+ * {@link KronQuantizeCudaTest} checks TF32): every scale within 2e-3 of the exact one, every code
+ * within 1 of the exact code, at most 3% of the 4-bit and 20% of the 8-bit codes off, and every code
+ * written (codes are poisoned off the grid first, scales with NaN). Covers FlatQuant's factor pairs
+ * (64 x 64 with many tokens per block, 24 x 24, 32 x 48, 86 x 128, 112 x 128), 128 x 128 (largest
+ * tiles), pairs padded from odd sizes (5 x 3, 1 x 7, 9 x 13) and with n2 % 8 != 0 (8 x 12), all
+ * three input dtypes, odd token counts, rows far outside F16's range (massive activations, tiny
+ * rows: the per-token power-of-two scaling) and the asynchronous report of non-finite values.
+ */
+class KronQuantizeHalfCudaTest extends GpuTestBase {
+    private static final DType[] TYPES = {DType.F16, DType.BF16, DType.F32};
+
+    @Test
+    void halfIsCloseToTheExactKernel() {
+        int[][] cases = {{2048, 64, 64}, {1000, 24, 24}, {333, 32, 48}, {129, 86, 128}, {70, 112, 128},
+            {40, 128, 128}, {17, 5, 3}, {3, 1, 7}, {45, 9, 13}, {33, 8, 12}};
+        long seed = 900;
+        for (int[] c : cases) {
+            for (DType in : TYPES) {
+                for (int bits : new int[] {4, 8}) {
+                    Random rnd = new Random(seed++);
+                    float[] x = KernelChecks.activations(rnd, c[0], c[1] * c[2]);
+                    compareWithExact(rnd, x, c[0], c[1], c[2], bits, in, "");
+                }
+            }
+        }
+    }
+
+    /** Token counts that leave a tile partly empty (1, 7, 33), including a single token. */
+    @Test
+    void oddTokenCounts() {
+        int[][] pairs = {{64, 64}, {86, 128}, {24, 24}, {112, 128}};
+        long seed = 1000;
+        for (int[] f : pairs) {
+            for (int rows : new int[] {1, 7, 33}) {
+                for (int bits : new int[] {4, 8}) {
+                    Random rnd = new Random(seed++);
+                    DType in = TYPES[(int) (seed % 3)];
+                    float[] x = KernelChecks.activations(rnd, rows, f[0] * f[1]);
+                    compareWithExact(rnd, x, rows, f[0], f[1], bits, in, "");
+                }
+            }
+        }
+    }
+
+    /**
+     * Rows with massive activations (|x| ~ 3e4 in a few channels, near F16's largest finite value
+     * 65504; 1e8 for F32 and BF16 inputs, beyond it) and rows of tiny values (1e-6, where F16's
+     * subnormals would lose most bits): without the per-token scaling the products would overflow
+     * to Inf (reported as non-finite) or lose their precision; with it they stay within the
+     * tolerances.
+     */
+    @Test
+    void rowsOutsideTheF16RangeAreScaled() {
+        long seed = 1100;
+        int[][] pairs = {{64, 64}, {86, 128}, {24, 24}};
+        for (int[] f : pairs) {
+            for (DType in : TYPES) {
+                for (int bits : new int[] {4, 8}) {
+                    Random rnd = new Random(seed++);
+                    int rows = 37, n = f[0] * f[1];
+                    float[] x = KernelChecks.activations(rnd, rows, n);
+                    float big = in == DType.F16 ? 3.0e4f : 1.0e8f;
+                    for (int r = 0; r < rows; r++) {
+                        if (r % 3 == 0) {  // massive: a few channels, both signs
+                            for (int k = 0; k < 4; k++) {
+                                x[r * n + rnd.nextInt(n)] = (k % 2 == 0 ? big : -big) * (0.5f + 0.5f * rnd.nextFloat());
+                            }
+                        } else if (r % 3 == 1 && in != DType.F16) {  // tiny (F16 inputs cannot hold these)
+                            for (int c = 0; c < n; c++) {
+                                x[r * n + c] *= 1e-6f;
+                            }
+                        }
+                    }
+                    compareWithExact(rnd, x, rows, f[0], f[1], bits, in, " (massive / tiny rows)");
+                    gpu.synchronize();  // no non-finite report: nothing overflowed
+                }
+            }
+        }
+    }
+
+    @Test
+    void nonFiniteValuesAreReportedAsynchronously() {
+        int n1 = 64, n2 = 64, n = 4096, rows = 40;
+        Random rnd = new Random(19);
+        float[] x = KernelChecks.activations(rnd, rows, n);
+        x[31 * n + 400] = Float.POSITIVE_INFINITY;
+        x[17 * n + 301] = Float.NaN;
+        x[17 * n + 3000] = Float.NEGATIVE_INFINITY;
+        float[] p1 = KronQuantizeTest.factor(rnd, n1);
+        float[] p2 = KronQuantizeTest.factor(rnd, n2);
+        try (Tensor xt = gpu.upload(x, rows, n);
+                Tensor p1t = gpu.upload(p1, n1, n1);
+                Tensor p2t = gpu.upload(p2, n2, n2);
+                QuantizedTensor q = gpu.allocateQuantized(rows, n, 4, Granularity.PER_ROW, 0)) {
+            gpu.kronQuantizeInto(xt, p1t, p2t, 1f, 1f, q, KronPrecision.HALF);
+            NonFiniteInputException e = assertThrows(NonFiniteInputException.class, gpu::synchronize);
+            assertTrue(e.getMessage().contains("row 17, column 301") && e.getMessage().contains("NaN"), e.getMessage());
+            gpu.synchronize();  // reported once, then the record is clear
+
+            // Only an Inf, in a later row: that one is named.
+            x[17 * n + 301] = 1f;
+            x[17 * n + 3000] = 1f;
+            xt.copyFrom(x);
+            gpu.kronQuantizeInto(xt, p1t, p2t, 1f, 1f, q, KronPrecision.HALF);
+            e = assertThrows(NonFiniteInputException.class, gpu::synchronize);
+            assertTrue(e.getMessage().contains("row 31, column 400") && e.getMessage().contains("+Inf"), e.getMessage());
+
+            // Finite x, a NaN in P1: y is not finite from row 0 on.
+            xt.copyFrom(KernelChecks.activations(rnd, rows, n));
+            p1[5] = Float.NaN;
+            p1t.copyFrom(p1);
+            gpu.kronQuantizeInto(xt, p1t, p2t, 1f, 1f, q, KronPrecision.HALF);
+            e = assertThrows(NonFiniteInputException.class, () -> q.scales().toFloatArray());
+            assertTrue(e.getMessage().contains("row 0,"), e.getMessage());
+            gpu.synchronize();
+        }
+    }
+
+    /**
+     * Runs x (rows x n1·n2, rounded to {@code in}) through the exact kernel and the HALF kernel with
+     * the same random factors and checks HALF's scales and codes against the exact ones.
+     */
+    private static void compareWithExact(Random rnd, float[] xRaw, int rows, int n1, int n2, int bits, DType in,
+            String note) {
+        int n = n1 * n2;
+        float[] x = KernelChecks.roundTo(in, xRaw);
+        float[] p1 = KronQuantizeTest.factor(rnd, n1);
+        float[] p2 = KronQuantizeTest.factor(rnd, n2);
+        String what = in + " " + rows + " rows, " + n1 + "x" + n2 + ", " + bits + "-bit" + note;
+        float[][] scales = new float[2][];
+        int[][] codes = new int[2][];
+        KronPrecision[] modes = {KronPrecision.EXACT, KronPrecision.HALF};
+        for (int b = 0; b < 2; b++) {
+            try (Tensor xt = KernelChecks.upload(gpu, in, x, rows, n);
+                    Tensor p1t = gpu.upload(p1, n1, n1);
+                    Tensor p2t = gpu.upload(p2, n2, n2);
+                    QuantizedTensor q = gpu.allocateQuantized(rows, n, bits, Granularity.PER_ROW, 0)) {
+                byte[] offGrid = new byte[(int) q.values().storageBytes()];
+                Arrays.fill(offGrid, (byte) (bits == 8 ? 0x80 : 0x88));  // -128, or two -8 nibbles
+                q.values().copyFrom(offGrid);
+                KernelChecks.poison(q.scales());
+                gpu.kronQuantizeInto(xt, p1t, p2t, 0.95f, 0.9f, q, modes[b]);
+                scales[b] = q.scales().toFloatArray();
+                codes[b] = KronQuantizeCudaTest.codesOf(q.values().toByteArray(), rows, n, (int) q.values().ld(), bits);
+            }
+        }
+        int qmax = bits == 8 ? 127 : 7;
+        for (int r = 0; r < rows; r++) {
+            float se = scales[0][r], sh = scales[1][r];
+            assertTrue(Math.abs(sh - se) <= 2e-3 * se, what + ": row " + r + " scale " + sh + " vs exact " + se);
+        }
+        int off = 0;
+        for (int i = 0; i < rows * n; i++) {
+            int ce = codes[0][i], ch = codes[1][i];
+            assertTrue(Math.abs(ch) <= qmax, what + ": code " + i + " = " + ch + " is off the grid (never written?)");
+            assertTrue(Math.abs(ch - ce) <= 1, what + ": code " + i + " = " + ch + " vs exact " + ce);
+            off += ch != ce ? 1 : 0;
+        }
+        double share = (double) off / ((double) rows * n);
+        assertTrue(share <= (bits == 4 ? 0.03 : 0.20), what + ": " + off + " codes (" + share + ") differ");
+    }
+}
