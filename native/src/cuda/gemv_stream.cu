@@ -95,9 +95,8 @@ struct Fmt {
     // K values per weight byte (W2: per byte of one of the two plane rows of a channel).
     static constexpr int kElemsPerByte = F == StreamFormat::S8 ? 1 : is_w2(F) ? 8 : 2;
     // Steps whose weight loads are in flight together (W2: 4 x 16 bytes per lane and step, two
-    // planes of two rows: 256 bytes per lane in flight, one batch per 2048-value stage. 2 steps
-    // were within +-8% on the H100, 5% slower on the largest layer, 8192 x 28672).
-    static constexpr int kUnroll = 4;
+    // planes of two rows, and two batches double-buffered: w2_main_loop).
+    static constexpr int kUnroll = is_w2(F) ? 2 : 4;
 };
 
 // Shared row padding: lanes (g, t) read 16 (S8) or 2 x 16 (4-bit) bytes at 16·t (32·t) of token
@@ -617,20 +616,44 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSm) gemv_stream_kernel(
     // weights is requested before the activations are staged, so the staging (an L2 round
     // trip) hides under the first weight loads.
     const int k_begin = blockIdx.y * p.slice, k_end = min(p.k, k_begin + p.slice);
-    for (int k0 = k_begin; k0 < k_end; k0 += kStageElems) {
+    constexpr int kRowPlanes = is_w2(F) ? 2 : 1;  // W2: a channel's two plane rows, adjacent
+    auto stage_ptr = [&](int row, int k0) { return p.w + static_cast<int64_t>(row) * kRowPlanes * p.ldw_bytes + k0 / kEpb; };
+    if constexpr (is_w2(F)) {
+        // W2 does about 3x the instructions per weight byte of S4 (plane interleave, 8 code words
+        // per 32 K values, 4 MMAs), so a warp that waited for a batch and then computed it would
+        // have no loads in flight for a long time. Two batches of 2 steps each (a stage is 4
+        // steps): batch B's loads are issued before batch A is computed, and the NEXT stage's
+        // batch A before batch B is computed (it stays in flight through the next staging).
+        Batch<F, 2> ba, bb;
+        if (active && k_begin < k_end) ba.load(p, stage_ptr(ra, k_begin), stage_ptr(rb, k_begin), ra, rb, k_begin, 0,
+                                               min(kStageElems, k_end - k_begin) / kEpb, t);
+        for (int k0 = k_begin; k0 < k_end; k0 += kStageElems) {
+            const int kcount = min(kStageElems, k_end - k0);
+            const int bytes = kcount / kEpb;
+            const int steps = (bytes + kStepBytes - 1) / kStepBytes;
+            if (k0 != k_begin) __syncthreads();
+            stage_plane_activations<NT>(p, k0, kcount, act);
+            __syncthreads();
+            if (!active) continue;
+            if (steps > 2) bb.load(p, stage_ptr(ra, k0), stage_ptr(rb, k0), ra, rb, k0, 2, bytes, t);
+            ba.compute(p, act_lane, 0, steps, step_sums, t, acc);
+            const int k1 = k0 + kStageElems;
+            if (k1 < k_end)
+                ba.load(p, stage_ptr(ra, k1), stage_ptr(rb, k1), ra, rb, k1, 0, min(kStageElems, k_end - k1) / kEpb, t);
+            if (steps > 2) bb.compute(p, act_lane, 2, steps, step_sums, t, acc);
+        }
+    }
+    for (int k0 = k_begin; !is_w2(F) && k0 < k_end; k0 += kStageElems) {
         const int kcount = min(kStageElems, k_end - k0);
         const int bytes = kcount / kEpb;  // a multiple of 16
         const int steps = (bytes + kStepBytes - 1) / kStepBytes;
-        constexpr int kRowPlanes = is_w2(F) ? 2 : 1;  // W2: a channel's two plane rows, adjacent
-        const uint8_t* wa = p.w + static_cast<int64_t>(ra) * kRowPlanes * p.ldw_bytes + k0 / kEpb;
-        const uint8_t* wb = p.w + static_cast<int64_t>(rb) * kRowPlanes * p.ldw_bytes + k0 / kEpb;
+        const uint8_t* wa = stage_ptr(ra, k0);
+        const uint8_t* wb = stage_ptr(rb, k0);
         Batch<F, kUnroll> batch;
         if (active) batch.load(p, wa, wb, ra, rb, k0, 0, bytes, t);
         if (k0 != k_begin) __syncthreads();  // every warp is done with the previous stage
         if constexpr (A4)
             stage_s4_activations<NT>(p, k0, kcount, act);
-        else if constexpr (is_w2(F))
-            stage_plane_activations<NT>(p, k0, kcount, act);
         else
             stage_activations<F, NT>(p, k0, kcount, act, step_sums);
         __syncthreads();
