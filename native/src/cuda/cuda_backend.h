@@ -204,8 +204,15 @@ int64_t dgq_fused_max_m();
 // ---- kernel launchers (each in its own .cu file) -----------------------------
 
 // quantize_rowwise.cu: PER_ROW / PER_GROUP with computed scales, one fused
-// kernel (one block per row: reduce, write the scales, quantize).
+// kernel (one block per row: reduce, write the scales, quantize). Tries
+// launch_quantize_per_token first.
 void launch_quantize_rowwise(const QuantizeArgs& args, const LaunchEnv& env);
+
+// quantize_per_token.cu: PER_ROW with computed scales on compact aligned rows (no flatten plan,
+// cols % 8 == 0, at most 16384 columns): a persistent kernel of row blocks, the row in registers.
+// False (nothing enqueued) for anything else, and for everything when LOWBIT_ROWQUANT=legacy (read
+// once; "prefetch" runs it loading each block's next row ahead).
+bool launch_quantize_per_token(const QuantizeArgs& args, const LaunchEnv& env);
 
 // quantize_amax.cu: PER_TENSOR / PER_COLUMN computed scales: writes
 // scales[i] = amax_i / qmax (or 1) into args.scales, on the device.

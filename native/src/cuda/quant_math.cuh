@@ -368,6 +368,84 @@ __device__ __forceinline__ void quantize_pack8(const float v[kUnit], const Scale
     }
 }
 
+// quantize_pack8 for a unit quantized with its row's OWN computed scale (dynamic PER_ROW: s =
+// scale_from_amax(amax, qmax) where amax = max |x| over the row, this unit included), through the
+// reciprocal, with neither a division, a clamp nor a float-to-int conversion per element (those
+// run at a quarter of the FMA rate): the same codes and findings, bit for bit.
+//   y = x * (1 / s) is within 2^-15 of the correctly rounded x / s for |y| < 128 (ScaleRecip);
+//   t = y + 1.5 * 2^23 lies in [2^23, 2^24), where the float spacing is 1, so the addition rounds y
+//       to an integer k, half to even as rintf, and the low bits of t's pattern are k's two's
+//       complement (1.5 * 2^23 = 0x4B400000 has 22 zero low bits): the code is t's low byte/nibble;
+//   r = t - 1.5 * 2^23 = k exactly, and |y - r| is exact (Sterbenz): when it is below 0.5 - 2^-13,
+//       y is farther than 2^-13 from the rounding boundaries k +- 0.5, so the correctly rounded
+//       quotient rounds to k too;
+//   no clamp: every finite |x| <= amax, and s, 1 / s, x * (1 / s) each round by at most 2^-24
+//       relative, so |y| <= qmax * (1 + 2^-22) < qmax + 0.5 and k already lies in [-qmax, qmax].
+// A unit with a value next to a boundary (|y - r| >= 0.5 - 2^-13, which includes exact ties), a
+// non-finite value (y NaN or Inf: the test fails), or a scale outside [2^-126, 2^126] (an Inf
+// amax, a subnormal scale: 1 / s not normal) takes quantize_pack8 with the division instead, and
+// only that path records non-finite columns -- so the findings are quantize_pack8's too.
+// PRECONDITION: every finite v[i] satisfies |v[i]| <= amax of the scale's row; for any other
+// scale use quantize_pack8 (either overload).
+//
+// The division path is a call (quantize_pack8_slow): inlined into every unit of an unrolled
+// kernel it would multiply the code size several times over for a branch that is almost never
+// taken.
+struct Unit8 {
+    float v[kUnit];
+};
+struct Packed8 {
+    unsigned lo, hi;
+    unsigned long long bad_col;  // the unit's smallest finding, merged by the caller
+};
+
+template <int BITS>
+__device__ __noinline__ Packed8 quantize_pack8_slow(Unit8 u, float s, int64_t c0, unsigned long long bad_col) {
+    float sf[kUnit];
+#pragma unroll
+    for (int i = 0; i < kUnit; ++i) sf[i] = s;
+    Packed8 p;
+    p.bad_col = bad_col;
+    quantize_pack8<BITS>(u.v, sf, c0, p.lo, p.hi, p.bad_col);
+    return p;
+}
+
+template <int BITS>
+__device__ __forceinline__ void quantize_pack8_own_scale(const float v[kUnit], const ScaleRecip& s, int64_t c0,
+                                                         unsigned& lo, unsigned& hi, unsigned long long& bad_col) {
+    constexpr float kRound = 0x1.8p23f;          // 1.5 * 2^23
+    constexpr float kSafe = 0.5f - 0x1p-13f;     // exactly representable
+    unsigned t[kUnit];
+    bool exact = !s.fast;
+#pragma unroll
+    for (int i = 0; i < kUnit; ++i) {
+        const float y = __fmul_rn(v[i], s.inv);
+        const float ty = __fadd_rn(y, kRound);
+        const float r = __fsub_rn(ty, kRound);
+        exact |= !(fabsf(__fsub_rn(y, r)) < kSafe);  // NaN (from a NaN or Inf y) fails the test
+        t[i] = __float_as_uint(ty);
+    }
+    if (exact) {  // rare: the division, and the non-finite bookkeeping
+        Unit8 u;
+#pragma unroll
+        for (int i = 0; i < kUnit; ++i) u.v[i] = v[i];
+        const Packed8 p = quantize_pack8_slow<BITS>(u, s.s, c0, bad_col);
+        lo = p.lo;
+        hi = p.hi;
+        bad_col = p.bad_col;
+        return;
+    }
+    if constexpr (BITS == 8) {  // the low byte of each t, in column order
+        lo = __byte_perm(__byte_perm(t[0], t[1], 0x0040), __byte_perm(t[2], t[3], 0x0040), 0x5410);
+        hi = __byte_perm(__byte_perm(t[4], t[5], 0x0040), __byte_perm(t[6], t[7], 0x0040), 0x5410);
+    } else {  // the low nibble of each t, column i in bits 4i .. 4i+3
+        lo = 0;
+#pragma unroll
+        for (int i = 0; i < kUnit; ++i) lo |= (t[i] & 0xfu) << (4 * i);
+        hi = 0;
+    }
+}
+
 // Quantizes the 8 values of the unit at column c0 with their scales from `sc` and stores them with
 // one 8-byte (S8) or 4-byte (S4) store; the smallest non-finite column is merged into bad_col.
 template <int BITS, class Scales>

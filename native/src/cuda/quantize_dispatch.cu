@@ -4,7 +4,11 @@
 //                                    with a flatten plan and PER_TENSOR / PER_ROW /
 //                                    PER_COLUMN scales flatten_apply instead
 //   PER_ROW / PER_GROUP, computed    quantize_rowwise: one fused kernel, one
-//                                    block per row (reduce, scale, quantize)
+//                                    block per row (reduce, scale, quantize);
+//                                    PER_ROW on compact aligned rows takes
+//                                    quantize_per_token (persistent, next row
+//                                    loaded during the current one) unless
+//                                    LOWBIT_ROWQUANT=legacy (read once)
 //   PER_TENSOR, computed             quantize_tensor_dynamic: one cooperative
 //                                    kernel (amax, grid barrier, quantize) when
 //                                    the device has cooperative launch, no

@@ -29,6 +29,9 @@
 // the block reduction, then quantizes them from registers. The row crosses the
 // memory system once, read and written, instead of being read twice; the
 // arithmetic (and so every bit of q and the scale) is the same as above.
+//
+// Per-token rows without a flatten plan go to quantize_per_token.cu first (a persistent,
+// pipelined kernel); LOWBIT_ROWQUANT=legacy keeps them here, on the register-resident kernel.
 #include "cuda_backend.h"
 #include "cuda_check.h"
 #include "quant_math.cuh"
@@ -161,6 +164,7 @@ void launch_in_registers(const QuantizeArgs& a, const LaunchEnv& env, int thread
 }  // namespace
 
 void launch_quantize_rowwise(const QuantizeArgs& a, const LaunchEnv& env) {
+    if (launch_quantize_per_token(a, env)) return;  // quantize_per_token.cu (not with LOWBIT_ROWQUANT=legacy)
     const int64_t row_units = (a.cols + kUnit - 1) / kUnit;
     int reg_threads = 0, reg_upt = 0;
     const auto q = reinterpret_cast<uintptr_t>(a.q);

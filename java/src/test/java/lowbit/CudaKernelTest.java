@@ -142,9 +142,10 @@ class CudaKernelTest extends GpuTestBase {
     /** The first non-finite element in row-major order is reported, whatever order rows are walked in. */
     /**
      * Per-token rows across the register-resident kernel's shapes (quantize_rowwise.cu: 1, 2, 4 or 8
-     * units of 8 columns per thread, 32-256 threads) and just past them (16392 columns: the two-pass
-     * kernel), every input type and both widths, bit-exact with the reference; and the first
-     * non-finite element of a wide row reported by its row and column.
+     * units of 8 columns per thread, 32-256 threads; taken with LOWBIT_ROWQUANT=legacy, otherwise
+     * these rows run quantize_per_token.cu, see PerTokenQuantizeCudaTest) and just past them (16392
+     * columns: the two-pass kernel), every input type and both widths, bit-exact with the
+     * reference; and the first non-finite element of a wide row reported by its row and column.
      */
     @Test
     void registerResidentPerTokenRowsMatchReference() {

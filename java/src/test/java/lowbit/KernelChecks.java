@@ -95,7 +95,16 @@ final class KernelChecks {
     static void quantize(Context ctx, long seed, int rows, int cols, int bits, Granularity g, int group, DType in) {
         Random rnd = new Random(seed);
         float[] x = roundTo(in, activations(rnd, rows, cols));
-        String what = in + " " + rows + "x" + cols + " " + bits + "-bit " + g + (group > 0 ? " G" + group : "");
+        quantizeValues(ctx, x, rows, cols, bits, g, group, in, "");
+    }
+
+    /**
+     * Quantize the given values (already representable in {@code in}) on {@code ctx} with computed
+     * scales, outputs poisoned first; values and scales must equal the reference bit for bit.
+     */
+    static void quantizeValues(Context ctx, float[] x, int rows, int cols, int bits, Granularity g, int group, DType in,
+            String label) {
+        String what = label + in + " " + rows + "x" + cols + " " + bits + "-bit " + g + (group > 0 ? " G" + group : "");
         Reference.Quantized want = Reference.quantize(x, rows, cols, bits, g, group, null);
         try (Tensor xt = upload(ctx, in, x, rows, cols);
                 QuantizedTensor q = ctx.allocateQuantized(rows, cols, bits, g, group)) {

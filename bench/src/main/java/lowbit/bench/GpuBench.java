@@ -24,7 +24,14 @@ import lowbit.Tensor;
  * at least (reads + writes), so a kernel that re-reads its input shows a lower figure than the
  * bytes it really moves.
  *
- * <pre>java -cp ... lowbit.bench.GpuBench [rows cols]</pre>
+ * <pre>java -cp ... lowbit.bench.GpuBench [rows cols]
+ * java -cp ... lowbit.bench.GpuBench --per-token</pre>
+ *
+ * <p>{@code --per-token} runs only the per-token (dynamic PER_ROW) quantize table: F16 to S8 and S4
+ * at 2048x4096, 4096x4096, 4096x14336 and 8192x8192 (and BF16 at 4096x4096), each against the
+ * device copy of its own input. The kernel variant is chosen once per process by
+ * {@code LOWBIT_ROWQUANT} (unset: the per-token kernel; {@code prefetch}: its pipelined variant; {@code legacy}), so
+ * compare variants by running it once per value; the table's title names the value.
  */
 public final class GpuBench {
     private static final int WARMUP = 5;
@@ -34,6 +41,15 @@ public final class GpuBench {
     private GpuBench() {}
 
     public static void main(String[] args) {
+        if (args.length > 0 && args[0].equals("--per-token")) {
+            if (Lowbit.cudaDeviceCount() == 0) {
+                System.out.println("GpuBench: no CUDA device (" + Lowbit.buildInfo() + "); nothing to measure");
+                return;
+            }
+            System.out.println("GpuBench on " + Lowbit.buildInfo());
+            perTokenShapes();
+            return;
+        }
         int rows = args.length > 0 ? Integer.parseInt(args[0]) : 8192;
         int cols = args.length > 1 ? Integer.parseInt(args[1]) : 8192;
         if (Lowbit.cudaDeviceCount() == 0) {
@@ -123,6 +139,44 @@ public final class GpuBench {
         System.out.printf(Locale.ROOT, "%-7s %-6s %-28s %10s %10s %10s %10s %9s %10s %9s %9s%n", "K", "N", "config", "quant us",
                 "gemm us", "layer us", "FP16 us", "x FP16", "BF16 us", "x BF16", "quant %");
         layers.forEach(System.out::println);
+    }
+
+    private static final int[][] PER_TOKEN_SHAPES = {{2048, 4096}, {4096, 4096}, {4096, 14336}, {8192, 8192}};
+
+    /**
+     * Per-token quantize (PER_ROW, computed scales) of F16 activations to S8 and S4 on
+     * PER_TOKEN_SHAPES, BF16 to S8 at 4096x4096, each against the device copy of its input in the
+     * same run; bytes = x read + codes and scales written.
+     */
+    private static void perTokenShapes() {
+        String variant = System.getenv("LOWBIT_ROWQUANT");
+        List<String[]> table = new ArrayList<>();
+        Random rnd = new Random(3);
+        try (Context gpu = Context.open(Backend.CUDA)) {
+            for (int[] shape : PER_TOKEN_SHAPES) {
+                int m = shape[0], k = shape[1];
+                long n = (long) m * k;
+                String dims = " " + m + "x" + k;
+                try (Tensor x = gpu.upload(gaussianF16(rnd, n), DType.F16, m, k);
+                        Tensor copy = gpu.allocate(DType.F16, m, k);
+                        QuantizedTensor row8 = gpu.allocateQuantized(m, k, 8, Granularity.PER_ROW, 0);
+                        QuantizedTensor row4 = gpu.allocateQuantized(m, k, 4, Granularity.PER_ROW, 0)) {
+                    double copySec = time(gpu, () -> copy.copyFrom(x));
+                    double copyBw = 4.0 * n / copySec;
+                    table.add(row("device copy F16" + dims, 4.0 * n, copySec, copyBw));
+                    addQuant(table, gpu, "per-token F16->S8" + dims, x, row8, 3.0 * n + 4.0 * m, copyBw);
+                    addQuant(table, gpu, "per-token F16->S4" + dims, x, row4, 2.5 * n + 4.0 * m, copyBw);
+                    if (m == 4096 && k == 4096) {
+                        try (Tensor xb = gpu.upload(gaussianBf16(rnd, n), DType.BF16, m, k)) {
+                            addQuant(table, gpu, "per-token BF16->S8" + dims, xb, row8, 3.0 * n + 4.0 * m, copyBw);
+                        }
+                    }
+                }
+            }
+        }
+        System.out.printf(Locale.ROOT, "%nPer-token quantize, LOWBIT_ROWQUANT=%s, median of %d batches x %d launches%n",
+                variant == null || variant.isEmpty() ? "(unset: auto)" : variant, BATCHES, PER_BATCH);
+        print(table);
     }
 
     /** FlattenQuant's static per-tensor flatten-and-quantize, K = 4096 -> 5120, S8 and S4. */
