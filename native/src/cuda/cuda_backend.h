@@ -201,6 +201,10 @@ private:
 // path above it): kDgqFusedMaxM, or LOWBIT_DGQ_FUSED_MAX_M from the environment, read once.
 int64_t dgq_fused_max_m();
 
+// occupancy.cu: blocks of `kernel` (a __global__ function) with `threads` threads that one SM of
+// the current device holds at once (0: none), asked once per (device, kernel, threads).
+int resident_blocks_per_sm(const void* kernel, int threads);
+
 // ---- kernel launchers (each in its own .cu file) -----------------------------
 
 // quantize_rowwise.cu: PER_ROW / PER_GROUP with computed scales, one fused

@@ -138,31 +138,25 @@ __device__ __forceinline__ uint4 load_stream(const uint8_t* p) {
     return v;
 }
 
-// c += A(16 x 32 s8: a0 a1 a2 a3) * B(32 x 8 s8: b0 b1), int32.
+// c += A(16 x 32 s8: a0 a1 a2 a3) * B(32 x 8: b0 b1), int32; B is s8, or u8 when B_U8 (W2xU8:
+// unsigned 8-bit activations, 0..255).
+template <bool B_U8 = false>
 __device__ __forceinline__ void mma_s8(int (&c)[4], unsigned a0, unsigned a1, unsigned a2, unsigned a3,
                                        unsigned b0, unsigned b1) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-    asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-        "{%0, %1, %2, %3};"
-        : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
-        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+    if constexpr (B_U8)
+        asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.u8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+            "{%0, %1, %2, %3};"
+            : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+            : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+    else
+        asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+            "{%0, %1, %2, %3};"
+            : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+            : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 #else
     (void)c, (void)a0, (void)a1, (void)a2, (void)a3, (void)b0, (void)b1;
     __trap();  // unreachable: stream_refusal keeps devices below 8.0 off this kernel
-#endif
-}
-
-// c += A(16 x 32 s8) * B(32 x 8 u8), int32: W2xU8 (unsigned 8-bit activations, 0..255).
-__device__ __forceinline__ void mma_s8u8(int (&c)[4], unsigned a0, unsigned a1, unsigned a2, unsigned a3,
-                                         unsigned b0, unsigned b1) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-    asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.u8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-        "{%0, %1, %2, %3};"
-        : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
-        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-#else
-    (void)c, (void)a0, (void)a1, (void)a2, (void)a3, (void)b0, (void)b1;
-    __trap();
 #endif
 }
 
@@ -455,10 +449,7 @@ struct Batch {
                         for (int nt = 0; nt < NT; ++nt) {
                             const uint4& v = xb[nt][s2 / 2];
                             const unsigned x0 = s2 % 2 == 0 ? v.x : v.z, x1 = s2 % 2 == 0 ? v.y : v.w;
-                            if constexpr (F == StreamFormat::W2xU8)
-                                mma_s8u8(acc[nt], wa0, wb0, wa1, wb1, x0, x1);
-                            else
-                                mma_s8(acc[nt], wa0, wb0, wa1, wb1, x0, x1);
+                            mma_s8<F == StreamFormat::W2xU8>(acc[nt], wa0, wb0, wa1, wb1, x0, x1);
                         }
                     }
                 }
@@ -642,25 +633,26 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSm) gemv_stream_kernel(
                 ba.load(p, stage_ptr(ra, k1), stage_ptr(rb, k1), ra, rb, k1, 0, min(kStageElems, k_end - k1) / kEpb, t);
             if (steps > 2) bb.compute(p, act_lane, 2, steps, step_sums, t, acc);
         }
-    }
-    for (int k0 = k_begin; !is_w2(F) && k0 < k_end; k0 += kStageElems) {
-        const int kcount = min(kStageElems, k_end - k0);
-        const int bytes = kcount / kEpb;  // a multiple of 16
-        const int steps = (bytes + kStepBytes - 1) / kStepBytes;
-        const uint8_t* wa = stage_ptr(ra, k0);
-        const uint8_t* wb = stage_ptr(rb, k0);
-        Batch<F, kUnroll> batch;
-        if (active) batch.load(p, wa, wb, ra, rb, k0, 0, bytes, t);
-        if (k0 != k_begin) __syncthreads();  // every warp is done with the previous stage
-        if constexpr (A4)
-            stage_s4_activations<NT>(p, k0, kcount, act);
-        else
-            stage_activations<F, NT>(p, k0, kcount, act, step_sums);
-        __syncthreads();
-        if (!active) continue;
-        for (int s = 0; s < steps; s += kUnroll) {
-            if (s != 0) batch.load(p, wa, wb, ra, rb, k0, s, bytes, t);
-            batch.compute(p, act_lane, s, steps, step_sums, t, acc);
+    } else {
+        for (int k0 = k_begin; k0 < k_end; k0 += kStageElems) {
+            const int kcount = min(kStageElems, k_end - k0);
+            const int bytes = kcount / kEpb;  // a multiple of 16
+            const int steps = (bytes + kStepBytes - 1) / kStepBytes;
+            const uint8_t* wa = stage_ptr(ra, k0);
+            const uint8_t* wb = stage_ptr(rb, k0);
+            Batch<F, kUnroll> batch;
+            if (active) batch.load(p, wa, wb, ra, rb, k0, 0, bytes, t);
+            if (k0 != k_begin) __syncthreads();  // every warp is done with the previous stage
+            if constexpr (A4)
+                stage_s4_activations<NT>(p, k0, kcount, act);
+            else
+                stage_activations<F, NT>(p, k0, kcount, act, step_sums);
+            __syncthreads();
+            if (!active) continue;
+            for (int s = 0; s < steps; s += kUnroll) {
+                if (s != 0) batch.load(p, wa, wb, ra, rb, k0, s, bytes, t);
+                batch.compute(p, act_lane, s, steps, step_sums, t, acc);
+            }
         }
     }
 
@@ -918,54 +910,36 @@ void launch_gemv_stream(const StreamProblem& p, void* workspace, const LaunchEnv
     const Plan plan = make_plan(p, env.sm_count, cc_major);
     log_plan(p, plan, cc_major);
     Params params{};
-    if (is_w2(p.format)) {
-        const BitplaneGemmArgs& g = *p.planes;
-        params.bp = g;
-        params.w = reinterpret_cast<const uint8_t*>(g.w);
-        params.ldw_bytes = g.ldw * 8;                   // bytes per plane row
-        params.m = static_cast<int>(g.m);
-        params.n = static_cast<int>(g.n);
-        params.k = static_cast<int>(plane_k(p));
-        params.group = 1;
-        params.slice = plan.slice;
-        params.splits = static_cast<int>(plan.splits);
-        params.cluster = plan.cluster;
-        if (plan.splits > 1 && !plan.cluster) {
-            params.partial = static_cast<int*>(workspace);
-            params.arrivals = reinterpret_cast<unsigned*>(static_cast<char*>(workspace) + plan.workspace -
-                                                          static_cast<size_t>(plan.tiles) * sizeof(unsigned));
-        }
-        const bool one = g.m <= 8;
-        if (p.format == StreamFormat::W2xU8)
-            one ? launch<StreamFormat::W2xU8, false, 1>(plan, params, env.stream)
-                : launch<StreamFormat::W2xU8, false, 2>(plan, params, env.stream);
-        else
-            one ? launch<StreamFormat::W2, false, 1>(plan, params, env.stream)
-                : launch<StreamFormat::W2, false, 2>(plan, params, env.stream);
-        LOWBIT_CUDA_CHECK_LAUNCH("gemv_stream_kernel (2-bit weight planes)");
-        return;
-    }
-    params.a = p.a;
-    params.lda = p.lda;
-    params.w = p.w;
-    params.ldw_bytes = p.format == StreamFormat::S8 ? p.ldw : p.ldw / 2;
-    params.s2 = p.group_scales;
-    params.z = p.zero_points;
-    params.group = p.format == StreamFormat::Dgq ? static_cast<int>(p.group) : 1;
-    params.groups = p.format == StreamFormat::Dgq ? static_cast<int>(p.k / p.group) : 0;
-    params.dgq_fold = p.format == StreamFormat::Dgq && p.group % 128 == 0;
     params.m = static_cast<int>(p.m);
     params.n = static_cast<int>(p.n);
-    params.k = static_cast<int>(p.k);
     params.slice = plan.slice;
     params.splits = static_cast<int>(plan.splits);
-    params.a_aligned16 = (p.a_s4 ? p.lda / 2 : p.lda) % 16 == 0 && reinterpret_cast<uintptr_t>(p.a) % 16 == 0;
-    params.ep = p.ep;
     params.cluster = plan.cluster;
     if (plan.splits > 1 && !plan.cluster) {
         params.partial = static_cast<int*>(workspace);
         params.arrivals = reinterpret_cast<unsigned*>(static_cast<char*>(workspace) + plan.workspace -
                                                       static_cast<size_t>(plan.tiles) * sizeof(unsigned));
+    }
+    params.group = 1;
+    if (is_w2(p.format)) {
+        const BitplaneGemmArgs& g = *p.planes;
+        params.bp = g;
+        params.w = reinterpret_cast<const uint8_t*>(g.w);
+        params.ldw_bytes = g.ldw * 8;  // bytes per plane row
+        params.k = static_cast<int>(plane_k(p));
+    } else {
+        params.a = p.a;
+        params.lda = p.lda;
+        params.w = p.w;
+        params.ldw_bytes = p.format == StreamFormat::S8 ? p.ldw : p.ldw / 2;
+        params.s2 = p.group_scales;
+        params.z = p.zero_points;
+        if (p.format == StreamFormat::Dgq) params.group = static_cast<int>(p.group);
+        params.groups = p.format == StreamFormat::Dgq ? static_cast<int>(p.k / p.group) : 0;
+        params.dgq_fold = p.format == StreamFormat::Dgq && p.group % 128 == 0;
+        params.k = static_cast<int>(p.k);
+        params.a_aligned16 = (p.a_s4 ? p.lda / 2 : p.lda) % 16 == 0 && reinterpret_cast<uintptr_t>(p.a) % 16 == 0;
+        params.ep = p.ep;
     }
     const bool one_tile = p.m <= 8;  // tokens in one MMA column tile
     switch (p.format) {
@@ -985,8 +959,14 @@ void launch_gemv_stream(const StreamProblem& p, void* workspace, const LaunchEnv
             one_tile ? launch<StreamFormat::Dgq, false, 1>(plan, params, env.stream)
                      : launch<StreamFormat::Dgq, false, 2>(plan, params, env.stream);
             break;
-        default:
-            break;  // W2 / W2xU8: above
+        case StreamFormat::W2:
+            one_tile ? launch<StreamFormat::W2, false, 1>(plan, params, env.stream)
+                     : launch<StreamFormat::W2, false, 2>(plan, params, env.stream);
+            break;
+        case StreamFormat::W2xU8:
+            one_tile ? launch<StreamFormat::W2xU8, false, 1>(plan, params, env.stream)
+                     : launch<StreamFormat::W2xU8, false, 2>(plan, params, env.stream);
+            break;
     }
     LOWBIT_CUDA_CHECK_LAUNCH("gemv_stream_kernel");
 }

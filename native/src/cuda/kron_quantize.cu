@@ -54,6 +54,7 @@
 
 #include "cuda_backend.h"
 #include "cuda_check.h"
+#include "kron_common.cuh"
 #include "quant_math.cuh"
 
 namespace lowbit {
@@ -77,14 +78,6 @@ struct KronGeom {
     bool vec_x;           // every row of x starts 16-byte aligned
     bool vec_q;           // every row of q starts 4-byte aligned
 };
-
-// Order-preserving int image of a float (for atomicMax / atomicMin): finite
-// floats compare as their images do; -0 < +0.
-__device__ __forceinline__ int ordered(float f) {
-    const int i = __float_as_int(f);
-    return i >= 0 ? i : i ^ 0x7FFFFFFF;
-}
-__device__ __forceinline__ float from_ordered(int i) { return __int_as_float(i >= 0 ? i : i ^ 0x7FFFFFFF); }
 
 // Step 1 of both kernels: X of every token of the tile, element e of row r0 + t at
 // bufs[t * stride + (e / n2) * ld + e % n2] (units of 8 consecutive elements of x's row: one
@@ -128,25 +121,6 @@ __device__ __forceinline__ void load_token_rows(const KronQuantizeArgs& a, int64
         }
         if (bad != kNoIndex) atomicMin(&bad_x[t], bad);
     }
-}
-
-// Step 6's per-token part, one thread per token: the clipped range's scale (lowbit.h: amax =
-// max(|clip_max * max y|, |clip_min * min y|), scale = amax / qmax), written to s_scale and to
-// scales[row], and the token's first non-finite finding (x before y) kept in found.
-template <int QMAX>
-__device__ __forceinline__ void token_scale(const KronQuantizeArgs& a, int n, int64_t row, int hi, int lo,
-                                            unsigned long long bad_x, unsigned long long bad_y, float& s_scale,
-                                            Findings& found) {
-    const float amax =
-        fmaxf(fabsf(__fmul_rn(a.clip_max, from_ordered(hi))), fabsf(__fmul_rn(a.clip_min, from_ordered(lo))));
-    const float scale = scale_from_amax(amax, QMAX);
-    s_scale = scale;
-    a.scales[row] = scale;
-    const unsigned long long row_key = static_cast<unsigned long long>(row) * static_cast<unsigned long long>(n) << 2;
-    if (bad_x != kNoIndex)
-        Findings::keep_min(found.nonfinite, row_key + bad_x);
-    else if (bad_y != kNoIndex)
-        Findings::keep_min(found.nonfinite, row_key + bad_y);
 }
 
 // Step 7 of both kernels: the codes of ntok tokens (token t's n codes, one signed char each, at

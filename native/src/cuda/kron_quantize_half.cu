@@ -71,6 +71,7 @@
 
 #include "cuda_backend.h"
 #include "cuda_check.h"
+#include "kron_common.cuh"
 #include "quant_math.cuh"
 
 namespace lowbit {
@@ -97,13 +98,6 @@ struct KronHalfGeom {
 };
 
 // ---- small helpers --------------------------------------------------------------------------
-
-// Order-preserving int image of a float (for atomicMax / atomicMin); -0 < +0.
-__device__ __forceinline__ int ordered(float f) {
-    const int i = __float_as_int(f);
-    return i >= 0 ? i : i ^ 0x7FFFFFFF;
-}
-__device__ __forceinline__ float from_ordered(int i) { return __int_as_float(i >= 0 ? i : i ^ 0x7FFFFFFF); }
 
 // 2^k as a float, k in [-126, 127].
 __device__ __forceinline__ float pow2(int k) { return __int_as_float((127 + k) << 23); }
@@ -424,16 +418,8 @@ __global__ void __launch_bounds__(kHalfMaxThreads, LOWBIT_KRON_HALF_BLOCKS(NC))
         __syncthreads();
 
         // 5. Scales (lowbit.h: amax = max(|clip_max * max y|, |clip_min * min y|)), then the codes.
-        if (tid < ntok) {
-            const float amax = fmaxf(fabsf(__fmul_rn(a.clip_max, from_ordered(s_hi[tid]))),
-                                     fabsf(__fmul_rn(a.clip_min, from_ordered(s_lo[tid]))));
-            const float scale = scale_from_amax(amax, qmax);
-            s_scale[tid] = scale;
-            a.scales[r0 + tid] = scale;
-            const unsigned long long row_key = static_cast<unsigned long long>(r0 + tid) * static_cast<unsigned long long>(n) << 2;
-            if (s_bad_x[tid] != kNoIndex) Findings::keep_min(found.nonfinite, row_key + s_bad_x[tid]);
-            else if (s_bad_y[tid] != kNoIndex) Findings::keep_min(found.nonfinite, row_key + s_bad_y[tid]);
-        }
+        if (tid < ntok)
+            token_scale<qmax>(a, n, r0 + tid, s_hi[tid], s_lo[tid], s_bad_x[tid], s_bad_y[tid], s_scale[tid], found);
         __syncthreads();
         if (active) {
             const ScaleRecip sr = scale_recip(s_scale[tok]);

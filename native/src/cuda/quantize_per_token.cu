@@ -59,11 +59,10 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
 #include <string>
-#include <vector>
 
 #include "cuda_backend.h"
 #include "cuda_check.h"
@@ -253,34 +252,12 @@ Mode rowquant_mode() {
 
 using KernelFn = void (*)(QuantizeArgs, StatusRef);
 
-// Resident blocks per SM of `kernel` with `threads` threads on the current device, found once per
-// (device, kernel, threads); the mutex makes it safe from any thread.
-int resident_blocks(KernelFn kernel, int threads) {
-    static std::mutex mutex;
-    struct Entry {
-        int device;
-        KernelFn kernel;
-        int threads;
-        int blocks;
-    };
-    static std::vector<Entry> cache;
-    int device = 0;
-    LOWBIT_CUDA_CHECK(cudaGetDevice(&device));
-    std::lock_guard<std::mutex> lock(mutex);
-    for (const Entry& e : cache)
-        if (e.device == device && e.kernel == kernel && e.threads == threads) return e.blocks;
-    int blocks = 0;
-    LOWBIT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, reinterpret_cast<const void*>(kernel),
-                                                                    threads, 0));
-    blocks = blocks < 1 ? 1 : blocks;  // a launch that cannot be resident fails loudly at launch
-    cache.push_back(Entry{device, kernel, threads, blocks});
-    return blocks;
-}
-
 template <int XT, int BITS, int UPL, bool PREFETCH>
 void launch(const QuantizeArgs& a, const LaunchEnv& env, int threads) {
     const KernelFn kernel = quantize_per_token_kernel<XT, BITS, UPL, PREFETCH>;
-    const unsigned blocks = grid_for(a.rows, int64_t(resident_blocks(kernel, threads)) * env.sm_count);
+    // A launch that cannot be resident (0) fails loudly at launch; the grid is at least one block.
+    const int per_sm = std::max(1, resident_blocks_per_sm(reinterpret_cast<const void*>(kernel), threads));
+    const unsigned blocks = grid_for(a.rows, int64_t(per_sm) * env.sm_count);
     kernel<<<blocks, threads, 0, env.stream>>>(a, env.status);
     LOWBIT_CUDA_CHECK_LAUNCH("quantize_per_token_kernel");
 }

@@ -65,11 +65,11 @@
 // launches never use the partials at once.
 #include <cooperative_groups.h>
 
+#include <algorithm>
+
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
 #include <string>
-#include <vector>
 
 #include "cuda_backend.h"
 #include "cuda_check.h"
@@ -222,30 +222,16 @@ __global__ void __launch_bounds__(kThreads, 2) quantize_tensor_dynamic_kernel(Qu
 
 using KernelFn = void (*)(QuantizeArgs, StatusRef, float*);
 
-// Resident blocks per SM of `kernel` on the current device (the cooperative grid's
-// bound), found once per (device, kernel); the mutex makes it safe from any thread.
+// Resident blocks per SM of `kernel` (the cooperative grid's bound), at most kMaxBlocksPerSm.
 int blocks_per_sm(KernelFn kernel) {
-    static std::mutex mutex;
-    struct Entry {
-        int device;
-        KernelFn kernel;
-        int blocks;
-    };
-    static std::vector<Entry> cache;
-    int device = 0;
-    LOWBIT_CUDA_CHECK(cudaGetDevice(&device));
-    std::lock_guard<std::mutex> lock(mutex);
-    for (const Entry& e : cache)
-        if (e.device == device && e.kernel == kernel) return e.blocks;
-    int blocks = 0;
-    LOWBIT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, reinterpret_cast<const void*>(kernel),
-                                                                    kThreads, 0));
-    if (blocks < 1)
+    const int blocks = resident_blocks_per_sm(reinterpret_cast<const void*>(kernel), kThreads);
+    if (blocks < 1) {
+        int device = 0;
+        LOWBIT_CUDA_CHECK(cudaGetDevice(&device));
         throw Error(LOWBIT_ERR_DEVICE, "quantize_tensor_dynamic_kernel cannot be resident on CUDA device " +
                                            std::to_string(device));
-    blocks = std::min(blocks, kMaxBlocksPerSm);
-    cache.push_back(Entry{device, kernel, blocks});
-    return blocks;
+    }
+    return std::min(blocks, kMaxBlocksPerSm);
 }
 
 template <int XT, int BITS>

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.util.Arrays;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 
@@ -91,46 +92,58 @@ class KronQuantizeCudaTest extends GpuTestBase {
         int t = 0;
         for (int[] c : cases) {
             for (int bits : new int[] {4, 8}) {
-                int rows = c[0], n1 = c[1], n2 = c[2], n = n1 * n2;
                 DType in = types[t++ % 3];
                 Random rnd = new Random(seed++);
-                float[] x = KernelChecks.roundTo(in, KernelChecks.activations(rnd, rows, n));
-                float[] p1 = KronQuantizeTest.factor(rnd, n1);
-                float[] p2 = KronQuantizeTest.factor(rnd, n2);
-                String what = in + " " + rows + " rows, " + n1 + "x" + n2 + ", " + bits + "-bit";
-                float[][] scales = new float[2][];
-                int[][] codes = new int[2][];
-                KronPrecision[] modes = {KronPrecision.EXACT, KronPrecision.TF32};
-                for (int b = 0; b < 2; b++) {
-                    try (Tensor xt = KernelChecks.upload(gpu, in, x, rows, n);
-                            Tensor p1t = gpu.upload(p1, n1, n1);
-                            Tensor p2t = gpu.upload(p2, n2, n2);
-                            QuantizedTensor q = gpu.allocateQuantized(rows, n, bits, Granularity.PER_ROW, 0)) {
-                        byte[] offGrid = new byte[(int) q.values().storageBytes()];
-                        java.util.Arrays.fill(offGrid, (byte) (bits == 8 ? 0x80 : 0x88));  // -128, or two -8 nibbles
-                        q.values().copyFrom(offGrid);
-                        KernelChecks.poison(q.scales());
-                        gpu.kronQuantizeInto(xt, p1t, p2t, 0.95f, 0.9f, q, modes[b]);
-                        scales[b] = q.scales().toFloatArray();
-                        codes[b] = codesOf(q.values().toByteArray(), rows, n, (int) q.values().ld(), bits);
-                    }
-                }
-                int qmax = bits == 8 ? 127 : 7;
-                for (int r = 0; r < rows; r++) {
-                    float se = scales[0][r], st = scales[1][r];
-                    assertTrue(Math.abs(st - se) <= 2e-3 * se, what + ": row " + r + " scale " + st + " vs exact " + se);
-                }
-                int off = 0;
-                for (int i = 0; i < rows * n; i++) {
-                    int ce = codes[0][i], ct = codes[1][i];
-                    assertTrue(Math.abs(ct) <= qmax, what + ": code " + i + " = " + ct + " is off the grid (never written?)");
-                    assertTrue(Math.abs(ct - ce) <= 1, what + ": code " + i + " = " + ct + " vs exact " + ce);
-                    off += ct != ce ? 1 : 0;
-                }
-                double share = (double) off / (rows * n);
-                assertTrue(share <= (bits == 4 ? 0.03 : 0.20), what + ": " + off + " codes (" + share + ") differ");
+                float[] x = KernelChecks.activations(rnd, c[0], c[1] * c[2]);
+                closeToExact(rnd, x, c[0], c[1], c[2], bits, in, KronPrecision.TF32, "");
             }
         }
+    }
+
+    /**
+     * Runs x (rows x n1·n2, rounded to {@code in}) through the exact kernel and the tensor-core
+     * arithmetic {@code mode} (TF32 or HALF) with the same random factors (drawn from rnd) and checks
+     * mode's scales and codes against the exact ones: every scale within 2e-3, every code within 1
+     * and on the grid (codes are poisoned off it first), at most 3% (4-bit) / 20% (8-bit) off.
+     */
+    static void closeToExact(Random rnd, float[] xRaw, int rows, int n1, int n2, int bits, DType in,
+            KronPrecision mode, String note) {
+        int n = n1 * n2;
+        float[] x = KernelChecks.roundTo(in, xRaw);
+        float[] p1 = KronQuantizeTest.factor(rnd, n1);
+        float[] p2 = KronQuantizeTest.factor(rnd, n2);
+        String what = in + " " + rows + " rows, " + n1 + "x" + n2 + ", " + bits + "-bit" + note;
+        float[][] scales = new float[2][];
+        int[][] codes = new int[2][];
+        KronPrecision[] modes = {KronPrecision.EXACT, mode};
+        for (int b = 0; b < 2; b++) {
+            try (Tensor xt = KernelChecks.upload(gpu, in, x, rows, n);
+                    Tensor p1t = gpu.upload(p1, n1, n1);
+                    Tensor p2t = gpu.upload(p2, n2, n2);
+                    QuantizedTensor q = gpu.allocateQuantized(rows, n, bits, Granularity.PER_ROW, 0)) {
+                byte[] offGrid = new byte[(int) q.values().storageBytes()];
+                Arrays.fill(offGrid, (byte) (bits == 8 ? 0x80 : 0x88));  // -128, or two -8 nibbles
+                q.values().copyFrom(offGrid);
+                KernelChecks.poison(q.scales());
+                gpu.kronQuantizeInto(xt, p1t, p2t, 0.95f, 0.9f, q, modes[b]);
+                scales[b] = q.scales().toFloatArray();
+                codes[b] = codesOf(q.values().toByteArray(), rows, n, (int) q.values().ld(), bits);
+            }
+        }
+        int qmax = bits == 8 ? 127 : 7;
+        for (int r = 0; r < rows; r++) {
+            float se = scales[0][r], sm = scales[1][r];
+            assertTrue(Math.abs(sm - se) <= 2e-3 * se, what + ": row " + r + " scale " + sm + " vs exact " + se);
+        }
+        int off = 0;
+        for (int i = 0; i < rows * n; i++) {
+            int ce = codes[0][i], cm = codes[1][i];
+            assertTrue(Math.abs(cm) <= qmax, what + ": code " + i + " = " + cm + " is off the grid (never written?)");
+            assertTrue(Math.abs(cm - ce) <= 1, what + ": code " + i + " = " + cm + " vs exact " + ce);
+            off += cm != ce ? 1 : 0;
+        }
+        double share = (double) off / ((double) rows * n);
+        assertTrue(share <= (bits == 4 ? 0.03 : 0.20), what + ": " + off + " codes (" + share + ") differ");
     }
 
     /** The codes of a rows x n S8 or packed S4 matrix stored with leading dimension ld (elements). */

@@ -3,7 +3,6 @@ package lowbit;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.util.Arrays;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 
@@ -31,7 +30,7 @@ class KronQuantizeHalfCudaTest extends GpuTestBase {
                 for (int bits : new int[] {4, 8}) {
                     Random rnd = new Random(seed++);
                     float[] x = KernelChecks.activations(rnd, c[0], c[1] * c[2]);
-                    compareWithExact(rnd, x, c[0], c[1], c[2], bits, in, "");
+                    KronQuantizeCudaTest.closeToExact(rnd, x, c[0], c[1], c[2], bits, in, KronPrecision.HALF, "");
                 }
             }
         }
@@ -48,7 +47,7 @@ class KronQuantizeHalfCudaTest extends GpuTestBase {
                     Random rnd = new Random(seed++);
                     DType in = TYPES[(int) (seed % 3)];
                     float[] x = KernelChecks.activations(rnd, rows, f[0] * f[1]);
-                    compareWithExact(rnd, x, rows, f[0], f[1], bits, in, "");
+                    KronQuantizeCudaTest.closeToExact(rnd, x, rows, f[0], f[1], bits, in, KronPrecision.HALF, "");
                 }
             }
         }
@@ -83,7 +82,8 @@ class KronQuantizeHalfCudaTest extends GpuTestBase {
                             }
                         }
                     }
-                    compareWithExact(rnd, x, rows, f[0], f[1], bits, in, " (massive / tiny rows)");
+                    KronQuantizeCudaTest.closeToExact(rnd, x, rows, f[0], f[1], bits, in, KronPrecision.HALF,
+                            " (massive / tiny rows)");
                     gpu.synchronize();  // no non-finite report: nothing overflowed
                 }
             }
@@ -126,49 +126,5 @@ class KronQuantizeHalfCudaTest extends GpuTestBase {
             assertTrue(e.getMessage().contains("row 0,"), e.getMessage());
             gpu.synchronize();
         }
-    }
-
-    /**
-     * Runs x (rows x n1·n2, rounded to {@code in}) through the exact kernel and the HALF kernel with
-     * the same random factors and checks HALF's scales and codes against the exact ones.
-     */
-    private static void compareWithExact(Random rnd, float[] xRaw, int rows, int n1, int n2, int bits, DType in,
-            String note) {
-        int n = n1 * n2;
-        float[] x = KernelChecks.roundTo(in, xRaw);
-        float[] p1 = KronQuantizeTest.factor(rnd, n1);
-        float[] p2 = KronQuantizeTest.factor(rnd, n2);
-        String what = in + " " + rows + " rows, " + n1 + "x" + n2 + ", " + bits + "-bit" + note;
-        float[][] scales = new float[2][];
-        int[][] codes = new int[2][];
-        KronPrecision[] modes = {KronPrecision.EXACT, KronPrecision.HALF};
-        for (int b = 0; b < 2; b++) {
-            try (Tensor xt = KernelChecks.upload(gpu, in, x, rows, n);
-                    Tensor p1t = gpu.upload(p1, n1, n1);
-                    Tensor p2t = gpu.upload(p2, n2, n2);
-                    QuantizedTensor q = gpu.allocateQuantized(rows, n, bits, Granularity.PER_ROW, 0)) {
-                byte[] offGrid = new byte[(int) q.values().storageBytes()];
-                Arrays.fill(offGrid, (byte) (bits == 8 ? 0x80 : 0x88));  // -128, or two -8 nibbles
-                q.values().copyFrom(offGrid);
-                KernelChecks.poison(q.scales());
-                gpu.kronQuantizeInto(xt, p1t, p2t, 0.95f, 0.9f, q, modes[b]);
-                scales[b] = q.scales().toFloatArray();
-                codes[b] = KronQuantizeCudaTest.codesOf(q.values().toByteArray(), rows, n, (int) q.values().ld(), bits);
-            }
-        }
-        int qmax = bits == 8 ? 127 : 7;
-        for (int r = 0; r < rows; r++) {
-            float se = scales[0][r], sh = scales[1][r];
-            assertTrue(Math.abs(sh - se) <= 2e-3 * se, what + ": row " + r + " scale " + sh + " vs exact " + se);
-        }
-        int off = 0;
-        for (int i = 0; i < rows * n; i++) {
-            int ce = codes[0][i], ch = codes[1][i];
-            assertTrue(Math.abs(ch) <= qmax, what + ": code " + i + " = " + ch + " is off the grid (never written?)");
-            assertTrue(Math.abs(ch - ce) <= 1, what + ": code " + i + " = " + ch + " vs exact " + ce);
-            off += ch != ce ? 1 : 0;
-        }
-        double share = (double) off / ((double) rows * n);
-        assertTrue(share <= (bits == 4 ? 0.03 : 0.20), what + ": " + off + " codes (" + share + ") differ");
     }
 }
