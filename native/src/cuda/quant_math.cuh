@@ -333,41 +333,6 @@ __device__ __forceinline__ void quantize_pack8(const float v[kUnit], const float
     }
 }
 
-// quantize_pack8 through the scales' reciprocals (ScaleRecip): the same codes and findings.
-template <int BITS>
-__device__ __forceinline__ void quantize_pack8(const float v[kUnit], const ScaleRecip s[kUnit], int64_t c0,
-                                               unsigned& lo, unsigned& hi, unsigned long long& bad_col) {
-    constexpr float fq = BITS == 8 ? 127.0f : 7.0f;
-    bool exact = false;
-    int q[kUnit];
-#pragma unroll
-    for (int i = 0; i < kUnit; ++i) {
-        const float y = __fmul_rn(v[i], s[i].inv);
-        // distance to the boundary floor(y) + 0.5 (exact for y >= 0, within 2^-24 below); NaN: not >
-        const float d = fabsf(__fsub_rn(__fsub_rn(y, floorf(y)), 0.5f));
-        exact |= !(s[i].fast && d > 0x1p-13f && is_finite(y));
-        q[i] = __float2int_rn(fminf(fmaxf(y, -fq), fq));  // = clamp(rint(y))
-    }
-    if (exact) {  // rare: the division, and the non-finite bookkeeping
-        float sf[kUnit];
-#pragma unroll
-        for (int i = 0; i < kUnit; ++i) sf[i] = s[i].s;
-        quantize_pack8<BITS>(v, sf, c0, lo, hi, bad_col);
-        return;
-    }
-    lo = 0;
-    hi = 0;
-#pragma unroll
-    for (int i = 0; i < kUnit; ++i) {
-        const unsigned u = static_cast<unsigned>(q[i]);
-        if constexpr (BITS == 8) {
-            if (i < 4) lo |= (u & 0xffu) << (8 * i); else hi |= (u & 0xffu) << (8 * (i - 4));
-        } else {
-            lo |= (u & 0xfu) << (4 * i);
-        }
-    }
-}
-
 // quantize_pack8 for a unit quantized with its row's OWN computed scale (dynamic PER_ROW: s =
 // scale_from_amax(amax, qmax) where amax = max |x| over the row, this unit included), through the
 // reciprocal, with neither a division, a clamp nor a float-to-int conversion per element (those
@@ -430,6 +395,74 @@ __device__ __forceinline__ void quantize_pack8_own_scale(const float v[kUnit], c
 #pragma unroll
         for (int i = 0; i < kUnit; ++i) u.v[i] = v[i];
         const Packed8 p = quantize_pack8_slow<BITS>(u, s.s, c0, bad_col);
+        lo = p.lo;
+        hi = p.hi;
+        bad_col = p.bad_col;
+        return;
+    }
+    if constexpr (BITS == 8) {  // the low byte of each t, in column order
+        lo = __byte_perm(__byte_perm(t[0], t[1], 0x0040), __byte_perm(t[2], t[3], 0x0040), 0x5410);
+        hi = __byte_perm(__byte_perm(t[4], t[5], 0x0040), __byte_perm(t[6], t[7], 0x0040), 0x5410);
+    } else {  // the low nibble of each t, column i in bits 4i .. 4i+3
+        lo = 0;
+#pragma unroll
+        for (int i = 0; i < kUnit; ++i) lo |= (t[i] & 0xfu) << (4 * i);
+        hi = 0;
+    }
+}
+
+// quantize_pack8 through the scales' reciprocals (ScaleRecip), for GIVEN scales (values may lie
+// beyond qmax * scale: saturation): the same codes and findings as the division, bit for bit, with
+// neither a division, floorf nor a float-to-int conversion per element (the old form of this
+// function took both quarter-rate instructions per element and made the flatten kernel
+// instruction-bound). Per element, with y = x * (1 / s):
+//   yc = clamp(y, -qmax, qmax) (two FMNMX), t = yc + 1.5 * 2^23 rounds yc to an integer k, half to
+//   even as rintf (quantize_pack8_own_scale below explains the constant), r = t - 1.5 * 2^23 = k;
+//   the code is t's low byte / nibble.
+// Why it equals clamp(rint(fl(x / s))) when |yc - r| < 0.5 - 2^-13, s's reciprocal is normal and x
+// is finite:
+//   |y| <= qmax: yc = y is farther than 2^-13 from the boundaries k +- 0.5 and within 2^-15 of the
+//     correctly rounded quotient (ScaleRecip's bound, |y| < 128), so both round to k;
+//   qmax < |y| < 128: the quotient is above qmax - 2^-15 in magnitude, rounds to >= qmax, clamps to
+//     qmax = |k| (same sign);
+//   |y| >= 128 (Inf included: x / s beyond FLT_MAX): the quotient is >= 128 (1 - 2^-22) > qmax + 0.5
+//     in magnitude, clamps to qmax too.
+// A unit with a value next to a boundary (exact ties included), a non-finite x (then y is NaN or
+// Inf: its finding must be recorded) or a scale outside [2^-126, 2^126] takes the division path
+// (quantize_pack8_slow per unit scale set: a call, kept out of the unrolled hot loop).
+template <int BITS>
+__device__ __noinline__ Packed8 quantize_pack8_slow_scales(Unit8 u, Unit8 s, int64_t c0, unsigned long long bad_col) {
+    Packed8 p;
+    p.bad_col = bad_col;
+    quantize_pack8<BITS>(u.v, s.v, c0, p.lo, p.hi, p.bad_col);
+    return p;
+}
+
+template <int BITS>
+__device__ __forceinline__ void quantize_pack8(const float v[kUnit], const ScaleRecip s[kUnit], int64_t c0,
+                                               unsigned& lo, unsigned& hi, unsigned long long& bad_col) {
+    constexpr float fq = BITS == 8 ? 127.0f : 7.0f;
+    constexpr float kRound = 0x1.8p23f;       // 1.5 * 2^23
+    constexpr float kSafe = 0.5f - 0x1p-13f;  // exactly representable
+    unsigned t[kUnit];
+    bool exact = false;
+#pragma unroll
+    for (int i = 0; i < kUnit; ++i) {
+        const float y = __fmul_rn(v[i], s[i].inv);
+        const float yc = fminf(fmaxf(y, -fq), fq);  // a NaN y gives -fq here: caught by the finiteness test
+        const float ty = __fadd_rn(yc, kRound);
+        const float r = __fsub_rn(ty, kRound);
+        exact |= !(s[i].fast && fabsf(__fsub_rn(yc, r)) < kSafe && fabsf(v[i]) <= 0x1.fffffep127f);
+        t[i] = __float_as_uint(ty);
+    }
+    if (exact) {  // rare: the division, and the non-finite bookkeeping
+        Unit8 u, sf;
+#pragma unroll
+        for (int i = 0; i < kUnit; ++i) {
+            u.v[i] = v[i];
+            sf.v[i] = s[i].s;
+        }
+        const Packed8 p = quantize_pack8_slow_scales<BITS>(u, sf, c0, bad_col);
         lo = p.lo;
         hi = p.hi;
         bad_col = p.bad_col;

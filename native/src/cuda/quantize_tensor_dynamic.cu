@@ -36,9 +36,10 @@
 // Measured on the H100 (standalone harness, same process, 50-launch averages):
 // 4096x4096 F16 -> S8 36.8 us vs 54.8 us for the four-step path (device copy of
 // x: 25.1 us); 8192x8192 F16 142 vs 177 us; 4096x4096 F32 52 vs 68 us. Still
-// short of issue 9's 0.8 of copy bandwidth: after the barrier phase 2 is bound
+// short of issue 9's 0.8 of copy bandwidth: after the barrier phase 2 was bound
 // by the correctly rounded division of quantize_value (with x * (1/scale) in its
-// place -- NOT bit-exact, timing only -- 4096x4096 F16 took 33.7 us).
+// place -- NOT bit-exact, timing only -- 4096x4096 F16 took 33.7 us); phase 2
+// now quantizes through quantize_pack8_own_scale (reciprocal, bit-exact).
 //
 // Not done: keeping the first units of each block's range in shared memory
 // across the barrier (up to ~113 KB per block at 2 blocks per SM) was tried and
@@ -187,7 +188,9 @@ __global__ void __launch_bounds__(kThreads, 2) quantize_tensor_dynamic_kernel(Qu
     if (blockIdx.x == 0 && threadIdx.x == 0) a.scales[0] = scale;
 
     // ---- phase 2: quantize the same units, last read first ----------------------
-    RowScale rs{scale};
+    // Every finite |x| <= amax, the precondition of quantize_pack8_own_scale: the reciprocal
+    // quantizer, bit-identical to the division (quant_math.cuh).
+    const ScaleRecip rs = scale_recip(scale);
     Findings found;
     if (n > 0) {
         const int64_t last = begin + t + int64_t(n - 1) * kThreads;
@@ -209,7 +212,12 @@ __global__ void __launch_bounds__(kThreads, 2) quantize_tensor_dynamic_kernel(Qu
                 float v[kUnit];
                 raw[j].decode(v);
                 unsigned long long bad_col = kNoIndex;
-                quantize_store8<BITS>(v, int64_t(at.unit) * kUnit, q + q_row_offset<BITS>(at.row, a.ldq), rs, bad_col);
+                const int64_t c0 = int64_t(at.unit) * kUnit;
+                unsigned lo, hi;
+                quantize_pack8_own_scale<BITS>(v, rs, c0, lo, hi, bad_col);
+                unsigned char* qrow = q + q_row_offset<BITS>(at.row, a.ldq);
+                if constexpr (BITS == 8) *reinterpret_cast<uint2*>(qrow + c0) = make_uint2(lo, hi);
+                else *reinterpret_cast<unsigned*>(qrow + c0 / 2) = lo;
                 if (bad_col != kNoIndex)
                     Findings::keep_min(found.nonfinite, (static_cast<unsigned long long>(at.row) *
                                                              static_cast<unsigned long long>(a.cols) << 2) + bad_col);

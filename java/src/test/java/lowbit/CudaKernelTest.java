@@ -257,6 +257,73 @@ class CudaKernelTest extends GpuTestBase {
     }
 
     /**
+     * Given scales below the values' range (FlattenQuant's calibrated static scale meets a larger
+     * activation at inference): saturating codes, values exactly on rounding ties (power-of-two
+     * scales keep x * mult / s exact), values one float step either side of a tie, huge and
+     * subnormal values, a tiny and a huge scale per row. The flatten kernel's reciprocal quantizer
+     * (quant_math.cuh) must give the correctly rounded division's codes, bit for bit, on every
+     * granularity it takes (PER_TENSOR, PER_ROW, PER_COLUMN) and input dtype.
+     */
+    @Test
+    void givenScalesSaturateAndRoundTiesAsTheDivision() {
+        Random rnd = new Random(4242);
+        int rows = 11, srcCols = 1024;
+        int[] copies = KernelChecks.planCopies("every4th", srcCols);
+        int outCols = 0;
+        for (int c : copies) outCols += c;
+        int[] src = new int[outCols];
+        float[] mult = new float[outCols];
+        for (int c = 0, j = 0; c < srcCols; c++) {
+            for (int i = 0; i < copies[c]; i++, j++) {
+                src[j] = c;
+                mult[j] = copies[c] == 1 ? 1f : 0.5f;  // exact: ties stay ties
+            }
+        }
+        for (DType in : new DType[] {DType.F32, DType.F16, DType.BF16}) {
+            for (int bits : new int[] {8, 4}) {
+                int qmax = (1 << (bits - 1)) - 1;
+                float[] x = new float[rows * srcCols];
+                for (int i = 0; i < x.length; i++) {
+                    float k = rnd.nextInt(2 * qmax + 9) - qmax - 4;  // codes up to 4 past qmax either side
+                    switch (rnd.nextInt(6)) {
+                        case 0 -> x[i] = k + 0.5f;                                     // a tie (times 2 for split copies)
+                        case 1 -> x[i] = Math.nextUp(k + 0.5f);
+                        case 2 -> x[i] = Math.nextDown(k + 0.5f);
+                        case 3 -> x[i] = (float) (rnd.nextGaussian() * qmax * 3);      // a third saturates
+                        case 4 -> x[i] = rnd.nextBoolean() ? 6.0e4f * (rnd.nextBoolean() ? 1 : -1) : 1e-6f * rnd.nextFloat();
+                        default -> x[i] = 2 * k + 1;                                    // a tie after a split's 0.5
+                    }
+                }
+                x = KernelChecks.roundTo(in, x);
+                float[] expanded = new float[rows * outCols];
+                for (int r = 0; r < rows; r++)
+                    for (int j = 0; j < outCols; j++) expanded[r * outCols + j] = x[r * srcCols + src[j]] * mult[j];
+                for (Granularity g : new Granularity[] {Granularity.PER_TENSOR, Granularity.PER_ROW, Granularity.PER_COLUMN}) {
+                    int n = (int) g.scaleCount(rows, outCols, 0);
+                    float[] given = new float[n];
+                    for (int s = 0; s < n; s++) {
+                        int pick = rnd.nextInt(5);
+                        given[s] = pick == 0 ? 1e-30f : pick == 1 ? 3e30f : pick == 2 ? 0.37f * (1 + rnd.nextFloat()) : pick == 3 ? 0.5f : 1f;
+                    }
+                    if (g == Granularity.PER_TENSOR) given[0] = 1f;
+                    Reference.Quantized want = Reference.quantize(expanded, rows, outCols, bits, g, 0, given);
+                    String what = "given " + g + " scales, " + in + " " + bits + "-bit";
+                    try (Tensor t = KernelChecks.upload(gpu, in, x, rows, srcCols);
+                            ExpansionPlan plan = gpu.uploadPlan(src, mult, srcCols);
+                            QuantizedTensor q = gpu.allocateQuantized(rows, outCols, bits, g, 0)) {
+                        q.scales().copyFrom(given);
+                        KernelChecks.poison(q.values());
+                        gpu.flattenQuantizeWithScales(t, plan, q);
+                        int[] got = bits == 8 ? KernelChecks.fromS8(q.values().toByteArray())
+                                : Reference.unpackS4(q.values().toByteArray(), rows, outCols);
+                        assertArrayEquals(want.q, got, what);
+                    }
+                }
+            }
+        }
+    }
+
+    /**
      * Flatten plans through every case of the windowed gathers (plan_window.cuh: runs at every
      * offset, repeats from splits into 2, 3 and 5 copies, the identity, rows whose last units run
      * into the row end, x rows not 16-byte aligned: 61 and 1030 columns) and of the static
