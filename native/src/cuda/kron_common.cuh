@@ -22,13 +22,20 @@ __device__ __forceinline__ float from_ordered(int i) { return __int_as_float(i >
 // The per-token scale step of every kernel, one thread per token: the clipped range's scale (lowbit.h: amax =
 // max(|clip_max * max y|, |clip_min * min y|), scale = amax / qmax), written to s_scale and to
 // scales[row], and the token's first non-finite finding (x before y) kept in found.
+// The clipped range's scale alone (hi, lo: ordered images of the token's max and min y), for the
+// kernels where every thread of a token computes it (the same operations, so the same bits).
+template <int QMAX>
+__device__ __forceinline__ float clipped_scale(const KronQuantizeArgs& a, int hi, int lo) {
+    const float amax =
+        fmaxf(fabsf(__fmul_rn(a.clip_max, from_ordered(hi))), fabsf(__fmul_rn(a.clip_min, from_ordered(lo))));
+    return scale_from_amax(amax, QMAX);
+}
+
 template <int QMAX>
 __device__ __forceinline__ void token_scale(const KronQuantizeArgs& a, int n, int64_t row, int hi, int lo,
                                             unsigned long long bad_x, unsigned long long bad_y, float& s_scale,
                                             Findings& found) {
-    const float amax =
-        fmaxf(fabsf(__fmul_rn(a.clip_max, from_ordered(hi))), fabsf(__fmul_rn(a.clip_min, from_ordered(lo))));
-    const float scale = scale_from_amax(amax, QMAX);
+    const float scale = clipped_scale<QMAX>(a, hi, lo);
     s_scale = scale;
     a.scales[row] = scale;
     const unsigned long long row_key = static_cast<unsigned long long>(row) * static_cast<unsigned long long>(n) << 2;

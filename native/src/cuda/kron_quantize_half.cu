@@ -2,6 +2,11 @@
 // Y = P1^T * X * P2 per token on the FP16 tensor cores (mma.sync m16n8k16, ldmatrix, float32
 // accumulation), then the clipped per-token scale / rint / clamp / pack of lowbit_kron_quantize.
 //
+// CudaBackend::kron_quantize_half (end of this file) runs the token-group kernel of
+// kron_half_groups.cu by default; this file's kernel (the first one, "v1") runs with
+// LOWBIT_KRON_HALF_IMPL=v1 in the environment (read once per process), for A/B measurements. Both
+// follow the numerics below; only the order of the float32 sums inside the tensor cores differs.
+//
 // Numerics (lowbit.h, LOWBIT_KRON_HALF):
 //   * every operand is F16, whatever x's dtype: a BF16 x has 8 significant bits, which F16 holds
 //     exactly once the token is scaled into F16's range (below), and F16's 11-bit significand
@@ -68,10 +73,14 @@
 #include <algorithm>
 #include <climits>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 
 #include "cuda_backend.h"
 #include "cuda_check.h"
 #include "kron_common.cuh"
+#include "kron_half_groups.h"
+#include "kron_half_mma.cuh"
 #include "quant_math.cuh"
 
 namespace lowbit {
@@ -99,53 +108,6 @@ struct KronHalfGeom {
 
 // ---- small helpers --------------------------------------------------------------------------
 
-// 2^k as a float, k in [-126, 127].
-__device__ __forceinline__ float pow2(int k) { return __int_as_float((127 + k) << 23); }
-
-// The exponent s with m * 2^-s in [2^(top-1), 2^top) (m finite and > 0), clamped to [-126, 126]
-// so that 2^-s is a normal float; 0 for m == 0 or a non-finite m.
-__device__ __forceinline__ int range_exponent(float m, int top) {
-    if (!(m > 0.0f) || !is_finite(m)) return 0;
-    int e;
-    (void)frexpf(m, &e);  // m = f * 2^e, f in [0.5, 1)
-    return min(max(e - top, -126), 126);
-}
-
-__device__ __forceinline__ unsigned pack_half2(float lo, float hi) {
-    const __half2 h = __floats2half2_rn(lo, hi);  // lo in the low 16 bits
-    return *reinterpret_cast<const unsigned*>(&h);
-}
-
-__device__ __forceinline__ unsigned smem_addr(const void* p) {
-    return static_cast<unsigned>(__cvta_generic_to_shared(p));
-}
-
-__device__ __forceinline__ void ldsm_x4(unsigned addr, unsigned (&r)[4]) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(addr));
-}
-
-__device__ __forceinline__ void ldsm_x4_trans(unsigned addr, unsigned (&r)[4]) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(addr));
-}
-
-// d += A (16 x 16, F16, row-major fragment) * B (16 x 8, F16, "col" fragment), float32.
-__device__ __forceinline__ void mma_f16(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
-    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-        "{%0, %1, %2, %3};\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_addr(smem)), "l"(gmem) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
-
 // clamp(rint(y / scale)) through 1 / scale where that is provably the same code (quant_math.cuh,
 // ScaleRecip: y * (1 / scale) is within 2^-15 of the quotient when |quotient| < 128), the
 // correctly rounded division otherwise (near a rounding boundary, non-finite, extreme scales).
@@ -158,11 +120,6 @@ __device__ __forceinline__ int quantize_code(float y, const ScaleRecip& s) {
         return __float2int_rn(fminf(fmaxf(r, -fq), fq));
     }
     return quantize_value(y, s.s, QMAX);
-}
-
-// Four codes (bytes of w, lowest first) as four nibbles of a 16-bit value, lowest first.
-__device__ __forceinline__ unsigned nibbles4(unsigned w) {
-    return (w & 0xFu) | ((w >> 4) & 0xF0u) | ((w >> 8) & 0xF00u) | ((w >> 12) & 0xF000u);
 }
 
 // Step 0: the raw rows of tokens r0 .. r0+ntok-1 of x into the staging buffer (cp.async when
@@ -497,9 +454,36 @@ KronHalfKernel select_half_kernel_nc(int x_type, int bits) {
 
 }  // namespace
 
-// LOWBIT_KRON_HALF: launches the F16 tensor-core kernel and returns true, or returns false when
-// one token's tiles do not fit the device's shared memory (the exact kernel runs then).
+namespace {
+
+// LOWBIT_KRON_HALF_IMPL=v1 in the environment (read once): the first kernel (this file) instead of
+// the default (kron_half_groups.cu), for A/B measurements in one process.
+bool half_impl_v1() {
+    static const bool v1 = [] {
+        const char* s = std::getenv("LOWBIT_KRON_HALF_IMPL");
+        return s != nullptr && std::strcmp(s, "v1") == 0;
+    }();
+    return v1;
+}
+
+}  // namespace
+
+// LOWBIT_KRON_HALF: launches an F16 tensor-core kernel (the token-group kernel of
+// kron_half_groups.cu, or this file's first kernel with LOWBIT_KRON_HALF_IMPL=v1) and returns
+// true, or returns false when its tiles do not fit the device's shared memory (the exact kernel
+// runs then).
 bool CudaBackend::kron_quantize_half(const KronQuantizeArgs& a) {
+    if (!half_impl_v1()) {
+        KronHalfGroupsPlan plan;
+        if (!plan_kron_half_groups(a, device_, sm_count_, plan)) return false;
+        LaunchEnv env = launch_env(kOpKronQuantize, int64_t(a.n1) * a.n2);
+        struct MarkPending {
+            CudaBackend* self;
+            ~MarkPending() { self->mark_status_pending(); }
+        } mark{this};
+        launch_kron_half_groups(a, plan, env);
+        return true;
+    }
     KronHalfGeom g{};
     g.n1 = a.n1;
     g.n2 = a.n2;

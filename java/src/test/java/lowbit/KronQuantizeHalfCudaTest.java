@@ -15,7 +15,9 @@ import org.junit.jupiter.api.Test;
  * (64 x 64 with many tokens per block, 24 x 24, 32 x 48, 86 x 128, 112 x 128), 128 x 128 (largest
  * tiles), pairs padded from odd sizes (5 x 3, 1 x 7, 9 x 13) and with n2 % 8 != 0 (8 x 12), all
  * three input dtypes, odd token counts, rows far outside F16's range (massive activations, tiny
- * rows: the per-token power-of-two scaling) and the asynchronous report of non-finite values.
+ * rows: the per-token power-of-two scaling) and the asynchronous report of non-finite values; the
+ * default kernel's token groups (many tokens, uneven strides, one token per pair). Whichever kernel
+ * LOWBIT_KRON_HALF_IMPL selects (unset: kron_half_groups.cu; "v1": kron_quantize_half.cu's) is tested.
  */
 class KronQuantizeHalfCudaTest extends GpuTestBase {
     private static final DType[] TYPES = {DType.F16, DType.BF16, DType.F32};
@@ -49,6 +51,45 @@ class KronQuantizeHalfCudaTest extends GpuTestBase {
                     float[] x = KernelChecks.activations(rnd, rows, f[0] * f[1]);
                     KronQuantizeCudaTest.closeToExact(rnd, x, rows, f[0], f[1], bits, in, KronPrecision.HALF, "");
                 }
+            }
+        }
+    }
+
+    /**
+     * The default kernel (kron_half_groups.cu) gives each group of p1 / 16 warps one token at a time
+     * and strides the rows over the groups of a persistent grid: token counts large enough for
+     * several groups per block (up to 15 when p1 = 16) and no multiple of them, so groups end after
+     * different numbers of tokens; factor pairs with 1 to 8 warps per group, Y strips of 1 to 8
+     * chunks (16 x 128, 128 x 16, 8 x 16, 48 x 80), and rows whose length is no multiple of 8
+     * elements (element-wise staging and scaling: 5 x 3, 9 x 13).
+     */
+    @Test
+    void manyTokenGroups() {
+        int[][] cases = {{2001, 8, 16}, {1499, 16, 128}, {1100, 128, 16}, {4099, 24, 24}, {601, 64, 64},
+            {533, 48, 80}, {3001, 5, 3}, {1601, 9, 13}};
+        long seed = 1200;
+        for (int[] c : cases) {
+            for (int bits : new int[] {4, 8}) {
+                Random rnd = new Random(seed++);
+                DType in = TYPES[(int) (seed % 3)];
+                float[] x = KernelChecks.activations(rnd, c[0], c[1] * c[2]);
+                KronQuantizeCudaTest.closeToExact(rnd, x, c[0], c[1], c[2], bits, in, KronPrecision.HALF, "");
+            }
+        }
+    }
+
+    /** One token for every factor pair above: a single group in a single block. */
+    @Test
+    void oneTokenEveryPair() {
+        int[][] pairs = {{64, 64}, {24, 24}, {32, 48}, {86, 128}, {112, 128}, {128, 128}, {5, 3}, {1, 7}, {9, 13},
+            {8, 12}, {16, 128}, {128, 16}};
+        long seed = 1300;
+        for (int[] f : pairs) {
+            for (DType in : TYPES) {
+                Random rnd = new Random(seed++);
+                float[] x = KernelChecks.activations(rnd, 1, f[0] * f[1]);
+                KronQuantizeCudaTest.closeToExact(rnd, x, 1, f[0], f[1], seed % 2 == 0 ? 4 : 8, in,
+                        KronPrecision.HALF, " (one token)");
             }
         }
     }
