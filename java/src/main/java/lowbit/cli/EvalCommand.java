@@ -33,7 +33,8 @@ final class EvalCommand implements Callable<Integer> {
 
     @Option(names = "--methods", split = ",", description = "methods to quantize and evaluate (fp, w8a8-static, w8a8-flatten, "
             + "flatten-mixed, w4a8-rtn, w8a8-token, dgq, dgq-g64, dgq-g32, dgq-authors, abq-w6a6, abq-w4a4, abq-w2a8, 'abq-w2*a8', each ABQ one also "
-            + "with -nodc or -rtn), abq-auto (a width per layer, see --abq-candidates), w4a4-rtn, smoothquant-w4a4, flatquant-w4a4, flatquant-w4a4-kv4, flatquant-w4a8, flatquant-w8a8; "
+            + "with -nodc or -rtn), abq-auto (a width per layer, see --abq-candidates), w4a4-rtn, smoothquant-w4a4, flatquant-w4a4, flatquant-w4a4-kv4, flatquant-w4a8, flatquant-w8a8, "
+            + "each W4 FlatQuant one also with -gptq (GPTQ weights; shares the RTN method's calibration checkpoint in --flatquant-dir); "
             + "default: all but the DGQ, ABQ, W4A4 and FlatQuant ones")
     List<String> methods = new ArrayList<>(List.of("fp", "w8a8-static", "w8a8-flatten", "flatten-mixed", "w4a8-rtn", "w8a8-token"));
 
@@ -73,6 +74,10 @@ final class EvalCommand implements Callable<Integer> {
     @Option(names = "--flatquant-8bit-blocks", split = ",", description = "FlatQuant: blocks calibrated and run at W8A8 (weights and "
             + "activations; the KV cache keeps the method's quantizer), e.g. 11 for SmolLM2's block with the massive activation; default none")
     List<Integer> flatQuant8BitBlocks = new ArrayList<>();
+
+    @Option(names = "--gptq-act-order", description = "FlatQuant -gptq methods: round the columns by descending Hessian diagonal "
+            + "(GPTQ's act-order; same packed format); default off, as the reference")
+    boolean gptqActOrder;
 
     @Option(names = "--flatquant-dir", description = "keep FlatQuant calibration checkpoints here (one directory per method, resumable); "
             + "default: a temporary directory")
@@ -147,7 +152,8 @@ final class EvalCommand implements Callable<Integer> {
                     continue;
                 }
                 if (m.isFlatQuant()) {
-                    try (QuantizedModel q = new FlatQuantQuantizer(ctx, flatQuant, flatQuantDir, System.out, java.util.Set.copyOf(flatQuant8BitBlocks))
+                    try (QuantizedModel q = new FlatQuantQuantizer(ctx, flatQuant, flatQuantDir, System.out, java.util.Set.copyOf(flatQuant8BitBlocks),
+                            lowbit.quant.Gptq.Options.defaults().withActOrder(gptqActOrder))
                             .quantize(ws, model, m)) {
                         table.add(m.description(), Perplexity.evaluate(q.model(), evaluation, window, System.out), q);
                     }

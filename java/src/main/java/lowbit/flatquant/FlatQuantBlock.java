@@ -11,6 +11,7 @@ import lowbit.calibrate.Site;
 import lowbit.calibrate.Tape;
 import lowbit.calibrate.Var;
 import lowbit.model.LinearOp;
+import lowbit.quant.Gptq;
 
 /**
  * One calibrated LLaMA block turned into what the model graph runs: the offline parts folded
@@ -27,8 +28,18 @@ import lowbit.model.LinearOp;
  * @param kv the KV-cache part, null when the scheme keeps the cache in full precision
  */
 public record FlatQuantBlock(float[] attnNorm, float[] ffnNorm, Map<String, LinearOp> layers, FlatQuantKvCodec.Layer kv) {
-    /** Folds and quantizes {@code block} with its calibrated {@code transforms} under {@code scheme}; layers on {@code ctx}. */
+    /** Folds and quantizes {@code block} with its calibrated {@code transforms} under {@code scheme}; layers on {@code ctx}; weights rounded to nearest. */
     public static FlatQuantBlock build(Context ctx, LlamaBlock block, BlockTransforms transforms, QuantScheme scheme) {
+        return build(ctx, block, transforms, scheme, null);
+    }
+
+    /**
+     * As {@link #build(Context, LlamaBlock, BlockTransforms, QuantScheme)}; with {@code gptq} non-null
+     * the layers are {@link GptqPendingLinear}s, whose weights GPTQ rounds from the first input they
+     * see (one pass of the model over calibration text, then {@link GptqPendingLinear#resolved});
+     * layers reading one input share its Hessian.
+     */
+    public static FlatQuantBlock build(Context ctx, LlamaBlock block, BlockTransforms transforms, QuantScheme scheme, Gptq.Options gptq) {
         if (ctx == null) throw new IllegalArgumentException("FlatQuant layers run on a native context (lowbit_quantize + lowbit_gemm_dequant); got none");
         check(scheme);
         LlamaBlock folded = Folding.fold(block, transforms);
@@ -41,15 +52,28 @@ public record FlatQuantBlock(float[] attnNorm, float[] ffnNorm, Map<String, Line
         }
         online.put(Site.ATTN_OUT_IN, new OnlineTransform(matrix(tape, transforms.o, 0), heads, null, hd));
         Map<String, LinearOp> layers = new LinkedHashMap<>();
+        Map<Site, GptqPendingLinear.SharedHessian> hessians = new LinkedHashMap<>();
+        if (gptq != null) {
+            Map<Site, Integer> readers = new LinkedHashMap<>();
+            for (String l : block.linears()) readers.merge(inputOf(l), 1, Integer::sum);
+            readers.forEach((s, n) -> hessians.put(s, new GptqPendingLinear.SharedHessian(n)));
+        }
         try {
             for (String l : block.linears()) {
                 Site site = inputOf(l);
                 Var w = folded.weight(l);
-                ClippedWeights cw = ClippedWeights.quantize(w.value(), w.rows(), w.cols(), scheme.weights().bits(), transforms.weightClip(l).factors());
                 double[] a = transforms.activationClip(site).factors();
                 Var b = folded.bias(l);
-                layers.put(l, FlatQuantLinear.of(ctx, cw, b == null ? null : toFloat(b.value()), new TokenQuantizer(scheme.activations().bits(), a[0], a[1]),
-                        online.get(site)));
+                float[] bias = b == null ? null : toFloat(b.value());
+                TokenQuantizer act = new TokenQuantizer(scheme.activations().bits(), a[0], a[1]);
+                double[] clip = transforms.weightClip(l).factors();
+                if (gptq != null) {
+                    layers.put(l, new GptqPendingLinear(ctx, l, w.value().clone(), w.rows(), w.cols(), scheme.weights().bits(), clip, bias, act,
+                            online.get(site), hessians.get(site), gptq));
+                } else {
+                    ClippedWeights cw = ClippedWeights.quantize(w.value(), w.rows(), w.cols(), scheme.weights().bits(), clip);
+                    layers.put(l, FlatQuantLinear.of(ctx, cw, bias, act, online.get(site)));
+                }
             }
         } catch (RuntimeException e) {
             for (LinearOp op : layers.values()) op.close();

@@ -10,7 +10,8 @@
  * lowbit.flatquant.FlatQuantLinear} layers (online transform and per-token activation quantization
  * fused in the native {@code lowbit_kron_quantize}, with {@link lowbit.flatquant.OnlineTransform}
  * and {@link lowbit.flatquant.TokenQuantizer} as the bit-exact Java reference; per-channel weights
- * {@link lowbit.flatquant.ClippedWeights}; integer GEMM on the native backend) and, for KV4, the K
+ * {@link lowbit.flatquant.ClippedWeights}, rounded to nearest or by GPTQ through {@link
+ * lowbit.flatquant.GptqPendingLinear}; integer GEMM on the native backend) and, for KV4, the K
  * transform and KV quantizer at the cache ({@link lowbit.flatquant.FlatQuantKvCodec}: packed 4-bit
  * codes in the cache, or the same values as floats); {@link lowbit.pipeline.FlatQuantQuantizer} does
  * it for a whole model, with report errors from {@link lowbit.flatquant.FlatQuantLayerErrors}, and

@@ -28,13 +28,16 @@ import lowbit.flatquant.FlatQuantKvCodec;
 import lowbit.flatquant.FlatQuantLayerErrors;
 import lowbit.flatquant.FlatQuantLinear;
 import lowbit.flatquant.FlatQuantMethod;
+import lowbit.flatquant.GptqPendingLinear;
 import lowbit.flatquant.OnlineTransform;
 import lowbit.flatquant.QuantScheme;
 import lowbit.io.GgufFile;
 import lowbit.model.DecoderModel;
+import lowbit.model.KvCache;
 import lowbit.model.LinearInputHook;
 import lowbit.model.LinearOp;
 import lowbit.model.LlamaConfig;
+import lowbit.quant.Gptq;
 import lowbit.quant.Precision;
 import lowbit.quant.QuantizationReport;
 
@@ -46,7 +49,16 @@ import lowbit.quant.QuantizationReport;
  * layers ({@link FlatQuantBlock}: {@link lowbit.flatquant.FlatQuantLinear} with online transforms
  * and learned clips on the native context) and, for KV4, the K transform and KV quantizer at the
  * cache ({@link FlatQuantKvCodec} through {@link KvCodecModel}; packed 4-bit codes in the cache). The LM head stays FP32. The
- * weights are round-to-nearest with the learned clip (the authors' "RTN" rows; no GPTQ).
+ * weights are round-to-nearest with the learned clip (the authors' "RTN" rows), or, for the {@code
+ * -gptq} methods (the authors' {@code --gptq} rows), rounded by GPTQ ({@link lowbit.quant.Gptq}) on the
+ * same per-channel scales: after the fold, one forward pass of the quantized model over {@link
+ * #DEFAULT_GPTQ_TOKENS} calibration tokens (one sequence) rounds each layer in execution order from
+ * its own inputs ({@link lowbit.flatquant.GptqPendingLinear}): the Hessian is that of the layer's
+ * transformed float inputs {@code x·P} (before activation quantization, as QuaRot's and FlatQuant's
+ * GPTQ pass with activations at 16 bits), where {@code x} comes from the quantized stream (every earlier
+ * layer, earlier layers of the same block included, already runs with its GPTQ weights, quantized
+ * activations and, for KV4, the quantized cache). The transform calibration is the RTN method's
+ * (a checkpoint directory is shared with it).
  */
 public final class FlatQuantQuantizer {
     /** The calibration seed: block b's random orthogonal starts are seeded with {@link BlockwiseCalibration#blockSeed}. */
@@ -68,6 +80,7 @@ public final class FlatQuantQuantizer {
     private final Path workDir;
     private final PrintStream log;
     private final java.util.SortedSet<Integer> wideBlocks;
+    private final Gptq.Options gptq;
 
     /**
      * {@code workDir}: where calibration checkpoints go ({@code <workDir>/<method>}, resumable and
@@ -84,6 +97,13 @@ public final class FlatQuantQuantizer {
      * SmolLM2's block 11, which creates a massive activation.
      */
     public FlatQuantQuantizer(Context context, CalibrationBudget budget, Path workDir, PrintStream log, Set<Integer> wideBlocks) {
+        this(context, budget, workDir, log, wideBlocks, Gptq.Options.defaults());
+    }
+
+    /** As above, with the GPTQ settings of the {@code -gptq} methods (the reference's: {@link Gptq.Options#defaults}). */
+    public FlatQuantQuantizer(Context context, CalibrationBudget budget, Path workDir, PrintStream log, Set<Integer> wideBlocks, Gptq.Options gptq) {
+        if (gptq == null) throw new IllegalArgumentException("GPTQ options are required (Gptq.Options.defaults())");
+        this.gptq = gptq;
         if (wideBlocks == null) throw new IllegalArgumentException("wideBlocks must not be null (empty for none)");
         this.wideBlocks = java.util.Collections.unmodifiableSortedSet(new java.util.TreeSet<>(wideBlocks));
         if (context == null) throw new IllegalArgumentException("FlatQuant layers run on a native context (lowbit_quantize + lowbit_gemm_dequant); got none");
@@ -112,8 +132,10 @@ public final class FlatQuantQuantizer {
             RotaryEmbedding rope = RotaryEmbedding.of(c, g.hasTensor("rope_freqs.weight") ? g.readFloats("rope_freqs.weight") : null);
             String description = method.description() + "; " + scheme.name() + (wideBlocks.isEmpty() ? "" : ", blocks " + wideBlocks + " at W8A8")
                     + ", calibration " + budget;
+            int[] gptqTokens = usesGptq(method) ? ws.calibrationTokens(Math.min(DEFAULT_GPTQ_TOKENS, c.contextLength())) : null;
+            if (gptqTokens != null) description += ", GPTQ on " + gptqTokens.length + " tokens" + (gptq.actOrder() ? " (act-order)" : "");
             QuantizedModel q = build(context, model, c, b -> LlamaBlock.fromGguf(g, c, b, rope), method, scheme, wideBlocks, params,
-                    ws.calibrationTokens(REPORT_TOKENS), description, (long) budget.samples() * budget.seqLen());
+                    ws.calibrationTokens(REPORT_TOKENS), description, (long) budget.samples() * budget.seqLen(), gptqTokens, gptq, log);
             if (log != null) log.printf(Locale.ROOT, "quantized %s in %.1f s%n", method.id(), (System.nanoTime() - start) / 1e9);
             return q;
         }
@@ -121,6 +143,23 @@ public final class FlatQuantQuantizer {
 
     /** Tokens of calibration text whose FP layer inputs measure each layer's error for the report. */
     static final int REPORT_TOKENS = 16;
+
+    /**
+     * Calibration tokens of the GPTQ pass (one sequence, capped at the model's context length): the
+     * reference's sequence length, more than the largest layer input (1536 on SmolLM2), so {@code H} has
+     * full rank before dampening.
+     */
+    public static final int DEFAULT_GPTQ_TOKENS = 2048;
+
+    /** True for the FlatQuant methods whose weights GPTQ rounds. */
+    static boolean usesGptq(QuantMethod method) {
+        return method.isFlatQuant() && method.id().endsWith("-gptq");
+    }
+
+    /** The method whose calibration a GPTQ method shares (itself for the others). */
+    static String calibrationName(QuantMethod method) {
+        return usesGptq(method) ? method.id().substring(0, method.id().length() - "-gptq".length()) : method.id();
+    }
 
     /** Reads block {@code b} of the base model (in FP64, unfolded). */
     interface BlockReader {
@@ -138,8 +177,29 @@ public final class FlatQuantQuantizer {
     static QuantizedModel build(Context context, DecoderModel model, LlamaConfig c, BlockReader blocks, QuantMethod method, QuantScheme scheme,
                                 Set<Integer> wideBlocks, Map<String, double[]> params, int[] reportTokens, String description, long calibrationTokens)
             throws IOException {
+        return build(context, model, c, blocks, method, scheme, wideBlocks, params, reportTokens, description, calibrationTokens, null, null, null);
+    }
+
+    /**
+     * As above; for a GPTQ method ({@link #usesGptq}) {@code gptqTokens} (one sequence of calibration
+     * tokens) and {@code gptq} are required: the blocks are built with {@link GptqPendingLinear}s,
+     * installed, run once over {@code gptqTokens} (each layer rounds its weights from its first
+     * input), then replaced by the resulting {@link FlatQuantLinear}s; the report rows are measured on
+     * those (each block read again). {@code log} (may be null) gets the GPTQ pass's time.
+     */
+    static QuantizedModel build(Context context, DecoderModel model, LlamaConfig c, BlockReader blocks, QuantMethod method, QuantScheme scheme,
+                                Set<Integer> wideBlocks, Map<String, double[]> params, int[] reportTokens, String description, long calibrationTokens,
+                                int[] gptqTokens, Gptq.Options gptq, PrintStream log)
+            throws IOException {
+        boolean useGptq = usesGptq(method);
+        if (useGptq && (gptqTokens == null || gptqTokens.length < 1 || gptq == null)) {
+            throw new IllegalArgumentException(method.id() + " rounds its weights by GPTQ: calibration tokens and GPTQ options are required");
+        }
+        if (!useGptq && gptqTokens != null) throw new IllegalArgumentException(method.id() + " rounds to nearest; GPTQ tokens given");
+        if (useGptq && gptqTokens.length > c.contextLength()) {
+            throw new IllegalArgumentException("the GPTQ pass runs one sequence of at most " + c.contextLength() + " tokens (the context length), got " + gptqTokens.length);
+        }
         Map<String, float[]> fpInputs = fpInputs(model, reportTokens);
-        int sampleTokens = reportTokens.length;
         Map<String, LinearOp> layers = new LinkedHashMap<>();
         Map<String, float[]> norms = new LinkedHashMap<>();
         List<FlatQuantKvCodec.Layer> kv = new ArrayList<>();
@@ -149,24 +209,12 @@ public final class FlatQuantQuantizer {
                 LlamaBlock block = blocks.read(b);
                 String p = "blk." + b + ".";
                 QuantScheme sb = wideBlocks.contains(b) ? scheme.widened() : scheme;
-                BlockTransforms t = new BlockTransforms(p, block, null, sb, BlockTransforms.DEFAULT_ALPHA, BlockwiseCalibration.blockSeed(SEED, b));
-                t.load(params);
-                FlatQuantBlock fq = FlatQuantBlock.build(context, block, t, sb);
+                BlockTransforms t = transforms(p, block, sb, params, b);
+                FlatQuantBlock fq = FlatQuantBlock.build(context, block, t, sb, useGptq ? gptq : null);
                 layers.putAll(prefixed(p, fq.layers()));
                 norms.put(p + "attn_norm", fq.attnNorm());
                 norms.put(p + "ffn_norm", fq.ffnNorm());
-                Map<Site, float[]> inputs = new EnumMap<>(Site.class);
-                for (String reader : List.of("attn_q", "attn_output", "ffn_gate", "ffn_down")) {
-                    float[] x = fpInputs.get(p + reader);
-                    if (x != null) inputs.put(Site.inputOf(reader), x);
-                }
-                Map<String, Double> errors = FlatQuantLayerErrors.measure(block, t, fq, inputs, sampleTokens);
-                for (Map.Entry<String, LinearOp> e : fq.layers().entrySet()) {
-                    FlatQuantLinear op = (FlatQuantLinear) e.getValue();
-                    rows.add(new QuantizationReport.Row(p + e.getKey(), sb.activations().bits() <= 4 ? Precision.INT4 : Precision.INT8,
-                            op.inFeatures(), op.inFeatures(), op.outFeatures(), Double.NaN, Double.NaN, errors.get(e.getKey()),
-                            2L * op.outFeatures() * op.inFeatures(), reportMethod(sb, op.transform()), 0));
-                }
+                if (!useGptq) rows.addAll(reportRows(p, block, t, fq, sb, fpInputs, reportTokens.length));
                 if (fq.kv() != null) kv.add(fq.kv());
             }
         } catch (IOException | RuntimeException e) {
@@ -176,7 +224,73 @@ public final class FlatQuantQuantizer {
         // KV4 caches hold packed 4-bit codes (the same values as the simulated float cache, an eighth of its code bytes)
         FlatQuantKvCodec codec = scheme.kv() == null ? null
                 : new FlatQuantKvCodec(c.headCount(), c.kvHeadCount(), c.headDim(), scheme.kv(), kv, scheme.kv().bits() <= 4);
+        if (useGptq) {
+            try {
+                layers = roundByGptq(model, layers, norms, codec, gptqTokens, log);
+                for (int b = 0; b < c.blockCount(); b++) {
+                    LlamaBlock block = blocks.read(b);
+                    String p = "blk." + b + ".";
+                    QuantScheme sb = wideBlocks.contains(b) ? scheme.widened() : scheme;
+                    Map<String, LinearOp> own = new LinkedHashMap<>();
+                    for (String l : block.linears()) own.put(l, layers.get(p + l));
+                    FlatQuantBlock fq = new FlatQuantBlock(norms.get(p + "attn_norm"), norms.get(p + "ffn_norm"), own, null);
+                    rows.addAll(reportRows(p, block, transforms(p, block, sb, params, b), fq, sb, fpInputs, reportTokens.length));
+                }
+            } catch (IOException | RuntimeException e) {
+                for (LinearOp op : layers.values()) op.close();
+                throw e;
+            }
+        }
         return QuantizedModel.install(model, method, description, QuantizationReport.of(description, rows), layers, norms, calibrationTokens, codec);
+    }
+
+    /** Block {@code b}'s transforms with the calibrated {@code params} (seeded as the calibration seeded them). */
+    private static BlockTransforms transforms(String prefix, LlamaBlock block, QuantScheme scheme, Map<String, double[]> params, int b) {
+        BlockTransforms t = new BlockTransforms(prefix, block, null, scheme, BlockTransforms.DEFAULT_ALPHA, BlockwiseCalibration.blockSeed(SEED, b));
+        t.load(params);
+        return t;
+    }
+
+    /**
+     * The GPTQ pass: {@code pending} layers and folded {@code norms} installed into {@code model}, one
+     * forward pass over {@code tokens} (with the KV {@code codec}, if any, as at inference: every
+     * layer rounds its weights from the input it receives, earlier layers already quantized), then
+     * the rounded layers installed in their place; returns them by name.
+     */
+    private static Map<String, LinearOp> roundByGptq(DecoderModel model, Map<String, LinearOp> pending, Map<String, float[]> norms, KvCache.Codec codec,
+                                                     int[] tokens, PrintStream log) {
+        long start = System.nanoTime();
+        for (Map.Entry<String, float[]> e : norms.entrySet()) model.setNormWeight(e.getKey(), e.getValue());
+        for (Map.Entry<String, LinearOp> e : pending.entrySet()) model.replaceLinear(e.getKey(), e.getValue());
+        DecoderModel runner = codec == null ? model : new KvCodecModel(model, codec);
+        runner.forwardHidden(runner.newKvCache(tokens.length), tokens);
+        Map<String, LinearOp> rounded = new LinkedHashMap<>();
+        for (Map.Entry<String, LinearOp> e : pending.entrySet()) {
+            LinearOp op = e.getValue() instanceof GptqPendingLinear g ? g.resolved() : e.getValue();
+            rounded.put(e.getKey(), op);
+            model.replaceLinear(e.getKey(), op);
+        }
+        if (log != null) log.printf(Locale.ROOT, "GPTQ: %d layers rounded on %d tokens in %.1f s%n", rounded.size(), tokens.length, (System.nanoTime() - start) / 1e9);
+        return rounded;
+    }
+
+    /** The report rows of one block's layers: errors on the FP inputs of the report tokens ({@link FlatQuantLayerErrors}). */
+    private static List<QuantizationReport.Row> reportRows(String p, LlamaBlock block, BlockTransforms t, FlatQuantBlock fq, QuantScheme sb,
+                                                           Map<String, float[]> fpInputs, int sampleTokens) {
+        Map<Site, float[]> inputs = new EnumMap<>(Site.class);
+        for (String reader : List.of("attn_q", "attn_output", "ffn_gate", "ffn_down")) {
+            float[] x = fpInputs.get(p + reader);
+            if (x != null) inputs.put(Site.inputOf(reader), x);
+        }
+        Map<String, Double> errors = FlatQuantLayerErrors.measure(block, t, fq, inputs, sampleTokens);
+        List<QuantizationReport.Row> rows = new ArrayList<>();
+        for (Map.Entry<String, LinearOp> e : fq.layers().entrySet()) {
+            FlatQuantLinear op = (FlatQuantLinear) e.getValue();
+            rows.add(new QuantizationReport.Row(p + e.getKey(), sb.activations().bits() <= 4 ? Precision.INT4 : Precision.INT8,
+                    op.inFeatures(), op.inFeatures(), op.outFeatures(), Double.NaN, Double.NaN, errors.get(e.getKey()),
+                    2L * op.outFeatures() * op.inFeatures(), reportMethod(sb, op.transform()), 0));
+        }
+        return rows;
     }
 
     /** A FlatQuant report row's method: the scheme and the online transform's factor sizes ({@code P 24x24}; {@code (P2=I)} for an identity factor). */
@@ -216,7 +330,7 @@ public final class FlatQuantQuantizer {
         CalibrationOptions o = new CalibrationOptions(budget.samples(), 0, budget.seqLen(), budget.epochs(), budget.batchSize(), blocks,
                 false, 1e-3, SEED, false);
         boolean temporary = workDir == null;
-        String name = method.id() + (wideBlocks.isEmpty() ? "" : "-w8a8-blocks-" + wideBlocks.toString().replaceAll("[^0-9]+", "_"));
+        String name = calibrationName(method) + (wideBlocks.isEmpty() ? "" : "-w8a8-blocks-" + wideBlocks.toString().replaceAll("[^0-9]+", "_"));
         Path dir = temporary ? Files.createTempDirectory("lowbit-flatquant-") : workDir.resolve(name);
         try {
             CalibrationResult r = BlockwiseCalibration.run(ws, FlatQuantMethod.authors(scheme, wideBlocks), o, dir, new CalibrationListener() {

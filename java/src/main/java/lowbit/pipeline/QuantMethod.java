@@ -75,7 +75,12 @@ public enum QuantMethod {
     FLATQUANT_W4A4("flatquant-w4a4", "FlatQuant W4A4 KV16 (Kronecker transforms + scaling + clipping, RTN weights)"),
     FLATQUANT_W4A4_KV4("flatquant-w4a4-kv4", "FlatQuant W4A4 KV4 (K and V INT4 asymmetric per head, K transform after RoPE)"),
     FLATQUANT_W4A8("flatquant-w4a8", "FlatQuant W4A8 KV16 (Kronecker transforms + scaling + clipping, RTN weights)"),
-    FLATQUANT_W8A8("flatquant-w8a8", "FlatQuant W8A8 KV16 (Kronecker transforms + scaling + clipping, RTN weights)");
+    FLATQUANT_W8A8("flatquant-w8a8", "FlatQuant W8A8 KV16 (Kronecker transforms + scaling + clipping, RTN weights)"),
+    // "-gptq": the same calibration, then the weights rounded by GPTQ on the learned clip's scales,
+    // layer by layer on the quantized model's stream (the authors' --gptq rows).
+    FLATQUANT_W4A4_GPTQ("flatquant-w4a4-gptq", "FlatQuant W4A4 KV16 (Kronecker transforms + scaling + clipping, GPTQ weights)"),
+    FLATQUANT_W4A4_KV4_GPTQ("flatquant-w4a4-kv4-gptq", "FlatQuant W4A4 KV4 (K and V INT4 asymmetric per head, GPTQ weights)"),
+    FLATQUANT_W4A8_GPTQ("flatquant-w4a8-gptq", "FlatQuant W4A8 KV16 (Kronecker transforms + scaling + clipping, GPTQ weights)");
 
     private final String id;
     private final String description;
@@ -159,10 +164,13 @@ public enum QuantMethod {
     public lowbit.flatquant.QuantScheme flatQuantScheme(int headDim) {
         switch (this) {
             case FLATQUANT_W4A4:
+            case FLATQUANT_W4A4_GPTQ:
                 return lowbit.flatquant.QuantScheme.w4a4();
             case FLATQUANT_W4A4_KV4:
+            case FLATQUANT_W4A4_KV4_GPTQ:
                 return lowbit.flatquant.QuantScheme.w4a4kv4(headDim);
             case FLATQUANT_W4A8:
+            case FLATQUANT_W4A8_GPTQ:
                 return lowbit.flatquant.QuantScheme.w4a8();
             case FLATQUANT_W8A8:
                 return lowbit.flatquant.QuantScheme.w8a8();

@@ -43,13 +43,14 @@ class FlatQuantPipelineTest {
             String widths = m.id().substring("flatquant-".length());
             assertEquals(Integer.parseInt(widths.substring(1, 2)), s.weights().bits(), m.id());
             assertEquals(Integer.parseInt(widths.substring(3, 4)), s.activations().bits(), m.id());
-            assertEquals(m.id().endsWith("-kv4"), s.kv() != null, m.id());
+            assertEquals(m.id().contains("-kv4"), s.kv() != null, m.id());
             if (s.kv() != null) {
                 assertEquals(4, s.kv().bits());
                 assertEquals(64, s.kv().groupSize());
             }
         }
-        assertEquals(4, n);
+        assertEquals(7, n);
+        assertEquals(QuantMethod.FLATQUANT_W4A4_KV4.flatQuantScheme(64), QuantMethod.FLATQUANT_W4A4_KV4_GPTQ.flatQuantScheme(64));
         assertEquals(QuantMethod.W4A4_RTN, QuantMethod.parse("w4a4-rtn"));
         assertEquals(QuantMethod.SMOOTHQUANT_W4A4, QuantMethod.parse("smoothquant-w4a4"));
     }
