@@ -39,6 +39,15 @@ public record QuantScheme(String name, QuantSpec weights, QuantSpec activations,
     }
 
     /**
+     * INT6 per-channel symmetric weights (grid −32..31), INT6 per-token symmetric activations, KV16.
+     * The native integer GEMM of {@link FlatQuantLinear} takes 4 or 8 bits only; a W6A6 model runs
+     * on the bit-plane GEMM ({@code lowbit.abq.TransformedAbqLinear}, method {@code abq-w6a6-flat}).
+     */
+    public static QuantScheme w6a6() {
+        return new QuantScheme("W6A6", sym(6), sym(6), null);
+    }
+
+    /**
      * This scheme with INT8 weights and activations (same granularity, symmetric) and the same KV
      * quantizer: what a block kept at 8 bits runs ({@code --flatquant-8bit-blocks}); the KV cache
      * is one codec for all blocks, so it keeps its width.

@@ -13,6 +13,8 @@ import java.util.Map;
 import java.util.stream.Stream;
 import lowbit.Context;
 import lowbit.abq.AbqConfig;
+import lowbit.abq.AbqFlatBlock;
+import lowbit.abq.AbqFlatScheme;
 import lowbit.abq.AbqFold;
 import lowbit.abq.AbqLinear;
 import lowbit.abq.AbqMethod;
@@ -20,10 +22,12 @@ import lowbit.abq.AbqWidth;
 import lowbit.abq.AbqWidthPolicy;
 import lowbit.abq.AbqWidthReport;
 import lowbit.abq.GemmTimer;
+import lowbit.quant.Gptq;
 import lowbit.abq.LayerWidthFigures;
 import lowbit.abq.WidthMeasurement;
 import lowbit.abq.ClippedWeightQuantizer;
 import lowbit.abq.IntCodes;
+import lowbit.abq.TransformedAbqLinear;
 import lowbit.calibrate.BlockReport;
 import lowbit.calibrate.BlockwiseCalibration;
 import lowbit.calibrate.CalibrationListener;
@@ -32,6 +36,9 @@ import lowbit.calibrate.CalibrationResult;
 import lowbit.calibrate.LlamaBlock;
 import lowbit.calibrate.RotaryEmbedding;
 import lowbit.calibrate.Var;
+import lowbit.flatquant.BlockTransforms;
+import lowbit.flatquant.FlatQuantMethod;
+import lowbit.flatquant.QuantScheme;
 import lowbit.io.GgufFile;
 import lowbit.model.DecoderModel;
 import lowbit.model.FloatLinear;
@@ -54,6 +61,12 @@ import lowbit.quant.QuantizationReport;
  * <p>The layers run the native bit-plane GEMM rather than the calibration's fake quantization: it is
  * what a deployment runs (per-token activation quantization included, bit-exact with {@link
  * AbqLinear#simulate}), and it is much faster than simulating the integer product in Java.
+ *
+ * <p><b>{@code abq-WxAy-flat}</b> ({@link #quantizeFlat}) runs ABQ-LLM's bit-plane layers behind
+ * FlatQuant's learned transforms instead of LET: FlatQuant's calibration at the method's widths, its
+ * fold, and {@link TransformedAbqLinear} layers (online transform, learned activation clip,
+ * bit-plane GEMM); {@code -gptq} rounds the weights by {@link GptqRounding} on the same grid, with
+ * input statistics gathered in the round-to-nearest model.
  *
  * <p><b>{@code abq-auto}</b> ({@link #quantizeAuto}) gives each block linear layer its own width:
  * for every candidate of an {@link AbqWidthPolicy} it measures the layer's relative output error
@@ -91,6 +104,7 @@ public final class AbqQuantizer {
                     + "use quantizeAuto(model, calibration, policy, timer)");
         }
         if (ws.isCheckpoint()) throw new IllegalArgumentException("ABQ calibration reads a llama GGUF; got a checkpoint directory");
+        if (method.isAbqFlat()) return quantizeFlat(ws, model, method);
         AbqConfig cfg = method.abqConfig();
         long start = System.nanoTime();
         try (GgufFile g = GgufFile.open(ws.gguf())) {
@@ -130,6 +144,146 @@ public final class AbqQuantizer {
             if (log != null) log.printf(Locale.ROOT, "quantized %s in %.1f s%n", method.id(), (System.nanoTime() - start) / 1e9);
             return QuantizedModel.install(model, method, description, QuantizationReport.of(description, rows), layers, norms, Map.of(),
                     method.abqCalibrates() ? (long) budget.samples() * budget.seqLen() : 0);
+        }
+    }
+
+    // ---- ABQ on FlatQuant transforms (abq-WxAy-flat) ---------------------------------------------
+
+    /**
+     * {@code abq-WxAy-flat[-asym]}: FlatQuant's calibration ({@link FlatQuantMethod#authors}: Kronecker
+     * transforms, channel scales, weight and activation clips; on the FP stream, cosine schedule, as
+     * {@link FlatQuantQuantizer}) with fake quantizers at this method's widths and symmetry ({@link
+     * AbqFlatScheme#calibrationScheme}), then per block the fold and the bit-plane layers ({@link
+     * AbqFlatBlock}). Checkpoints go to {@code <workDir>/<method>}.
+     */
+    private QuantizedModel quantizeFlat(Workspace ws, DecoderModel model, QuantMethod method) throws IOException {
+        AbqFlatScheme fs = method.abqFlatScheme();
+        QuantScheme scheme = fs.calibrationScheme();
+        long start = System.nanoTime();
+        try (GgufFile g = GgufFile.open(ws.gguf())) {
+            LlamaConfig c = LlamaConfig.fromGguf(g);
+            if (c.blockCount() != model.shape().blockCount()) {
+                throw new IllegalArgumentException("the model has " + model.shape().blockCount() + " blocks, its GGUF " + c.blockCount());
+            }
+            Map<String, double[]> params = calibrateFlat(ws, method, scheme, c.blockCount());
+            RotaryEmbedding rope = RotaryEmbedding.of(c, g.hasTensor("rope_freqs.weight") ? g.readFloats("rope_freqs.weight") : null);
+            Map<String, LinearOp> layers = new LinkedHashMap<>();
+            Map<String, float[]> norms = new LinkedHashMap<>();
+            List<QuantizationReport.Row> rows = new ArrayList<>();
+            try {
+                buildFlat(g, c, rope, params, scheme, fs, null, layers, norms);
+                if (fs.gptq()) {
+                    // GPTQ: the second moments of every layer input in the round-to-nearest model, then the layers again
+                    for (Map.Entry<String, float[]> e : norms.entrySet()) model.setNormWeight(e.getKey(), e.getValue());
+                    for (Map.Entry<String, LinearOp> e : layers.entrySet()) model.replaceLinear(e.getKey(), e.getValue());
+                    Map<String, double[]> hessians = flatHessians(ws, model, layers);
+                    Map<String, LinearOp> rtn = new LinkedHashMap<>(layers);
+                    layers.clear();
+                    try {
+                        buildFlat(g, c, rope, params, scheme, fs, hessians, layers, norms);
+                    } finally {
+                        for (LinearOp op : rtn.values()) op.close();
+                    }
+                }
+            } catch (RuntimeException e) {
+                for (LinearOp op : layers.values()) op.close();
+                throw e;
+            }
+            for (Map.Entry<String, LinearOp> e : layers.entrySet()) {
+                int n = e.getValue().outFeatures(), k = e.getValue().inFeatures();
+                rows.add(new QuantizationReport.Row(e.getKey(), fs.activationBits() <= 4 ? Precision.INT4 : Precision.INT8, k, k, n,
+                        Double.NaN, Double.NaN, Double.NaN, 2L * n * k, "ABQ " + fs.widths() + " flat" + (fs.gptq() ? " GPTQ" : ""), 0));
+            }
+            String description = method.description() + "; " + fs + "; FlatQuant calibration " + budget;
+            if (log != null) log.printf(Locale.ROOT, "quantized %s in %.1f s%n", method.id(), (System.nanoTime() - start) / 1e9);
+            return QuantizedModel.install(model, method, description, QuantizationReport.of(description, rows), layers, norms, Map.of(),
+                    (long) budget.samples() * budget.seqLen());
+        }
+    }
+
+    /** Every block's {@link AbqFlatBlock} into {@code layers} and {@code norms} (GPTQ weights when {@code hessians}, keyed {@code blk.N.<input>}, is not null). */
+    private void buildFlat(GgufFile g, LlamaConfig c, RotaryEmbedding rope, Map<String, double[]> params, QuantScheme scheme, AbqFlatScheme fs,
+                           Map<String, double[]> hessians, Map<String, LinearOp> layers, Map<String, float[]> norms) throws IOException {
+        for (int b = 0; b < c.blockCount(); b++) {
+            LlamaBlock block = LlamaBlock.fromGguf(g, c, b, rope);
+            String p = "blk." + b + ".";
+            BlockTransforms t = new BlockTransforms(p, block, null, scheme, BlockTransforms.DEFAULT_ALPHA,
+                    BlockwiseCalibration.blockSeed(FlatQuantQuantizer.SEED, b));
+            t.load(params);
+            Map<String, double[]> h = null;
+            if (hessians != null) {
+                h = new LinkedHashMap<>();
+                for (String input : List.of("attn_q", "attn_output", "ffn_gate", "ffn_down")) h.put(input, hessians.get(p + input));
+            }
+            AbqFlatBlock fb = AbqFlatBlock.build(context, block, t, params, p, fs, h);
+            norms.put(p + "attn_norm", fb.attnNorm());
+            norms.put(p + "ffn_norm", fb.ffnNorm());
+            for (Map.Entry<String, TransformedAbqLinear> e : fb.layers().entrySet()) layers.put(p + e.getKey(), e.getValue());
+        }
+    }
+
+    /**
+     * GPTQ's input statistics: {@code H = Σ_t x_tᵀ x_t} of every distinct layer input ({@code
+     * blk.N.attn_q} for q/k/v, attn_output, ffn_gate for gate/up, ffn_down) as the layer quantizes it
+     * ({@link TransformedAbqLinear#prepared}), over the calibration text ({@link CalibrationBudget}'s
+     * samples × tokens, one sequence of seqLen tokens at a time), with {@code layers} installed in
+     * {@code model} (each layer's input comes from the quantized layers before it).
+     */
+    private Map<String, double[]> flatHessians(Workspace ws, DecoderModel model, Map<String, LinearOp> layers) throws IOException {
+        long start = System.nanoTime();
+        Map<String, double[]> h = new java.util.concurrent.ConcurrentHashMap<>();
+        lowbit.model.LinearInputHook hook = (layer, x, tokens, in) -> {
+            if (!layer.startsWith("blk.")) return;
+            String input = layer.substring(0, layer.lastIndexOf('.') + 1) + AbqFlatBlock.inputOf(layer.substring(layer.lastIndexOf('.') + 1));
+            if (!input.equals(layer)) return; // q/k/v and gate/up share one input: take it once
+            TransformedAbqLinear op = (TransformedAbqLinear) layers.get(layer);
+            double[] m = h.computeIfAbsent(layer, key -> new double[in * in]);
+            float[] xp = op.prepared(x, tokens);
+            synchronized (m) {
+                Gptq.accumulate(m, xp, tokens, in);
+            }
+        };
+        int[] tokens = ws.calibrationTokens(budget.samples() * budget.seqLen());
+        model.addInputHook(hook);
+        try {
+            for (int s = 0; s < budget.samples(); s++) {
+                int[] seq = java.util.Arrays.copyOfRange(tokens, s * budget.seqLen(), (s + 1) * budget.seqLen());
+                model.forwardHidden(model.newKvCache(seq.length), seq);
+            }
+        } finally {
+            model.removeInputHook(hook);
+        }
+        for (Map.Entry<String, double[]> e : h.entrySet()) {
+            int k = (int) Math.round(Math.sqrt(e.getValue().length));
+            Gptq.symmetrize(e.getValue(), k);
+        }
+        if (log != null) {
+            log.printf(Locale.ROOT, "GPTQ input statistics of %d layer inputs over %d tokens in %.1f s%n", h.size(), tokens.length,
+                    (System.nanoTime() - start) / 1e9);
+        }
+        return h;
+    }
+
+    /** FlatQuant's block-wise calibration at {@code scheme}, as {@link FlatQuantQuantizer} runs it (same options and seed). */
+    private Map<String, double[]> calibrateFlat(Workspace ws, QuantMethod method, QuantScheme scheme, int blocks) throws IOException {
+        CalibrationOptions o = new CalibrationOptions(budget.samples(), 0, budget.seqLen(), budget.epochs(), budget.batchSize(), blocks,
+                false, 1e-3, FlatQuantQuantizer.SEED, false);
+        boolean temporary = workDir == null;
+        // GPTQ changes only the rounding after calibration: -gptq shares its calibration (and checkpoints) with the plain method
+        Path dir = temporary ? Files.createTempDirectory("lowbit-abq-flat-") : workDir.resolve(method.id().replace("-gptq", ""));
+        try {
+            CalibrationResult r = BlockwiseCalibration.run(ws, FlatQuantMethod.authors(scheme), o, dir, new CalibrationListener() {
+                @Override
+                public void onBlockDone(BlockReport report) {
+                    if (log != null) {
+                        log.printf(Locale.ROOT, "%s block %d: loss %.4e -> %.4e (%d steps, %.1f s)%n", method.id(), report.block(),
+                                report.initialLoss(), report.finalLoss(), report.steps(), report.seconds());
+                    }
+                }
+            });
+            return r.params();
+        } finally {
+            if (temporary) deleteRecursively(dir);
         }
     }
 

@@ -55,6 +55,25 @@ public enum QuantMethod {
     ABQ_W2STAR_A8("abq-w2*a8", "ABQ W2*A8 bit balance (LWC + LET + compensation, distribution correction)"),
     ABQ_W2STAR_A8_NODC("abq-w2*a8-nodc", "ABQ W2*A8 bit balance (LWC + LET + compensation, MSE loss only)"),
     ABQ_W2STAR_A8_RTN("abq-w2*a8-rtn", "W2*A8 RTN (bit-balanced 5-level weights per channel, per-token asymmetric activations)"),
+    // ABQ-LLM width attribution (which side of W6A6 costs what): round to nearest at one side's
+    // 6 bits with the other side at 8, beside W8A8; same quantizers as the abq-*-rtn rows above.
+    ABQ_W6A8_RTN("abq-w6a8-rtn", "W6A8 RTN (per-channel asymmetric weights, per-token asymmetric activations)"),
+    ABQ_W8A6_RTN("abq-w8a6-rtn", "W8A6 RTN (per-channel asymmetric weights, per-token asymmetric activations)"),
+    ABQ_W8A8_RTN("abq-w8a8-rtn", "W8A8 RTN (per-channel asymmetric weights, per-token asymmetric activations)"),
+    // ABQ-LLM on FlatQuant's transforms (AbqQuantizer#quantizeFlat, lowbit.abq.AbqFlatScheme):
+    // FlatQuant's Kronecker transforms, channel scales and clips calibrated at the given widths,
+    // folded, then the layers on the bit-plane GEMM (TransformedAbqLinear). "-flat": FlatQuant's
+    // symmetric per-channel weights and per-token activations (QuantScheme.w6a6()); "-flat-asym":
+    // ABQ-LLM's asymmetric ones, in calibration and at inference.
+    ABQ_W6A6_FLAT("abq-w6a6-flat", "ABQ W6A6 on FlatQuant transforms (symmetric W6 per channel, A6 per token; bit-plane GEMM)"),
+    ABQ_W6A6_FLAT_ASYM("abq-w6a6-flat-asym", "ABQ W6A6 on FlatQuant transforms (asymmetric W6 per channel, A6 per token; bit-plane GEMM)"),
+    // ... and the attribution of its loss: one side at 6 bits, the other at 8.
+    ABQ_W6A8_FLAT("abq-w6a8-flat", "ABQ W6A8 on FlatQuant transforms (symmetric W6 per channel, A8 per token; bit-plane GEMM)"),
+    ABQ_W8A6_FLAT("abq-w8a6-flat", "ABQ W8A6 on FlatQuant transforms (symmetric W8 per channel, A6 per token; bit-plane GEMM)"),
+    // ... with GPTQ weight codes on the same learned-clip grid (Hessians from the calibration text's
+    // layer inputs in the round-to-nearest model: AbqQuantizer#quantizeFlat).
+    ABQ_W6A6_FLAT_GPTQ("abq-w6a6-flat-gptq", "ABQ W6A6 on FlatQuant transforms, GPTQ weights (symmetric W6 per channel, A6 per token; bit-plane GEMM)"),
+    ABQ_W6A6_FLAT_ASYM_GPTQ("abq-w6a6-flat-asym-gptq", "ABQ W6A6 on FlatQuant transforms, GPTQ weights (asymmetric W6 per channel, A6 per token; bit-plane GEMM)"),
     /**
      * ABQ round to nearest at a width chosen per layer ({@link lowbit.abq.AbqWidthPolicy}): the
      * least measured bit-plane GEMM time within a per-layer error budget, errors measured on the
@@ -135,6 +154,21 @@ public enum QuantMethod {
         return isAbq() && !id.endsWith("-rtn") && this != ABQ_AUTO;
     }
 
+    /** True for the ABQ-LLM methods on FlatQuant's transforms ({@code abq-WxAy-flat}, {@code -flat-asym}, each also {@code -gptq}). */
+    public boolean isAbqFlat() {
+        return isAbq() && id.contains("-flat");
+    }
+
+    /** The widths and quantizer symmetry of an {@link #isAbqFlat} method (throws for the others). */
+    public lowbit.abq.AbqFlatScheme abqFlatScheme() {
+        if (!isAbqFlat()) throw new IllegalStateException(id + " is not an ABQ method on FlatQuant transforms");
+        String widths = id.substring("abq-".length(), id.indexOf("-flat"));
+        String options = id.substring(id.indexOf("-flat") + "-flat".length());
+        int w = Integer.parseInt(widths.substring(1, widths.indexOf('a')));
+        int a = Integer.parseInt(widths.substring(widths.indexOf('a') + 1));
+        return new lowbit.abq.AbqFlatScheme(w, a, options.contains("-asym"), options.contains("-gptq"));
+    }
+
     /**
      * The ABQ-LLM settings of a fixed-width ABQ method (widths from the name; throws for the others
      * and for {@link #ABQ_AUTO}, whose widths differ per layer).
@@ -144,6 +178,7 @@ public enum QuantMethod {
         if (this == ABQ_AUTO) {
             throw new IllegalStateException(id + " chooses a width per layer (AbqWidthPolicy); it has no single ABQ config");
         }
+        if (isAbqFlat()) throw new IllegalStateException(id + " calibrates FlatQuant transforms: see abqFlatScheme()");
         String widths = id.substring("abq-".length()).replace("-nodc", "").replace("-rtn", "");
         boolean balance = widths.startsWith("w2*");
         int w = Integer.parseInt(widths.substring(1, 2));

@@ -77,10 +77,22 @@ public final class Gptq {
      * tokens × k}, row-major float32), summed in FP64 with tokens in ascending order (deterministic).
      */
     public static double[] hessian(float[] x, int tokens, int k) {
+        double[] h = new double[k * k];
+        accumulate(h, x, tokens, k);
+        symmetrize(h, k);
+        return h;
+    }
+
+    /**
+     * Adds {@code tokens} rows of {@code x} ({@code tokens × k}) to the upper triangle of {@code h}
+     * ({@code k × k}): {@code H[i][j] += Σ_t x[t][i]·x[t][j]} for {@code j ≥ i}, each sum in token
+     * order (deterministic); for Hessians gathered batch by batch. {@link #symmetrize} completes it.
+     */
+    public static void accumulate(double[] h, float[] x, int tokens, int k) {
         if (x == null) throw new IllegalArgumentException("GPTQ Hessian: no inputs given");
         if (tokens < 1 || k < 1) throw new ShapeMismatchException("GPTQ Hessian needs >= 1 token of >= 1 channel, got " + tokens + " x " + k);
         if (x.length < (long) tokens * k) throw new ShapeMismatchException("GPTQ Hessian: " + tokens + " x " + k + " inputs need " + (long) tokens * k + " values, got " + x.length);
-        double[] h = new double[k * k];
+        if (h == null || h.length != (long) k * k) throw new ShapeMismatchException("GPTQ Hessian must be " + k + " x " + k + ", got " + (h == null ? "none" : h.length + " values"));
         double[] tile = new double[TOKEN_TILE * k];
         for (int t0 = 0; t0 < tokens; t0 += TOKEN_TILE) {
             int nt = Math.min(TOKEN_TILE, tokens - t0);
@@ -101,10 +113,24 @@ public final class Gptq {
                 }
             });
         }
+    }
+
+    /** Copies the upper triangle of {@code h} ({@code k × k}) into the lower one. */
+    public static void symmetrize(double[] h, int k) {
         for (int i = 0; i < k; i++) {
             for (int j = 0; j < i; j++) h[i * k + j] = h[j * k + i];
         }
-        return h;
+    }
+
+    /**
+     * The grid GPTQ rounds onto, row by row: {@code code(row, v)} is the round-to-nearest code of
+     * value {@code v} in row {@code row}, {@code value(row, code)} the value that code stands for
+     * (for a symmetric grid {@code code · s_row}; with zero points {@code (code − z_row) · s_row}).
+     */
+    public interface RowGrid {
+        int code(int row, double v);
+
+        double value(int row, int code);
     }
 
     /**
@@ -114,7 +140,38 @@ public final class Gptq {
      * cols}, symmetric, e.g. {@link #hessian}; its upper triangle is used). Inputs are not modified.
      */
     public static int[] quantize(double[] w, int rows, int cols, double[] h, double[] scales, int bits, Options options) {
-        check(w, rows, cols, h, scales, bits, options);
+        if (bits < 2 || bits > 8) throw new IllegalArgumentException("GPTQ grids of 2..8 bits, got " + bits);
+        if (scales == null || scales.length != rows) throw new ShapeMismatchException("GPTQ needs one scale per row (" + rows + "), got " + (scales == null ? "none" : scales.length));
+        for (int r = 0; r < rows; r++) {
+            if (!(scales[r] > 0 && Double.isFinite(scales[r]))) throw new IllegalArgumentException("GPTQ scale " + scales[r] + " of row " + r + " must be finite and > 0");
+        }
+        return quantize(w, rows, cols, h, symmetricGrid(scales, bits), options);
+    }
+
+    /** The symmetric grid {@code clamp(rint(v / s_row), −2^(bits−1), 2^(bits−1)−1)}, value {@code code · s_row}. */
+    static RowGrid symmetricGrid(double[] scales, int bits) {
+        int qmax = (1 << (bits - 1)) - 1, qmin = -qmax - 1;
+        return new RowGrid() {
+            @Override
+            public int code(int row, double v) {
+                return (int) Math.max(qmin, Math.min(qmax, Math.rint(v / scales[row])));
+            }
+
+            @Override
+            public double value(int row, int code) {
+                return code * scales[row];
+            }
+        };
+    }
+
+    /**
+     * GPTQ codes of {@code w} ({@code rows × cols}, row-major) on {@code grid}, minimizing the output
+     * error on inputs whose Hessian is {@code h} ({@code cols × cols}, symmetric). Inputs are not
+     * modified; the codes are returned in {@code w}'s order (act-order permutes only internally).
+     */
+    public static int[] quantize(double[] w, int rows, int cols, double[] h, RowGrid grid, Options options) {
+        if (grid == null) throw new IllegalArgumentException("GPTQ needs a grid to round onto");
+        check(w, rows, cols, h, options);
         int n = cols;
         double[] hw = h.clone();
         double[] ww = w.clone();
@@ -134,7 +191,7 @@ public final class Gptq {
         double damp = options.damping() * mean / n;
         for (int j = 0; j < n; j++) hw[j * n + j] += damp;
         double[] u = inverseCholeskyUpper(hw, n);
-        int[] q = columnLoop(ww, rows, n, u, scales, bits, options.blockSize());
+        int[] q = columnLoop(ww, rows, n, u, grid, options.blockSize());
         if (order == null) return q;
         int[] back = new int[q.length];
         for (int r = 0; r < rows; r++) {
@@ -143,9 +200,8 @@ public final class Gptq {
         return back;
     }
 
-    private static void check(double[] w, int rows, int cols, double[] h, double[] scales, int bits, Options options) {
+    private static void check(double[] w, int rows, int cols, double[] h, Options options) {
         if (options == null) throw new IllegalArgumentException("GPTQ options are required (Options.defaults())");
-        if (bits < 2 || bits > 8) throw new IllegalArgumentException("GPTQ grids of 2..8 bits, got " + bits);
         if (rows < 1 || cols < 1) throw new ShapeMismatchException("GPTQ weights must be at least 1 x 1, got " + rows + " x " + cols);
         if (w == null || w.length != (long) rows * cols) {
             throw new ShapeMismatchException("GPTQ weights must be " + rows + " x " + cols + " = " + (long) rows * cols + " values, got " + (w == null ? "none" : w.length));
@@ -153,7 +209,6 @@ public final class Gptq {
         if (h == null || h.length != (long) cols * cols) {
             throw new ShapeMismatchException("GPTQ Hessian must be " + cols + " x " + cols + " (the weight's input width), got " + (h == null ? "none" : h.length + " values"));
         }
-        if (scales == null || scales.length != rows) throw new ShapeMismatchException("GPTQ needs one scale per row (" + rows + "), got " + (scales == null ? "none" : scales.length));
         for (int i = 0; i < w.length; i++) {
             if (!Double.isFinite(w[i])) throw new NonFiniteValueException("GPTQ weight " + w[i] + " at row " + i / cols + ", column " + i % cols + " is not finite");
         }
@@ -167,9 +222,6 @@ public final class Gptq {
                     throw new IllegalArgumentException("GPTQ Hessian is not symmetric at (" + i + ", " + j + "): " + h[i * cols + j] + " vs " + h[j * cols + i]);
                 }
             }
-        }
-        for (int r = 0; r < rows; r++) {
-            if (!(scales[r] > 0 && Double.isFinite(scales[r]))) throw new IllegalArgumentException("GPTQ scale " + scales[r] + " of row " + r + " must be finite and > 0");
         }
     }
 
@@ -268,8 +320,7 @@ public final class Gptq {
      * The column loop with lazy block updates on {@code w} (already dead-zeroed and permuted), given
      * {@code U}; rows in tiles of {@link #ROW_TILE}, tiles in parallel. Package-private for tests.
      */
-    static int[] columnLoop(double[] w, int rows, int n, double[] u, double[] scales, int bits, int blockSize) {
-        int qmax = (1 << (bits - 1)) - 1, qmin = -qmax - 1;
+    static int[] columnLoop(double[] w, int rows, int n, double[] u, RowGrid grid, int blockSize) {
         int[] q = new int[rows * n];
         int tiles = (rows + ROW_TILE - 1) / ROW_TILE;
         IntStream all = IntStream.range(0, tiles);
@@ -284,11 +335,10 @@ public final class Gptq {
                     double d = u[ui + i];
                     for (int r = 0; r < nr; r++) {
                         int at = r * n;
-                        double s = scales[r0 + r];
                         double v = x[at + i];
-                        int code = (int) Math.max(qmin, Math.min(qmax, Math.rint(v / s)));
+                        int code = grid.code(r0 + r, v);
                         q[(r0 + r) * n + i] = code;
-                        double e = (v - code * s) / d;
+                        double e = (v - grid.value(r0 + r, code)) / d;
                         err[r * blockSize + i - i1] = e;
                         for (int k = i + 1; k < i2; k++) x[at + k] -= e * u[ui + k]; // inside the block: at once
                     }

@@ -16,7 +16,7 @@ class AbqMethodNamesTest {
     void namesMapToConfigs() {
         int abq = 0;
         for (QuantMethod m : QuantMethod.values()) {
-            if (!m.isAbq() || m == QuantMethod.ABQ_AUTO) { // abq-auto: a width per layer, no single config
+            if (!m.isAbq() || m == QuantMethod.ABQ_AUTO || m.isAbqFlat()) { // abq-auto: a width per layer; -flat: FlatQuant transforms
                 assertThrows(IllegalStateException.class, m::abqConfig);
                 continue;
             }
@@ -28,7 +28,7 @@ class AbqMethodNamesTest {
             assertTrue(m.id().startsWith("abq-" + c.widths().toLowerCase(Locale.ROOT)), m.id() + " vs " + c.widths());
             assertFalse(c.symmetric());
         }
-        assertEquals(12, abq);
+        assertEquals(15, abq);
         assertEquals(QuantMethod.ABQ_W2STAR_A8, QuantMethod.parse("ABQ-W2*A8"));
         AbqConfig w6 = QuantMethod.parse("abq-w6a6").abqConfig();
         assertEquals(6, w6.weightBits());
@@ -38,6 +38,37 @@ class AbqMethodNamesTest {
         assertEquals(2, w2.weightBits());
         assertEquals(8, w2.activationBits());
         assertFalse(w2.bitBalance());
+    }
+
+    @Test
+    void flatNamesMapToSchemes() {
+        int flat = 0;
+        for (QuantMethod m : QuantMethod.values()) {
+            if (!m.isAbqFlat()) {
+                assertThrows(IllegalStateException.class, m::abqFlatScheme, m.id());
+                continue;
+            }
+            flat++;
+            assertTrue(m.isAbq() && m.abqCalibrates() && !m.isFlatQuant(), m.id());
+        }
+        assertEquals(6, flat);
+        lowbit.abq.AbqFlatScheme sym = QuantMethod.parse("abq-w6a6-flat").abqFlatScheme();
+        assertEquals(new lowbit.abq.AbqFlatScheme(6, 6, false), sym);
+        assertEquals(lowbit.flatquant.QuantScheme.w6a6(), sym.calibrationScheme());
+        lowbit.abq.AbqFlatScheme asym = QuantMethod.parse("ABQ-W6A6-FLAT-ASYM").abqFlatScheme();
+        assertEquals(new lowbit.abq.AbqFlatScheme(6, 6, true), asym);
+        assertEquals(new lowbit.abq.AbqFlatScheme(6, 6, true, true), QuantMethod.parse("abq-w6a6-flat-asym-gptq").abqFlatScheme());
+        assertEquals(new lowbit.abq.AbqFlatScheme(6, 6, false, true), QuantMethod.parse("abq-w6a6-flat-gptq").abqFlatScheme());
+        assertEquals(new lowbit.abq.AbqFlatScheme(8, 6, false), QuantMethod.parse("abq-w8a6-flat").abqFlatScheme());
+        assertFalse(asym.calibrationScheme().weights().symmetric());
+        assertFalse(asym.calibrationScheme().activations().symmetric());
+        assertEquals(6, asym.calibrationScheme().activations().bits());
+        assertTrue(asym.weightQuantizer().isAsymmetric() && asym.activationQuantizer().isAsymmetric());
+        assertFalse(sym.weightQuantizer().isAsymmetric() || sym.activationQuantizer().isAsymmetric());
+        AbqConfig w8a6 = QuantMethod.parse("abq-w8a6-rtn").abqConfig();
+        assertEquals(8, w8a6.weightBits());
+        assertEquals(6, w8a6.activationBits());
+        assertFalse(w8a6.learns());
     }
 
     @Test

@@ -65,6 +65,32 @@ class GptqTest {
         return Math.sqrt(e);
     }
 
+    /** The factor the column loop uses: upper triangular with UᵀU·H = I (H dampened as GPTQ does not need here). */
+    @Test
+    void factorIsTheUpperCholeskyOfTheInverse() {
+        Random rnd = new Random(3);
+        int k = 23, tokens = 60;
+        float[] x = new float[tokens * k];
+        for (int t = 0; t < tokens; t++) {
+            double common = rnd.nextGaussian();
+            for (int c = 0; c < k; c++) x[t * k + c] = (float) (0.8 * common * (1 + c % 3) + rnd.nextGaussian() * (c == 4 ? 5 : 1));
+        }
+        double[] h = Gptq.hessian(x, tokens, k);
+        double[] u = Gptq.inverseCholeskyUpper(h, k);
+        for (int i = 0; i < k; i++) {
+            for (int j = 0; j < i; j++) assertEquals(0, u[i * k + j], "U is upper triangular");
+            for (int j = 0; j < k; j++) {
+                double s = 0; // (UᵀU·H)_ij
+                for (int p = 0; p < k; p++) {
+                    double utu = 0;
+                    for (int q = 0; q < k; q++) utu += u[q * k + i] * u[q * k + p];
+                    s += utu * h[p * k + j];
+                }
+                assertEquals(i == j ? 1 : 0, s, 1e-8, "(UᵀU·H)[" + i + "][" + j + "]");
+            }
+        }
+    }
+
     /** {@code XᵀX} the plain way (both triangles, token order). */
     private static double[] gram(float[] x) {
         double[] h = new double[COLS * COLS];
@@ -240,7 +266,7 @@ class GptqTest {
             // the blocked loop on the library's factor equals the plain loop on it bit for bit
             int[] plainLib = plainLoop(w, ROWS, COLS, uLib, s, bits);
             for (int block : new int[] {1, 5, 29, 128}) {
-                assertArrayEquals(plainLib, Gptq.columnLoop(w, ROWS, COLS, uLib, s, bits, block), "W" + bits + " block " + block);
+                assertArrayEquals(plainLib, Gptq.columnLoop(w, ROWS, COLS, uLib, Gptq.symmetricGrid(s, bits), block), "W" + bits + " block " + block);
                 ClippedWeights g = ClippedWeights.gptq(w, ROWS, COLS, bits, clip, h, Gptq.Options.defaults().withBlockSize(block));
                 assertArrayEquals(ref, g.codes(), "W" + bits + " block " + block + " vs the independent reference");
                 assertArrayEquals(rtn.scales(), g.scales());
