@@ -25,13 +25,16 @@
 // PER_ROW the row), and the smallest non-finite x' element (the rows are walked in increasing order,
 // so a thread's first finding is its smallest).
 //
-// PER_GROUP given scales stay on the generic path, and so does everything when the environment
-// has LOWBIT_FLATTEN=legacy (read once), to compare both in one benchmark run.
+// Since the staged kernel (flatten_staged.cu, x rows staged in shared memory: fewer instructions
+// per unit) this kernel runs only where x's rows are not 16-byte aligned, or everywhere with
+// LOWBIT_FLATTEN=window. PER_GROUP given scales stay on the generic path, and so does everything
+// when the environment has LOWBIT_FLATTEN=legacy (read once), to compare them in one benchmark run.
 #include <cstdlib>
 #include <cstring>
 
 #include "cuda_backend.h"
 #include "cuda_check.h"
+#include "flatten_kernels.h"
 #include "quant_math.cuh"
 
 namespace lowbit {
@@ -216,12 +219,28 @@ void launch_typed(const QuantizeArgs& a, const LaunchEnv& env) {
 
 }  // namespace
 
-bool flatten_legacy() {
-    static const bool legacy = [] {
+// LOWBIT_FLATTEN (read once): "legacy" = the generic path for everything, "window" = this file's
+// kernel for every layout; otherwise the staged kernel (flatten_staged.cu) where x's rows are
+// 16-byte aligned and this one elsewhere. For comparisons in one benchmark run.
+static const char* flatten_choice() {
+    static const char* choice = [] {
         const char* v = std::getenv("LOWBIT_FLATTEN");
-        return v != nullptr && std::strcmp(v, "legacy") == 0;
+        return v == nullptr ? "" : v;
     }();
-    return legacy;
+    return choice;
+}
+
+bool flatten_legacy() { return std::strcmp(flatten_choice(), "legacy") == 0; }
+
+bool launch_flatten_window(const QuantizeArgs& a, const LaunchEnv& env) {
+    if (a.src_index == nullptr || !a.scales_given) return false;
+    if (a.granularity != LOWBIT_PER_TENSOR && a.granularity != LOWBIT_PER_ROW && a.granularity != LOWBIT_PER_COLUMN)
+        return false;
+    if (a.rows <= 0 || a.cols <= 0) return false;
+    dispatch_quantize(a.x_type, a.bits, false, [&](auto xt, auto bits, auto) {
+        launch_typed<decltype(xt)::value, decltype(bits)::value>(a, env);
+    });
+    return true;
 }
 
 bool launch_flatten_apply(const QuantizeArgs& a, const LaunchEnv& env) {
@@ -229,10 +248,8 @@ bool launch_flatten_apply(const QuantizeArgs& a, const LaunchEnv& env) {
     if (a.granularity != LOWBIT_PER_TENSOR && a.granularity != LOWBIT_PER_ROW && a.granularity != LOWBIT_PER_COLUMN)
         return false;
     if (a.rows <= 0 || a.cols <= 0) return true;  // nothing to do (the API rejects these anyway)
-    dispatch_quantize(a.x_type, a.bits, false, [&](auto xt, auto bits, auto) {
-        launch_typed<decltype(xt)::value, decltype(bits)::value>(a, env);
-    });
-    return true;
+    if (std::strcmp(flatten_choice(), "window") != 0 && launch_flatten_staged(a, env)) return true;
+    return launch_flatten_window(a, env);
 }
 
 }  // namespace cuda

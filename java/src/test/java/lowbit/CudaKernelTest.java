@@ -357,6 +357,30 @@ class CudaKernelTest extends GpuTestBase {
         }
     }
 
+    /**
+     * Plans that read x's row backwards, every third column, or in a random order, over 2056 and
+     * 3000 source columns (x rows 16-byte aligned for every input type): the staged kernel
+     * (flatten_staged.cu) stages a block's sources in reverse, or finds them beyond the span it
+     * stages and gathers those from global memory. Given PER_TENSOR / PER_ROW / PER_COLUMN scales,
+     * 1 and 6 rows, every input type and both widths: bit-exact with the float32 expansion
+     * quantized by the reference, outputs poisoned.
+     */
+    @Test
+    void flattenPlansThatReadFarApartMatchReference() {
+        long seed = 2900;
+        for (String kind : new String[] {"reverse", "stride3", "shuffle"}) {
+            for (int srcCols : new int[] {2056, 3000}) {
+                for (int rows : new int[] {1, 6}) {
+                    for (DType in : new DType[] {DType.F32, DType.F16, DType.BF16}) {
+                        for (int bits : new int[] {8, 4}) {
+                            KernelChecks.flattenQuantizeFarPlan(gpu, seed++, rows, srcCols, kind, bits, in);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /** A plan with entries the Java API would refuse, written straight into device buffers. */
     private static ExpansionPlan uncheckedPlan(Context ctx, int[] src, float[] mult, long srcCols) {
         Tensor index = ctx.allocate(DType.S32, 1, src.length);

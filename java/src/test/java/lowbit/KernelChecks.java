@@ -289,6 +289,76 @@ final class KernelChecks {
         }
     }
 
+    /**
+     * Flatten plans whose columns read far apart in x's row, plan {@code kind}: "reverse" (the
+     * channels in reverse order), "stride3" (every third channel), "shuffle" (a random
+     * permutation); multipliers random. Quantized with given PER_TENSOR, PER_ROW and PER_COLUMN
+     * scales (some codes saturate), outputs poisoned: equal to expanding in float32 and quantizing,
+     * bit for bit. On the GPU a block of 1024 expanded columns then reads its sources backwards or
+     * reads more source columns than it stages in shared memory (flatten_staged.cu gathers those
+     * from global memory).
+     */
+    static void flattenQuantizeFarPlan(Context ctx, long seed, int rows, int srcCols, String kind, int bits, DType in) {
+        Random rnd = new Random(seed);
+        float[] x = roundTo(in, activations(rnd, rows, srcCols));
+        int[] src;
+        switch (kind) {
+            case "reverse":
+                src = new int[srcCols];
+                for (int j = 0; j < srcCols; j++) {
+                    src[j] = srcCols - 1 - j;
+                }
+                break;
+            case "stride3":
+                src = new int[(srcCols + 2) / 3];
+                for (int j = 0; j < src.length; j++) {
+                    src[j] = 3 * j;
+                }
+                break;
+            case "shuffle":
+                src = new int[srcCols];
+                for (int j = 0; j < srcCols; j++) {
+                    src[j] = j;
+                }
+                for (int j = srcCols - 1; j > 0; j--) {
+                    int i = rnd.nextInt(j + 1);
+                    int t = src[i];
+                    src[i] = src[j];
+                    src[j] = t;
+                }
+                break;
+            default:
+                throw new IllegalArgumentException("unknown plan kind " + kind);
+        }
+        int k = src.length;
+        float[] mult = new float[k];
+        for (int j = 0; j < k; j++) {
+            mult[j] = (float) Math.exp(rnd.nextGaussian() * 0.3);
+        }
+        float[] expanded = new float[rows * k];
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < k; c++) {
+                expanded[r * k + c] = x[r * srcCols + src[c]] * mult[c];
+            }
+        }
+        String what = "flatten " + kind + " " + in + " " + rows + "x" + srcCols + "->" + k + " " + bits + "-bit";
+        try (Tensor xt = upload(ctx, in, x, rows, srcCols); ExpansionPlan plan = ctx.uploadPlan(src, mult, srcCols)) {
+            for (Granularity g : new Granularity[] {Granularity.PER_TENSOR, Granularity.PER_ROW, Granularity.PER_COLUMN}) {
+                float[] given = Reference.quantize(expanded, rows, k, bits, g, 0, null).scales;
+                for (int i = 0; i < given.length; i++) {
+                    given[i] *= i % 3 == 0 ? 1f : i % 3 == 1 ? 0.5f : 1.25f;
+                }
+                Reference.Quantized want = Reference.quantize(expanded, rows, k, bits, g, 0, given);
+                try (QuantizedTensor q = ctx.allocateQuantized(rows, k, bits, g, 0)) {
+                    q.scales().copyFrom(given);
+                    poison(q.values());
+                    ctx.flattenQuantizeWithScales(xt, plan, q);
+                    assertCodes(want.q, q, rows, k, bits, what + " given " + g);
+                }
+            }
+        }
+    }
+
     /** q's codes equal {@code want} (rows × cols); S4 rows of odd width end in a zero nibble. */
     static void assertCodes(int[] want, QuantizedTensor q, int rows, int cols, int bits, String what) {
         byte[] packed = q.values().toByteArray();
