@@ -163,6 +163,6 @@ class GptqRoundingTest {
         assertThrows(IllegalArgumentException.class, () -> GptqRounding.quantize(w, n, k, WeightQuantizer.perChannel(3), rtn, h), "grid of another width");
         assertThrows(IllegalArgumentException.class, () -> GptqRounding.quantize(w, n, k, new WeightQuantizer(4, false, false, 0), rtn, h), "symmetric vs zero points");
         assertThrows(IllegalArgumentException.class, () -> GptqRounding.quantize(w, n - 1, k, q, rtn, h), "shape");
-        assertThrows(IllegalArgumentException.class, () -> GptqRounding.accumulate(new double[k * k], k, new float[k], 2), "x too short");
+        assertThrows(IllegalArgumentException.class, () -> Gptq.accumulate(new double[k * k], new float[k], 2, k), "x too short");
     }
 }
