@@ -22,11 +22,15 @@
 //     quantization, another's loads and a third's products overlap; there is no block-wide barrier
 //     after the prologue. Few tokens: fewer blocks, the idle groups help with the prologue only.
 //   * Prologue, once per block: one pass of coalesced loads over P1 and P2 (16 values a thread
-//     held in registers: one round trip up to 64 x 64), max |P| per factor, the scaled F16 copies
-//     (row-major, zero padding). With Y's strip at 32 floats (p2 <= 64) P1'^T's A fragments of the
-//     warp's strip (S x 4 registers) are then loaded once with ldmatrix.trans and stay in registers
-//     for every token: per token such a warp loads only X' (S x C2 ldmatrix.x4) and P2' (C2 x C2);
-//     with 64-float strips they do not fit and are loaded per use, as v1 did.
+//     held in registers: one round trip up to 64 x 64), max |P| per factor and whether some entry
+//     is NaN/Inf, the scaled F16 copies (row-major, zero padding). Where n1, n2 are multiples of 4
+//     (p_vec) the pass runs on quads: one 16-byte load and one 8-byte store of four F16 per quad
+//     (the per-entry version cost ~35 instructions an entry, a sixth of all instructions at
+//     M = 2048 and most of a token's time at M = 1; beyond 64 x 64 its loads were dependent).
+//     With Y's strip at 32 floats (p2 <= 64) P1'^T's A fragments of the warp's strip (S x 4
+//     registers) are then loaded once with ldmatrix.trans and stay in registers for every token:
+//     per token such a warp loads only X' (S x C2 ldmatrix.x4) and P2' (C2 x C2); with 64-float
+//     strips they do not fit and are loaded per use, as v1 did.
 //   * Per token (one staged row per group; the next row's cp.async is issued as soon as the staged
 //     row has been read, so it travels during the products and the quantization):
 //       B1  the staged row has landed (cp.async.wait_all + group barrier);
@@ -34,15 +38,20 @@
 //           0x7fff) two at a time (__vmaxu2, one VIMNMX.U16x2 on sm_90); a magnitude at or above
 //           Inf's flags the thread, which then rescans its units for the finite max and the first
 //           NaN/Inf (rare); warp shuffles, one slot per warp;
-//       B2  every thread reads the group's S slots: max |x|, e, x's first non-finite column;
+//       B2  (bar.red.or: also whether some warp saw a NaN/Inf x) every thread reads the group's
+//           S max |x| slots, e; x's first non-finite column only where one was seen;
 //       2.  X' = x 2^-e to F16 into the group's X' tile (for F16 x and e in [-15, 14], one HMUL2 per
 //           two values: the exact product rounded once, as v1's float multiply then F16 rounding);
 //       B3  X' complete, the staging buffer free: the next row's cp.async;
 //       3.  the products, W's 16-column chunk at a time (its accumulators packed to half2 are the A
 //           fragment of Y' += W P2', as in v1);
-//       4.  Y = Y' 2^(e+a+b); the warp's max / min over valid entries (float max / min with the
-//           padding masked) and a NaN probe (y * 0 summed): a warp with a NaN/Inf y rescans for the
-//           first one (rare); one slot per warp;
+//       4.  the warp's max / min of y over valid entries (no masks where the warp's strip has no
+//           padding entry; four partial chains). y can be NaN/Inf only with a non-finite x or
+//           factor or for 2^(e+a+b) > 2^104 (|Y'| < 2^23): only then (uniform per group) the NaN
+//           probe (y * 0 summed) and the rare rescan for the first one run. Where 2^(e+a+b) lies
+//           in [2^-78, 2^104], Y' 2^(e+a+b) is exact (nonzero |Y'| >= 2^-48), so the factor is
+//           folded into the max / min and into 1 / scale instead of multiplying every Y' (step 4
+//           at the loop); one slot (max, min) per warp;
 //       B4  every thread reads the slots and computes the clipped scale itself (clipped_scale, the
 //           same operations as token_scale: the same bits); the group's first thread writes
 //           scales[row] and keeps the finding;
@@ -54,8 +63,10 @@
 //           FRND or division per element; the same codes as clamp(rint(y / scale)) bit for bit
 //           (the margin argument is at fast_code). The codes go to the group's buffer already in
 //           q's layout (two S4 codes per byte store, or two S8 codes per 16-bit store, n2 even);
-//       B5  codes complete;
-//       6.  16-byte (or 4-byte, or byte) stores of the row of codes into q.
+//       6.  where q's rows take 16-byte stores and the codes are packed (strip_store), each warp
+//           stores its own 16 rows of codes (a contiguous range of q's row starting on 16 bytes)
+//           after a __syncwarp; else B5 (codes complete) and the group stores the row with
+//           16-byte (or 4-byte, or byte) stores.
 //   * Non-finite values: as v1 and the exact kernel, the first finding per token, x before y, key
 //     ((row * n + col) << 2 | class), the smallest kept. The codes of a token with a non-finite y
 //     are unspecified (lowbit.h: the call reports an error).
@@ -70,20 +81,22 @@
 //     ~3000 warp instructions = ~750 cycles over 4 schedulers;
 //   DRAM: 8 KiB read + 2 KiB written per token: 2048 tokens in 7.1 us at the measured copy rate.
 //   That plan (15.5 tokens per SM at M = 2048: ~12k cycles = ~6.5 us, under the DRAM floor) is NOT
-//   what runs. Measured (Nsight Compute, H100, 64 x 64, M = 2048): 14.9 M warp instructions =
-//   ~7.3k per token (~57 per element: the tensor-core part is 13%, steps 4-5 about a third,
-//   steps 1-2 and the reductions / barriers most of the rest), issued at ~0.5 per scheduler cycle
-//   (16 warps per SM at 128 registers, stalls mostly fixed-latency dependencies, short scoreboard
-//   and instruction fetch over ~6.5k instructions of code): ~28k issue cycles per scheduler, so
-//   instruction issue bounds it, at ~30 us (v1 53.6 us in the same process), DRAM at 0.12 of peak.
+//   what runs. Measured (Nsight Compute, H100, 64 x 64, M = 2048, first version of this kernel):
+//   14.9 M warp instructions (~57 per element), issued at ~0.47 per scheduler cycle with 16 warps
+//   per SM (128 registers), DRAM at 0.12 of peak. With the cuts above (quad prologue, no NaN
+//   probe / masks / 2^shift multiplies where they cannot matter, per-warp code stores, slot
+//   reads unrolled): 11.4 M (~43 per element), 26.5 us vs 30.5 (same process; ncu source
+//   counters before the quad prologue: prologue + per-warp setup ~20%, the products ~15%,
+//   step 5 ~18%, steps 1-2 ~15%, the rest reductions, barriers and the next row's cp.async). Issue stays at ~0.43 a
+//   cycle: each warp issues about every 9 cycles (dependency chains: ldmatrix -> mma -> pack ->
+//   mma, barriers), so what would move it now is parallelism per scheduler (more warps: Y's strip
+//   dominates the registers; or two tokens per group in flight), not instruction count alone.
+//   Unrolling the column-chunk loop by 2 measured slower (spills at 128 registers).
 //   86 x 128 (S = 6, 8 chunks, A fragments from shared memory: 6 x (96 + 64) = 960 ldmatrix.x4 =
-//   480 KiB and 1344 mma per token) runs at ~122 us (v1 213), 112 x 128 at ~165 us (v1 342):
-//   the same issue / latency bound, with fewer warps per SM (12 and 14).
-//   What would move it: fewer instructions per element (e.g. the quantization on packed pairs,
-//   the per-token reductions once per group instead of once per warp), and more warps per SM
-//   (registers: Y's strip dominates).
-// M = 1..16: the prologue and one token's chain of phases: 10 us at 64 x 64 including the host
-// launch (v1 28.5, TF32 12.0).
+//   480 KiB and 1344 mma per token): ~114 us (first version 123, v1 213); 112 x 128: ~119 us
+//   (first version 166, v1 342).
+// M = 1..16: the prologue and one token's chain of phases: 8.4 us at 64 x 64 including the launch
+// (first version 9.8, v1 28.5, TF32 12.0); 112 x 128 19.9 us (first version 35.0).
 //
 // Shared memory: 2 (p1 (p1+8) + p2 (p2+8)) bytes of factors, and per group 2 p1 (p2+8) bytes of X',
 // one staged row (n x 2 or 4 bytes) and the codes (n/2 or n bytes): 94 KiB at 64 x 64 (G = 4),
@@ -151,6 +164,7 @@ __device__ __forceinline__ void token_range(const unsigned char* stage, const Kr
         bool rescan;
         if constexpr (XT == LOWBIT_F32) {
             unsigned m = 0;  // magnitudes of floats order as unsigned integers
+#pragma unroll 4
             for (int u = tid; u < units; u += nthreads) {
                 const uint4 v0 = s4[2 * u], v1 = s4[2 * u + 1];
                 m = max(m, max(max(v0.x & 0x7fffffffu, v0.y & 0x7fffffffu), max(v0.z & 0x7fffffffu, v0.w & 0x7fffffffu)));
@@ -161,6 +175,7 @@ __device__ __forceinline__ void token_range(const unsigned char* stage, const Kr
         } else {
             constexpr unsigned kInf = XT == LOWBIT_F16 ? 0x7c00u : 0x7f80u;  // magnitude of Inf
             unsigned m = 0;  // two 16-bit magnitude maxima (16-bit magnitudes order as integers)
+#pragma unroll 4
             for (int u = tid; u < units; u += nthreads) {
                 const uint4 v = s4[u];
                 m = __vmaxu2(m, __vmaxu2(__vmaxu2(v.x & 0x7fff7fffu, v.y & 0x7fff7fffu),
@@ -202,6 +217,7 @@ __device__ __forceinline__ void scale_token(const unsigned char* stage, __half* 
         // F16 x with 2^-e a normal F16: one HMUL2 per pair is the exact product rounded once.
         const bool half_mul = XT == LOWBIT_F16 && e >= -15 && e <= 14;
         const __half2 f2 = __float2half2_rn(half_mul ? f : 1.0f);
+#pragma unroll 4
         for (int u = tid; u < units; u += nthreads) {
             const int k = (u * g.unit_row_magic) >> 16, l = (u - k * upr) * 8;
             uint4 h;
@@ -234,8 +250,9 @@ __device__ __forceinline__ void scale_token(const unsigned char* stage, __half* 
 }
 
 // clamp(rint(y / scale), -qmax, qmax) for a y of the scale's own token (header comment, step 5):
-// the code's two's complement in the low bits of the result; `slow` is set where the division
-// must decide instead (next to a rounding boundary).
+// the code's two's complement in the low bits of the result (inv: 1 / scale, or 2^shift / scale
+// for Y' = y 2^-shift, exact; step 4); dev collects |y' - rint(y')|, and the caller sends the
+// values with dev >= fast_code_safe (next to a rounding boundary) to the division instead.
 // The margin: y' = y * (1 / s) is within |q| 2^-22.4 of the correctly rounded quotient q (three
 // roundings of 2^-24 relative), where only |q| < qmax + 1 matters (beyond it both clamp to qmax):
 // under 2^-15.4 for 8-bit codes, under 2^-19.4 for 4-bit codes. A y' (clamped; clamping before
@@ -243,15 +260,20 @@ __device__ __forceinline__ void scale_token(const unsigned char* stage, __half* 
 // (4-bit) from a boundary k + 0.5 rounds as the quotient does; the others (2^-12 or 2^-16 of the
 // values) take the division.
 template <int QMAX>
-__device__ __forceinline__ int fast_code(float y, const ScaleRecip& s, bool& slow) {
+__device__ __forceinline__ int fast_code(float y, float inv, float& dev) {
     constexpr float kRound = 0x1.8p23f;  // 1.5 * 2^23: 22 zero low bits
-    constexpr float kSafe = QMAX > 7 ? 0.5f - 0x1p-13f : 0.5f - 0x1p-17f;  // exactly representable
     constexpr float fq = static_cast<float>(QMAX);
-    const float yc = fminf(fmaxf(__fmul_rn(y, s.inv), -fq), fq);
+    const float yc = fminf(fmaxf(__fmul_rn(y, inv), -fq), fq);  // never NaN: fmaxf drops a NaN product
     const float t = __fadd_rn(yc, kRound);
     const float r = __fsub_rn(t, kRound);
-    slow |= !(fabsf(__fsub_rn(yc, r)) < kSafe);
+    dev = fmaxf(dev, fabsf(__fsub_rn(yc, r)));  // the distance to the integer; slow where >= kSafe
     return __float_as_int(t);
+}
+
+// The margin of fast_code (exactly representable): |y' - rint(y')| at or above it takes the division.
+template <int QMAX>
+__device__ __forceinline__ constexpr float fast_code_safe() {
+    return QMAX > 7 ? 0.5f - 0x1p-13f : 0.5f - 0x1p-17f;
 }
 
 // The division path of fast_code for a pair, as a call: inlined, the compiler computes the
@@ -321,6 +343,78 @@ __device__ __forceinline__ void store_codes(const KronQuantizeArgs& a, const Kro
     }
 }
 
+// Step 4 without NaN/Inf (the caller knows there is none): the warp's max and min of Y' over
+// the valid entries of its strip (FULL: every entry is valid, no masks).
+// Four partial maxima / minima (one per r), combined at the end: four short dependency chains
+// instead of one long one.
+template <int NC, bool FULL>
+__device__ __forceinline__ void strip_range(const float (&acc)[2 * NC][4], int i0, int jq, int n1, int n2, float& hi,
+                                            float& lo) {
+    float h[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY}, l[4] = {INFINITY, INFINITY, INFINITY, INFINITY};
+    const bool row_ok[2] = {i0 < n1, i0 + 8 < n1};
+#pragma unroll
+    for (int t8 = 0; t8 < 2 * NC; ++t8) {
+        const int j = t8 * 8 + jq;
+#pragma unroll
+        for (int r = 0; r < 4; ++r) {
+            const float y = acc[t8][r];
+            if (FULL) {
+                h[r] = fmaxf(h[r], y);
+                l[r] = fminf(l[r], y);
+            } else {
+                const bool valid = row_ok[r >> 1] && j + (r & 1) < n2;
+                h[r] = fmaxf(h[r], valid ? y : -INFINITY);
+                l[r] = fminf(l[r], valid ? y : INFINITY);
+            }
+        }
+    }
+    hi = fmaxf(fmaxf(h[0], h[1]), fmaxf(h[2], h[3]));
+    lo = fminf(fminf(l[0], l[1]), fminf(l[2], l[3]));
+}
+
+// Step 5, fast path: the codes of the warp's strip (fast_code of acc * inv) into the group's
+// buffer; returns the largest distance of a y' to its integer (>= fast_code_safe: the division
+// decides). FULL (every entry valid, n2 = 16 NC, so even): stores at fixed offsets, no checks.
+template <int BITS, int QMAX, int NC, bool FULL>
+__device__ __forceinline__ float strip_codes(const float (&acc)[2 * NC][4], float inv, unsigned char* codes, int i0,
+                                             int jq, int n1, int n2) {
+    float dev[2][2] = {{0.0f, 0.0f}, {0.0f, 0.0f}};  // partial maxima (short dependency chains)
+    unsigned char* base = codes + (BITS == 4 ? (i0 * n2 + jq) >> 1 : i0 * n2 + jq);
+    const int half_strip = BITS == 4 ? 4 * n2 : 8 * n2;  // bytes between rows i0 and i0 + 8
+#pragma unroll
+    for (int t8 = 0; t8 < 2 * NC; ++t8) {
+#pragma unroll
+        for (int rh = 0; rh < 2; ++rh) {
+            const int c0 = fast_code<QMAX>(acc[t8][2 * rh], inv, dev[rh][0]);
+            const int c1 = fast_code<QMAX>(acc[t8][2 * rh + 1], inv, dev[rh][1]);
+            if (FULL) {
+                unsigned char* p = base + rh * half_strip + t8 * (BITS == 4 ? 4 : 8);
+                if constexpr (BITS == 4)
+                    *p = static_cast<unsigned char>((c0 & 0xf) | (c1 & 0xf) << 4);
+                else
+                    *reinterpret_cast<unsigned short*>(p) = static_cast<unsigned short>((c0 & 0xff) | (c1 & 0xff) << 8);
+            } else {
+                put_codes<BITS>(codes, n1, n2, i0 + rh * 8, t8 * 8 + jq, c0, c1);
+            }
+        }
+    }
+    return fmaxf(fmaxf(dev[0][0], dev[0][1]), fmaxf(dev[1][0], dev[1][1]));
+}
+
+// Step 6 for one warp (g.strip_store: packed codes, q's rows take 16-byte stores): the codes of
+// the warp's 16 rows of Y, bytes [b0, b1) of the token's row of q (b0 a multiple of 16).
+template <int BITS>
+__device__ __forceinline__ void store_strip_codes(const KronQuantizeArgs& a, const KronGroupsGeom& g, int64_t row,
+                                                  const unsigned char* codes, int strip, int lane) {
+    const int row_i = BITS == 8 ? g.n2 : g.n2 / 2;  // bytes per row of Y (n2 even for S4)
+    const int b0 = 16 * strip * row_i, b1 = min(16 * strip + 16, g.n1) * row_i;
+    unsigned char* qrow = static_cast<unsigned char*>(a.q) + (BITS == 8 ? row * a.ldq : row * (a.ldq / 2));
+    const int u1 = (b1 - b0) / 16 + b0 / 16;
+    for (int u = b0 / 16 + lane; u < u1; u += 32)
+        reinterpret_cast<uint4*>(qrow)[u] = reinterpret_cast<const uint4*>(codes)[u];
+    for (int b = 16 * u1 + lane; b < b1; b += 32) qrow[b] = codes[b];
+}
+
 // ---- the kernel -----------------------------------------------------------------------------
 
 // NC: p2 / 16 rounded up to 4 or 8 (Y's strip is 8 NC floats a thread); SMAX: p1 / 16 rounded up
@@ -340,7 +434,7 @@ __global__ void __launch_bounds__(groups_max_threads(NC, SMAX), 1)
     extern __shared__ uint4 smem_groups[];
     __shared__ float s_xmax[kGroupsMaxWarps];
     __shared__ unsigned long long s_badx[kGroupsMaxWarps], s_bady[kGroupsMaxWarps];
-    __shared__ float s_hi[kGroupsMaxWarps], s_lo[kGroupsMaxWarps];
+    __shared__ float2 s_hilo[kGroupsMaxWarps];  // the warps' max and min y
     __shared__ float s_pmax[2][kGroupsMaxWarps];
 
     constexpr int qmax = BITS == 8 ? 127 : 7;
@@ -371,25 +465,60 @@ __global__ void __launch_bounds__(groups_max_threads(NC, SMAX), 1)
     const int nthreads = blockDim.x, nwarps = nthreads >> 5;
     const int c1 = n1 * n1, ctot = c1 + n2 * n2;
     constexpr int kHeldP = 16;
+    // g.p_vec (n1, n2 multiples of 4, 16-byte aligned factors): quads of 4 consecutive entries
+    // (a quad never straddles a row or the two factors), one 16-byte load and one 8-byte store each.
+    const int q1 = c1 / 4, qtot = ctot / 4;
     float held[kHeldP];
+    bool p_bad = false;  // a NaN/Inf in P1 or P2 (then every y may be one)
     {
         for (int e = tid; e < (g.p1 * ld1 + g.p2 * ld2) / 8; e += nthreads)
             reinterpret_cast<uint4*>(p1s)[e] = make_uint4(0, 0, 0, 0);
         float m1 = 0.0f, m2 = 0.0f;
+        if (g.p_vec) {
 #pragma unroll
-        for (int u = 0; u < kHeldP; ++u) {
-            const int e = tid + u * nthreads;
-            held[u] = e < c1 ? __ldg(a.p1 + e) : (e < ctot ? __ldg(a.p2 + (e - c1)) : 0.0f);
-        }
+            for (int u = 0; u < kHeldP / 4; ++u) {
+                const int qd = tid + u * nthreads;
+                float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                if (qd < q1) v = __ldg(reinterpret_cast<const float4*>(a.p1) + qd);
+                else if (qd < qtot) v = __ldg(reinterpret_cast<const float4*>(a.p2) + (qd - q1));
+                held[4 * u] = v.x;
+                held[4 * u + 1] = v.y;
+                held[4 * u + 2] = v.z;
+                held[4 * u + 3] = v.w;
+            }
 #pragma unroll
-        for (int u = 0; u < kHeldP; ++u) {
-            const int e = tid + u * nthreads;
-            if (e < c1) m1 = fmaxf(m1, fabsf(held[u]));
-            else m2 = fmaxf(m2, fabsf(held[u]));
-        }
-        for (int e = tid + kHeldP * nthreads; e < ctot; e += nthreads) {  // factors beyond 64 x 64
-            if (e < c1) m1 = fmaxf(m1, fabsf(__ldg(a.p1 + e)));
-            else m2 = fmaxf(m2, fabsf(__ldg(a.p2 + (e - c1))));
+            for (int u = 0; u < kHeldP; ++u) {
+                if (tid + (u / 4) * nthreads < q1) m1 = fmaxf(m1, fabsf(held[u]));
+                else m2 = fmaxf(m2, fabsf(held[u]));
+                p_bad |= !is_finite(held[u]);
+            }
+            for (int qd = tid + kHeldP / 4 * nthreads; qd < qtot; qd += nthreads) {  // factors beyond 64 x 64
+                const float4 v = qd < q1 ? __ldg(reinterpret_cast<const float4*>(a.p1) + qd)
+                                         : __ldg(reinterpret_cast<const float4*>(a.p2) + (qd - q1));
+                const float m = fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w)));
+                if (qd < q1) m1 = fmaxf(m1, m);
+                else m2 = fmaxf(m2, m);
+                p_bad |= !(is_finite(v.x) && is_finite(v.y) && is_finite(v.z) && is_finite(v.w));
+            }
+        } else {
+#pragma unroll
+            for (int u = 0; u < kHeldP; ++u) {
+                const int e = tid + u * nthreads;
+                held[u] = e < c1 ? __ldg(a.p1 + e) : (e < ctot ? __ldg(a.p2 + (e - c1)) : 0.0f);
+            }
+#pragma unroll
+            for (int u = 0; u < kHeldP; ++u) {
+                const int e = tid + u * nthreads;
+                if (e < c1) m1 = fmaxf(m1, fabsf(held[u]));
+                else m2 = fmaxf(m2, fabsf(held[u]));
+                p_bad |= !is_finite(held[u]);
+            }
+            for (int e = tid + kHeldP * nthreads; e < ctot; e += nthreads) {  // factors beyond 64 x 64
+                const float v = e < c1 ? __ldg(a.p1 + e) : __ldg(a.p2 + (e - c1));
+                if (e < c1) m1 = fmaxf(m1, fabsf(v));
+                else m2 = fmaxf(m2, fabsf(v));
+                p_bad |= !is_finite(v);
+            }
         }
         m1 = warp_max(m1);
         m2 = warp_max(m2);
@@ -398,7 +527,8 @@ __global__ void __launch_bounds__(groups_max_threads(NC, SMAX), 1)
             s_pmax[1][warp] = m2;
         }
     }
-    __syncthreads();  // also orders the zeroing before the copies
+    // Also orders the zeroing before the copies.
+    const bool p_nonfinite = __syncthreads_or(p_bad) != 0;
     int pa, pb;
     {
         float m1 = 0.0f, m2 = 0.0f;
@@ -420,10 +550,34 @@ __global__ void __launch_bounds__(groups_max_threads(NC, SMAX), 1)
                 p2s[l * ld2 + j] = __float2half_rn(__fmul_rn(v, f2));
             }
         };
+        // Four entries e .. e + 3 of one row (p_vec): the same roundings as put, one 8-byte store.
+        auto put4 = [&](int qd, float v0, float v1, float v2, float v3) {
+            const int e = 4 * qd;
+            if (qd < q1) {
+                const int k = static_cast<int>((e + 0.5f) * r1), i = e - k * n1;
+                *reinterpret_cast<uint2*>(p1s + k * ld1 + i) = make_uint2(
+                    pack_half2(__fmul_rn(v0, f1), __fmul_rn(v1, f1)), pack_half2(__fmul_rn(v2, f1), __fmul_rn(v3, f1)));
+            } else if (qd < qtot) {
+                const int e2 = e - c1, l = static_cast<int>((e2 + 0.5f) * r2), j = e2 - l * n2;
+                *reinterpret_cast<uint2*>(p2s + l * ld2 + j) = make_uint2(
+                    pack_half2(__fmul_rn(v0, f2), __fmul_rn(v1, f2)), pack_half2(__fmul_rn(v2, f2), __fmul_rn(v3, f2)));
+            }
+        };
+        if (g.p_vec) {
 #pragma unroll
-        for (int u = 0; u < kHeldP; ++u) put(tid + u * nthreads, held[u]);
-        for (int e = tid + kHeldP * nthreads; e < ctot; e += nthreads)
-            put(e, e < c1 ? __ldg(a.p1 + e) : __ldg(a.p2 + (e - c1)));
+            for (int u = 0; u < kHeldP / 4; ++u)
+                put4(tid + u * nthreads, held[4 * u], held[4 * u + 1], held[4 * u + 2], held[4 * u + 3]);
+            for (int qd = tid + kHeldP / 4 * nthreads; qd < qtot; qd += nthreads) {
+                const float4 v = qd < q1 ? __ldg(reinterpret_cast<const float4*>(a.p1) + qd)
+                                         : __ldg(reinterpret_cast<const float4*>(a.p2) + (qd - q1));
+                put4(qd, v.x, v.y, v.z, v.w);
+            }
+        } else {
+#pragma unroll
+            for (int u = 0; u < kHeldP; ++u) put(tid + u * nthreads, held[u]);
+            for (int e = tid + kHeldP * nthreads; e < ctot; e += nthreads)
+                put(e, e < c1 ? __ldg(a.p1 + e) : __ldg(a.p2 + (e - c1)));
+        }
     }
     __syncthreads();
 
@@ -465,13 +619,15 @@ __global__ void __launch_bounds__(groups_max_threads(NC, SMAX), 1)
             s_xmax[warp] = xm;
             s_badx[warp] = badx;
         }
-        named_barrier(bar, gthreads);  // B2
+        // B2, which also tells whether some warp found a NaN/Inf x (only then are the slots read).
+        const bool any_bad_x = named_barrier_or(bar, gthreads, lane == 0 && badx != kNoIndex);
         float xmax = 0.0f;
+#pragma unroll
+        for (int w = 0; w < SMAX; ++w)
+            if (w < S) xmax = fmaxf(xmax, s_xmax[wfirst + w]);
         unsigned long long bad_x = kNoIndex;
-        for (int w = 0; w < S; ++w) {
-            xmax = fmaxf(xmax, s_xmax[wfirst + w]);
-            Findings::keep_min(bad_x, s_badx[wfirst + w]);
-        }
+        if (any_bad_x)
+            for (int w = 0; w < S; ++w) Findings::keep_min(bad_x, s_badx[wfirst + w]);
         const int ex = range_exponent(xmax, 7);
 
         // 2. X' into the group's tile.
@@ -519,58 +675,82 @@ __global__ void __launch_bounds__(groups_max_threads(NC, SMAX), 1)
             }
         }
 
-        // 4. Y = Y' * 2^(e + a + b) (one exact multiply, or ldexpf far out: a uniform branch); the
-        //    warp's max / min over the valid entries (padding entries are masked to -Inf / +Inf),
-        //    and whether any entry is NaN/Inf (y * 0 + nf turns NaN), which sends the warp through
-        //    the rare rescan that names the first one.
+        // 4. Y = Y' * 2^(e + a + b). A y is NaN/Inf only through a non-finite x (reported first), a
+        //    non-finite factor, or an overflow of Y' 2^shift (|Y'| < 2^23, so only for shift > 104):
+        //    otherwise the probe for them is skipped. Every nonzero |Y'| is at least 2^-48 (sums of
+        //    products of F16 values, each a multiple of 2^-24, stay multiples of 2^-48 through any
+        //    float32 rounding), so for shift in [-78, 104] the product Y' 2^shift is exact and normal:
+        //    there the factor is not applied to each Y' but folded into the token's max / min (exact)
+        //    and into the reciprocal of the scale (inv 2^shift, exact where it is normal), and
+        //    fast_code(Y', inv 2^shift) is fast_code(y, inv) bit for bit. Elsewhere (a uniform branch)
+        //    each Y' is scaled first, as in the first kernel.
         const int shift = ex + pa + pb;
-        if (shift >= -126 && shift <= 127) {
-            const float f = pow2(shift);
+        const bool maybe_nonfinite = bad_x != kNoIndex || p_nonfinite || shift > 104;
+        const bool fold = !maybe_nonfinite && shift >= -78;
+        if (!fold) {
+            if (shift >= -126 && shift <= 127) {
+                const float f = pow2(shift);
 #pragma unroll
-            for (int t8 = 0; t8 < 2 * NC; ++t8)
+                for (int t8 = 0; t8 < 2 * NC; ++t8)
 #pragma unroll
-                for (int r = 0; r < 4; ++r) acc[t8][r] = __fmul_rn(acc[t8][r], f);
-        } else {
+                    for (int r = 0; r < 4; ++r) acc[t8][r] = __fmul_rn(acc[t8][r], f);
+            } else {
 #pragma unroll
-            for (int t8 = 0; t8 < 2 * NC; ++t8)
+                for (int t8 = 0; t8 < 2 * NC; ++t8)
 #pragma unroll
-                for (int r = 0; r < 4; ++r) acc[t8][r] = ldexpf(acc[t8][r], shift);
-        }
-        const bool row_ok[2] = {i0 < n1, i0 + 8 < n1};
-        float hi = -INFINITY, lo = INFINITY, nf = 0.0f;
-#pragma unroll
-        for (int t8 = 0; t8 < 2 * NC; ++t8) {
-            const int j = t8 * 8 + jq;
-#pragma unroll
-            for (int r = 0; r < 4; ++r) {
-                const float y = acc[t8][r];
-                const bool valid = row_ok[r >> 1] && j + (r & 1) < n2;
-                hi = fmaxf(hi, valid ? y : -INFINITY);
-                lo = fminf(lo, valid ? y : INFINITY);
-                nf = __fmaf_rn(y, 0.0f, nf);
+                    for (int r = 0; r < 4; ++r) acc[t8][r] = ldexpf(acc[t8][r], shift);
             }
         }
+        const float yf = fold ? pow2(shift) : 1.0f;  // y = acc * yf exactly
+        // The warp's strip holds no padding entry (every row < n1, every column < n2): no masks.
+        const bool full = 16 * strip + 16 <= n1 && n2 == 16 * NC;
+        float hi, lo;
         unsigned long long bady = kNoIndex;
-        if (__any_sync(0xffffffffu, nf != nf)) {  // rare: a NaN/Inf y (valid or padding)
+        if (!maybe_nonfinite) {
+            if (full) strip_range<NC, true>(acc, i0, jq, n1, n2, hi, lo);
+            else strip_range<NC, false>(acc, i0, jq, n1, n2, hi, lo);
+        } else {
+            // The warp's max / min over the valid entries (padding masked to -Inf / +Inf), and whether
+            // any entry is NaN/Inf (y * 0 + nf turns NaN), which sends the warp through the rare
+            // rescan that names the first one.
+            const bool row_ok[2] = {i0 < n1, i0 + 8 < n1};
+            float nf = 0.0f;
             hi = -INFINITY;
             lo = INFINITY;
 #pragma unroll
             for (int t8 = 0; t8 < 2 * NC; ++t8) {
+                const int j = t8 * 8 + jq;
 #pragma unroll
                 for (int r = 0; r < 4; ++r) {
                     const float y = acc[t8][r];
-                    const int i = i0 + (r >> 1) * 8, j = t8 * 8 + jq + (r & 1);
-                    if (i < n1 && j < n2) {
-                        if (is_finite(y)) {
-                            hi = fmaxf(hi, y);
-                            lo = fminf(lo, y);
-                        } else {
-                            Findings::keep_min(bady, static_cast<unsigned long long>(i * n2 + j) << 2 | nonfinite_class(y));
+                    const bool valid = row_ok[r >> 1] && j + (r & 1) < n2;
+                    hi = fmaxf(hi, valid ? y : -INFINITY);
+                    lo = fminf(lo, valid ? y : INFINITY);
+                    nf = __fmaf_rn(y, 0.0f, nf);
+                }
+            }
+            if (__any_sync(0xffffffffu, nf != nf)) {  // rare: a NaN/Inf y (valid or padding)
+                hi = -INFINITY;
+                lo = INFINITY;
+#pragma unroll
+                for (int t8 = 0; t8 < 2 * NC; ++t8) {
+#pragma unroll
+                    for (int r = 0; r < 4; ++r) {
+                        const float y = acc[t8][r];
+                        const int i = i0 + (r >> 1) * 8, j = t8 * 8 + jq + (r & 1);
+                        if (i < n1 && j < n2) {
+                            if (is_finite(y)) {
+                                hi = fmaxf(hi, y);
+                                lo = fminf(lo, y);
+                            } else {
+                                Findings::keep_min(
+                                    bady, static_cast<unsigned long long>(i * n2 + j) << 2 | nonfinite_class(y));
+                            }
                         }
                     }
                 }
+                bady = warp_min_u64(bady);
             }
-            bady = warp_min_u64(bady);
         }
 #pragma unroll
         for (int o = 16; o > 0; o >>= 1) {
@@ -578,53 +758,62 @@ __global__ void __launch_bounds__(groups_max_threads(NC, SMAX), 1)
             lo = fminf(lo, __shfl_xor_sync(0xffffffffu, lo, o));
         }
         if (lane == 0) {
-            s_hi[warp] = hi;
-            s_lo[warp] = lo;
+            s_hilo[warp] = make_float2(__fmul_rn(hi, yf), __fmul_rn(lo, yf));  // exact (above)
             s_bady[warp] = bady;
         }
         named_barrier(bar, gthreads);  // B4
         float thi = -INFINITY, tlo = INFINITY;
-        unsigned long long bad_y = kNoIndex;
-        for (int w = 0; w < S; ++w) {
-            thi = fmaxf(thi, s_hi[wfirst + w]);
-            tlo = fminf(tlo, s_lo[wfirst + w]);
-            Findings::keep_min(bad_y, s_bady[wfirst + w]);
+#pragma unroll
+        for (int w = 0; w < SMAX; ++w) {
+            if (w < S) {
+                const float2 hl = s_hilo[wfirst + w];
+                thi = fmaxf(thi, hl.x);
+                tlo = fminf(tlo, hl.y);
+            }
         }
+        unsigned long long bad_y = kNoIndex;  // the group knows: maybe_nonfinite is the same for its warps
+        if (maybe_nonfinite)
+            for (int w = 0; w < S; ++w) Findings::keep_min(bad_y, s_bady[wfirst + w]);
         float scale = clipped_scale<qmax>(a, ordered(thi), ordered(tlo));
         if (gtid == 0) token_scale<qmax>(a, n, row, ordered(thi), ordered(tlo), bad_x, bad_y, scale, found);
 
-        // 5. The codes (fast_code: no division, no float-to-int conversion), two per store where n2 is even
-        //    (idx even), else one byte each; a pair with a value next to a rounding boundary (or
-        //    a scale whose reciprocal is not normal) takes the division.
+        // 5. The codes (fast_code: no division, no float-to-int conversion) into the group's buffer;
+        //    the pairs with a value next to a rounding boundary (or all of them, where a reciprocal is
+        //    not normal) take the division.
         const ScaleRecip sr = scale_recip(scale);
-        bool slow = !sr.fast;
-#pragma unroll
-        for (int t8 = 0; t8 < 2 * NC; ++t8)
-#pragma unroll
-            for (int rh = 0; rh < 2; ++rh)
-                put_codes<BITS>(codes, n1, n2, i0 + rh * 8, t8 * 8 + jq, fast_code<qmax>(acc[t8][2 * rh], sr, slow),
-                                fast_code<qmax>(acc[t8][2 * rh + 1], sr, slow));
-        if (__any_sync(0xffffffffu, slow)) {  // rare: the pairs next to a rounding boundary again
+        const float inv = __fmul_rn(sr.inv, yf);
+        const bool all_slow = !sr.fast || !(inv >= 0x1p-126f && inv <= 0x1p126f);
+        float dev;
+        if (full) dev = strip_codes<BITS, qmax, NC, true>(acc, inv, codes, i0, jq, n1, n2);
+        else dev = strip_codes<BITS, qmax, NC, false>(acc, inv, codes, i0, jq, n1, n2);
+        if (__any_sync(0xffffffffu, all_slow || !(dev < fast_code_safe<qmax>()))) {  // rare
 #pragma unroll
             for (int t8 = 0; t8 < 2 * NC; ++t8) {
 #pragma unroll
                 for (int rh = 0; rh < 2; ++rh) {
                     const float y0 = acc[t8][2 * rh], y1 = acc[t8][2 * rh + 1];
-                    bool pair_slow = !sr.fast;
-                    (void)fast_code<qmax>(y0, sr, pair_slow);
-                    (void)fast_code<qmax>(y1, sr, pair_slow);
-                    if (pair_slow) {
-                        const int2 c = codes_by_division(y0, y1, sr.s, qmax);
+                    float pair_dev = 0.0f;
+                    (void)fast_code<qmax>(y0, inv, pair_dev);
+                    (void)fast_code<qmax>(y1, inv, pair_dev);
+                    if (all_slow || !(pair_dev < fast_code_safe<qmax>())) {
+                        const int2 c = codes_by_division(__fmul_rn(y0, yf), __fmul_rn(y1, yf), sr.s, qmax);
                         put_codes<BITS>(codes, n1, n2, i0 + rh * 8, t8 * 8 + jq, c.x, c.y);
                     }
                 }
             }
         }
-        named_barrier(bar, gthreads);  // B5: the codes are complete
 
-        // 6. Into q.
-        store_codes<BITS>(a, g, row, codes, gtid, gthreads);
-        // The next token's barriers order these reads of the codes before they are rewritten.
+        // 6. Into q: each warp its own strip's rows straight away where q's rows take 16-byte stores
+        //    (no group barrier), else the group's threads the whole row after B5.
+        if (g.strip_store) {
+            __syncwarp();
+            store_strip_codes<BITS>(a, g, row, codes, strip, lane);
+            __syncwarp();  // these reads before the lanes' next writes of the codes
+        } else {
+            named_barrier(bar, gthreads);  // B5: the codes are complete
+            store_codes<BITS>(a, g, row, codes, gtid, gthreads);
+            // The next token's barriers order these reads of the codes before they are rewritten.
+        }
     }
     cp_async_wait_all();
     report_findings(st, found);
@@ -702,6 +891,10 @@ bool plan_kron_half_groups(const KronQuantizeArgs& a, int device, int sm_count, 
     g.cp_async = x % 16 == 0 && (a.ldx * xb) % 16 == 0 && (int64_t(g.n) * xb) % 16 == 0;
     const int64_t q_stride = a.bits == 8 ? a.ldq : a.ldq / 2;  // bytes between rows of q
     g.q_unit = q % 16 == 0 && q_stride % 16 == 0 ? 16 : (q % 4 == 0 && q_stride % 4 == 0 ? 4 : 1);
+    // A strip's codes start at 16 n2 (S8) or 8 n2 (S4, n2 even) bytes a strip: on 16 bytes.
+    g.strip_store = g.packed_codes && g.q_unit == 16;
+    g.p_vec = a.n1 % 4 == 0 && a.n2 % 4 == 0 && reinterpret_cast<uintptr_t>(a.p1) % 16 == 0 &&
+              reinterpret_cast<uintptr_t>(a.p2) % 16 == 0;
     g.fixed_bytes = 2 * (g.p1 * g.ld1 + g.p2 * g.ld2);
     g.group_bytes = 2 * g.p1 * g.ld2 + g.stage_ld + g.codes_ld;
 

@@ -27,6 +27,8 @@ struct KronGroupsGeom {
     bool unit8;            // n2 % 8 == 0: steps 1-2 on units of 8 consecutive elements
     bool packed_codes;     // the code buffer holds the codes in q's layout (S8, or S4 with n2 even)
     int q_unit;            // 16, 4 or 1: the store width q's rows allow
+    bool strip_store;      // packed_codes and q_unit == 16: each warp stores its strip's codes itself
+    bool p_vec;            // n1, n2 multiples of 4 and P1, P2 16-byte aligned: the prologue on quads
 };
 
 struct KronHalfGroupsPlan {

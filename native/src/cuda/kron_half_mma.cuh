@@ -69,5 +69,22 @@ __device__ __forceinline__ void named_barrier(int id, int threads) {
     asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
 
+// named_barrier that also returns whether `p` held for any of the `threads` threads (bar.red.or:
+// the same memory ordering as bar.sync).
+__device__ __forceinline__ bool named_barrier_or(int id, int threads, bool p) {
+    unsigned r;
+    asm volatile(
+        "{\n"
+        "  .reg .pred pin, pout;\n"
+        "  setp.ne.u32 pin, %1, 0;\n"
+        "  bar.red.or.pred pout, %2, %3, pin;\n"
+        "  selp.u32 %0, 1, 0, pout;\n"
+        "}\n"
+        : "=r"(r)
+        : "r"(static_cast<unsigned>(p)), "r"(id), "r"(threads)
+        : "memory");
+    return r != 0;
+}
+
 }  // namespace cuda
 }  // namespace lowbit

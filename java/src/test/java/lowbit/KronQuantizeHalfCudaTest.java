@@ -15,7 +15,9 @@ import org.junit.jupiter.api.Test;
  * (64 x 64 with many tokens per block, 24 x 24, 32 x 48, 86 x 128, 112 x 128), 128 x 128 (largest
  * tiles), pairs padded from odd sizes (5 x 3, 1 x 7, 9 x 13) and with n2 % 8 != 0 (8 x 12), all
  * three input dtypes, odd token counts, rows far outside F16's range (massive activations, tiny
- * rows: the per-token power-of-two scaling) and the asynchronous report of non-finite values; the
+ * rows: the per-token power-of-two scaling; rows on both sides of the default kernel's limits for
+ * folding 2^(e + a + b), 2^-78 and 2^104), the asynchronous report of non-finite values (x, factors,
+ * a product that overflows); the
  * default kernel's token groups (many tokens, uneven strides, one token per pair). Whichever kernel
  * LOWBIT_KRON_HALF_IMPL selects (unset: kron_half_groups.cu; "v1": kron_quantize_half.cu's) is tested.
  */
@@ -128,6 +130,70 @@ class KronQuantizeHalfCudaTest extends GpuTestBase {
                     gpu.synchronize();  // no non-finite report: nothing overflowed
                 }
             }
+        }
+    }
+
+    /**
+     * Rows whose power-of-two exponent 2^(e + a + b) (y = Y' 2^(e + a + b), lowbit.h) lands on each
+     * side of the limits where the default kernel changes path: above 2^104 (|x| ~ 1e35: y could
+     * overflow, so the NaN/Inf probe runs and every Y' is scaled first), just below it (~1e33), in
+     * [2^-78, 2^104] far down (~1e-20: the factor folded into max / min and 1 / scale) and below 2^-78
+     * (~1e-27: Y' scaled first). F32 and BF16 inputs (F16 cannot hold them); all within the
+     * tolerances of the exact kernel, and nothing reported as non-finite.
+     */
+    @Test
+    void tokenExponentsAroundTheFoldLimits() {
+        float[] rowScale = {1e33f, 1e31f, 1e-22f, 1e-29f, 1f};
+        int[][] pairs = {{64, 64}, {24, 24}, {86, 128}, {6, 10}};
+        long seed = 1400;
+        for (int[] f : pairs) {
+            for (DType in : new DType[] {DType.F32, DType.BF16}) {
+                for (int bits : new int[] {4, 8}) {
+                    Random rnd = new Random(seed++);
+                    int rows = 23, n = f[0] * f[1];
+                    float[] x = KernelChecks.activations(rnd, rows, n);
+                    for (int r = 0; r < rows; r++) {
+                        for (int c = 0; c < n; c++) {
+                            x[r * n + c] *= rowScale[r % rowScale.length];
+                        }
+                    }
+                    KronQuantizeCudaTest.closeToExact(rnd, x, rows, f[0], f[1], bits, in, KronPrecision.HALF,
+                            " (rows scaled by 1e33 .. 1e-29)");
+                    gpu.synchronize();  // no non-finite report
+                }
+            }
+        }
+    }
+
+    /** Finite x and factors whose product overflows float (|4 x| > 3.4e38 in row 3): an Inf y is reported. */
+    @Test
+    void overflowingProductsAreReported() {
+        int n1 = 64, n2 = 64, n = n1 * n2, rows = 9;
+        Random rnd = new Random(23);
+        float[] x = KernelChecks.activations(rnd, rows, n);
+        for (int c = 0; c < 16; c++) {
+            x[3 * n + 7 * c + 5] = (c % 2 == 0 ? 2.0e38f : -2.0e38f);
+        }
+        float[] p = new float[n1 * n1];
+        for (int i = 0; i < n1; i++) {
+            p[i * n1 + i] = 2f;  // 2 I (x) 2 I: y = 4 x
+        }
+        try (Tensor xt = gpu.upload(x, rows, n);
+                Tensor p1t = gpu.upload(p, n1, n1);
+                Tensor p2t = gpu.upload(p, n2, n2);
+                QuantizedTensor q = gpu.allocateQuantized(rows, n, 4, Granularity.PER_ROW, 0)) {
+            gpu.kronQuantizeInto(xt, p1t, p2t, 1f, 1f, q, KronPrecision.HALF);
+            NonFiniteInputException e = assertThrows(NonFiniteInputException.class, gpu::synchronize);
+            assertTrue(e.getMessage().contains("row 3,") && e.getMessage().contains("Inf"), e.getMessage());
+            gpu.synchronize();  // reported once
+
+            // Without the overflowing row: nothing to report.
+            for (int c = 0; c < 16; c++) {
+                x[3 * n + 7 * c + 5] = 1f;
+            }
+            xt.copyFrom(x);
+            gpu.kronQuantizeInto(xt, p1t, p2t, 1f, 1f, q, KronPrecision.HALF);
+            gpu.synchronize();
         }
     }
 
