@@ -33,7 +33,8 @@ final class EvalCommand implements Callable<Integer> {
 
     @Option(names = "--methods", split = ",", description = "methods to quantize and evaluate (fp, w8a8-static, w8a8-flatten, "
             + "flatten-mixed, w4a8-rtn, w8a8-token, dgq, dgq-g64, dgq-g32, dgq-authors, abq-w6a6, abq-w4a4, abq-w2a8, 'abq-w2*a8', each ABQ one also "
-            + "with -nodc or -rtn), abq-auto (a width per layer, see --abq-candidates), w4a4-rtn, smoothquant-w4a4, flatquant-w4a4, flatquant-w4a4-kv4, flatquant-w4a8, flatquant-w8a8, "
+            + "with -nodc or -rtn; abq-w6a8-rtn, abq-w8a6-rtn, abq-w8a8-rtn), abq-w6a6-flat, abq-w6a6-flat-asym (ABQ's bit-plane GEMM on FlatQuant's "
+            + "learned transforms; also with -gptq), abq-w6a8-flat, abq-w8a6-flat, abq-auto (a width per layer, see --abq-candidates), w4a4-rtn, smoothquant-w4a4, flatquant-w4a4, flatquant-w4a4-kv4, flatquant-w4a8, flatquant-w8a8, "
             + "each W4 FlatQuant one also with -gptq (GPTQ weights; shares the RTN method's calibration checkpoint in --flatquant-dir); "
             + "default: all but the DGQ, ABQ, W4A4 and FlatQuant ones")
     List<String> methods = new ArrayList<>(List.of("fp", "w8a8-static", "w8a8-flatten", "flatten-mixed", "w4a8-rtn", "w8a8-token"));

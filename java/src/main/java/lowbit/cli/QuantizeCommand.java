@@ -22,7 +22,7 @@ final class QuantizeCommand implements Callable<Integer> {
     @Mixin
     ModelOptions options = new ModelOptions();
 
-    @Option(names = "--method", description = "w8a8-static, w8a8-flatten, flatten-mixed, w4a8-rtn, w8a8-token, dgq (A8W4 G=128), dgq-g64, dgq-g32, dgq-authors, flatquant-w4a4, flatquant-w4a4-kv4, flatquant-w4a8 or flatquant-w8a8; default ${DEFAULT-VALUE}")
+    @Option(names = "--method", description = "w8a8-static, w8a8-flatten, flatten-mixed, w4a8-rtn, w8a8-token, dgq (A8W4 G=128), dgq-g64, dgq-g32, dgq-authors, flatquant-w4a4, flatquant-w4a4-kv4, flatquant-w4a8, flatquant-w8a8, or a W4 FlatQuant one with -gptq (GPTQ weights); default ${DEFAULT-VALUE}")
     String method = QuantMethod.FLATTEN_MIXED.id();
 
     @Option(names = "--dgq-search", split = ",", description = "DGQ grid search: phase-1 candidates, phase-2 candidates, search tokens "
