@@ -59,6 +59,7 @@
 #include <cstdint>
 
 #include "cuda_backend.h"
+#include "cp_async.cuh"
 #include "cuda_check.h"
 #include "flatten_kernels.h"
 #include "quant_math.cuh"
@@ -87,16 +88,6 @@ struct Stage {
 // Tile column of this thread's value k (0..7): group A (k < 4) and group B 128 columns later.
 __device__ __forceinline__ int lane_col(int tid, int k) {
     return (tid >> 5) * 256 + (k >> 2) * 128 + (tid & 31) * 4 + (k & 3);
-}
-
-__device__ __forceinline__ void cp_async16(unsigned dst, const void* src, int src_bytes) {
-    // src_bytes < 16: the rest of the 16 bytes is zero-filled, nothing past src + src_bytes is read
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
 }
 
 // max(a, b), NaN when either is NaN (fmaxf would drop it).
@@ -317,7 +308,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks(GRAN)) flatten_staged_ker
     unsigned char* q = static_cast<unsigned char*>(a.q);
     const int64_t x_ld = a.ldx * S::kBytes;
     const int64_t groups = (a.rows + kRows - 1) / kRows;
-    const unsigned smem_addr = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+    const unsigned smem_base = smem_addr(smem);
 
     // Copies the staged span of the rows of group g into buffer b (one commit group): this thread's
     // chunks are j = tid, tid + kThreads, ... < nchunks of every row; only the last may be partial.
@@ -330,11 +321,11 @@ __global__ void __launch_bounds__(kThreads, min_blocks(GRAN)) flatten_staged_ker
             const int64_t row = g * kRows + r;
             if (row < a.rows) {
                 const unsigned char* src = x + row * x_ld + goff;
-                const unsigned dst = smem_addr + b * S::kBufBytes + r * S::kRowBytes + tid * 16u;
+                const unsigned dst = smem_base + b * S::kBufBytes + r * S::kRowBytes + tid * 16u;
 #pragma unroll
                 for (int i = 0; i < kPer; ++i)
                     if (tid + i * kThreads < nchunks)
-                        cp_async16(dst + i * kThreads * 16, src + i * kThreads * 16, min(16, left - i * kThreads * 16));
+                        cp_async16_zfill(dst + i * kThreads * 16, src + i * kThreads * 16, min(16, left - i * kThreads * 16));
             }
         }
         cp_async_commit();
@@ -409,7 +400,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks(GRAN)) flatten_staged_ker
         if (ca < cols) {
             unsigned addr[kUnit];  // value k of the group's first row; row r at + r * kRowBytes
 #pragma unroll
-            for (int k = 0; k < kUnit; ++k) addr[k] = smem_addr + b * S::kBufBytes + off[k];
+            for (int k = 0; k < kUnit; ++k) addr[k] = smem_base + b * S::kBufBytes + off[k];
             const int64_t row0 = g * kRows;
             const int nr = a.rows - row0 < kRows ? static_cast<int>(a.rows - row0) : kRows;
             unsigned char* qrow = q + q_row_offset<BITS>(row0, a.ldq);

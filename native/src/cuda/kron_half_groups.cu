@@ -870,15 +870,7 @@ GroupsCache& groups_cache() {
 bool plan_kron_half_groups(const KronQuantizeArgs& a, int device, int sm_count, KronHalfGroupsPlan& plan) {
     GroupsCache& cache = groups_cache();
     KronGroupsGeom g{};
-    g.n1 = a.n1;
-    g.n2 = a.n2;
-    g.n = a.n1 * a.n2;
-    g.p1 = (a.n1 + 15) / 16 * 16;
-    g.p2 = (a.n2 + 15) / 16 * 16;
-    g.ld1 = g.p1 + 8;
-    g.ld2 = g.p2 + 8;
-    g.strips = g.p1 / 16;
-    g.chunks2 = g.p2 / 16;
+    static_cast<KronFactorTiles&>(g) = KronFactorTiles::of(a.n1, a.n2);
     g.units_per_row = a.n2 / 8;
     g.unit8 = a.n2 % 8 == 0;
     g.unit_row_magic = g.unit8 ? (65536 + g.units_per_row - 1) / g.units_per_row : 0;

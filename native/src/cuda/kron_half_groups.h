@@ -9,13 +9,31 @@
 namespace lowbit {
 namespace cuda {
 
-// The shape of one launch, computed on the host (kron_half_groups.cu's header comment explains it).
-struct KronGroupsGeom {
+// The tensor-core tiling of a factor pair, shared by both HALF kernels' launch shapes.
+struct KronFactorTiles {
     int n1, n2, n;
     int p1, p2;            // n1, n2 rounded up to a multiple of 16
     int ld1, ld2;          // p1 + 8, p2 + 8: row strides (halves) of P1', and of P2' and X'
-    int strips;            // S = p1 / 16: warps per token group
+    int strips;            // S = p1 / 16: warps per token (group)
     int chunks2;           // p2 / 16
+
+    static KronFactorTiles of(int n1, int n2) {
+        KronFactorTiles t{};
+        t.n1 = n1;
+        t.n2 = n2;
+        t.n = n1 * n2;
+        t.p1 = (n1 + 15) / 16 * 16;
+        t.p2 = (n2 + 15) / 16 * 16;
+        t.ld1 = t.p1 + 8;
+        t.ld2 = t.p2 + 8;
+        t.strips = t.p1 / 16;
+        t.chunks2 = t.p2 / 16;
+        return t;
+    }
+};
+
+// The shape of one launch, computed on the host (kron_half_groups.cu's header comment explains it).
+struct KronGroupsGeom : KronFactorTiles {
     int groups;            // G: token groups (S warps each) per block
     int units_per_row;     // n2 / 8 (unit8)
     int unit_row_magic;    // ceil(2^16 / units_per_row): u / units_per_row = u * magic >> 16 for u < 4096

@@ -1,11 +1,12 @@
 // kron_half_mma.cuh -- the F16 tensor-core and shared-memory primitives of the LOWBIT_KRON_HALF
 // kernels (kron_quantize_half.cu: the first kernel, LOWBIT_KRON_HALF_IMPL=v1; kron_half_groups.cu:
 // the default): exact powers of two for the range guard, ldmatrix, mma.sync m16n8k16 with float32
-// accumulation, cp.async, named barriers for groups of warps, and S4 nibble packing.
+// accumulation (cp.async: cp_async.cuh), named barriers for groups of warps, and S4 nibble packing.
 #pragma once
 
 #include <cuda_fp16.h>
 
+#include "cp_async.cuh"
 #include "quant_math.cuh"
 
 namespace lowbit {
@@ -28,10 +29,6 @@ __device__ __forceinline__ unsigned pack_half2(float lo, float hi) {
     return *reinterpret_cast<const unsigned*>(&h);
 }
 
-__device__ __forceinline__ unsigned smem_addr(const void* p) {
-    return static_cast<unsigned>(__cvta_generic_to_shared(p));
-}
-
 __device__ __forceinline__ void ldsm_x4(unsigned addr, unsigned (&r)[4]) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
@@ -51,12 +48,6 @@ __device__ __forceinline__ void mma_f16(float (&d)[4], const unsigned (&a)[4], u
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
-
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_addr(smem)), "l"(gmem) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
 
 // Four codes (bytes of w, lowest first) as four nibbles of a 16-bit value, lowest first.
 __device__ __forceinline__ unsigned nibbles4(unsigned w) {

@@ -91,12 +91,7 @@ constexpr int kHalfMaxWarps = 8;
 constexpr int kHalfMaxThreads = 32 * kHalfMaxWarps;
 constexpr int kHalfMaxTokens = 8;  // tokens per tile (static per-token state)
 
-struct KronHalfGeom {
-    int n1, n2, n;
-    int p1, p2;           // n1, n2 rounded up to a multiple of 16
-    int ld1, ld2;         // p1 + 8, p2 + 8: row strides (halves) of P1'^T, and of P2' and X'
-    int strips;           // p1 / 16: warps per token
-    int chunks2;          // p2 / 16
+struct KronHalfGeom : KronFactorTiles {  // P1'^T's rows at stride ld1 here
     int tokens;           // T
     int64_t tile_count;   // ceil(rows / T)
     int stage_ld;         // bytes per staged row of x (n * x_bytes rounded up to 16)
@@ -485,15 +480,7 @@ bool CudaBackend::kron_quantize_half(const KronQuantizeArgs& a) {
         return true;
     }
     KronHalfGeom g{};
-    g.n1 = a.n1;
-    g.n2 = a.n2;
-    g.n = a.n1 * a.n2;
-    g.p1 = (a.n1 + 15) / 16 * 16;
-    g.p2 = (a.n2 + 15) / 16 * 16;
-    g.ld1 = g.p1 + 8;
-    g.ld2 = g.p2 + 8;
-    g.strips = g.p1 / 16;
-    g.chunks2 = g.p2 / 16;
+    static_cast<KronFactorTiles&>(g) = KronFactorTiles::of(a.n1, a.n2);
     const int xb = x_bytes(a.x_type);
     g.stage_ld = (g.n * xb + 15) / 16 * 16;
     g.codes_ld = (g.n + 1 + 15) / 16 * 16;  // one spare zero code past an odd n (S4 padding nibble)

@@ -353,7 +353,7 @@ __device__ __forceinline__ void quantize_pack8(const float v[kUnit], const float
 // PRECONDITION: every finite v[i] satisfies |v[i]| <= amax of the scale's row; for any other
 // scale use quantize_pack8 (either overload).
 //
-// The division path is a call (quantize_pack8_slow): inlined into every unit of an unrolled
+// The division path is a call (quantize_pack8_slow, below): inlined into every unit of an unrolled
 // kernel it would multiply the code size several times over for a branch that is almost never
 // taken.
 struct Unit8 {
@@ -364,6 +364,9 @@ struct Packed8 {
     unsigned long long bad_col;  // the unit's smallest finding, merged by the caller
 };
 
+// The division path of the reciprocal quantizers: quantize_pack8 with one scale s for the unit
+// (one float argument: the call site of the own-scale quantizer keeps fewer registers live), or
+// with a scale per value (the given-scale quantizer).
 template <int BITS>
 __device__ __noinline__ Packed8 quantize_pack8_slow(Unit8 u, float s, int64_t c0, unsigned long long bad_col) {
     float sf[kUnit];
@@ -373,6 +376,30 @@ __device__ __noinline__ Packed8 quantize_pack8_slow(Unit8 u, float s, int64_t c0
     p.bad_col = bad_col;
     quantize_pack8<BITS>(u.v, sf, c0, p.lo, p.hi, p.bad_col);
     return p;
+}
+
+template <int BITS>
+__device__ __noinline__ Packed8 quantize_pack8_slow(Unit8 u, Unit8 s, int64_t c0, unsigned long long bad_col) {
+    Packed8 p;
+    p.bad_col = bad_col;
+    quantize_pack8<BITS>(u.v, s.v, c0, p.lo, p.hi, p.bad_col);
+    return p;
+}
+
+// The codes of a unit as q stores them, from t[i] = y_i + 1.5 * 2^23 (the rounded value's two's
+// complement in t's low bits): S8 the low byte of each t (columns 0..3 in lo, 4..7 in hi), S4 the
+// low nibble (column i in bits 4i .. 4i+3 of lo, hi = 0).
+template <int BITS>
+__device__ __forceinline__ void pack_rounded8(const unsigned t[kUnit], unsigned& lo, unsigned& hi) {
+    if constexpr (BITS == 8) {
+        lo = __byte_perm(__byte_perm(t[0], t[1], 0x0040), __byte_perm(t[2], t[3], 0x0040), 0x5410);
+        hi = __byte_perm(__byte_perm(t[4], t[5], 0x0040), __byte_perm(t[6], t[7], 0x0040), 0x5410);
+    } else {
+        lo = 0;
+#pragma unroll
+        for (int i = 0; i < kUnit; ++i) lo |= (t[i] & 0xfu) << (4 * i);
+        hi = 0;
+    }
 }
 
 template <int BITS>
@@ -400,15 +427,7 @@ __device__ __forceinline__ void quantize_pack8_own_scale(const float v[kUnit], c
         bad_col = p.bad_col;
         return;
     }
-    if constexpr (BITS == 8) {  // the low byte of each t, in column order
-        lo = __byte_perm(__byte_perm(t[0], t[1], 0x0040), __byte_perm(t[2], t[3], 0x0040), 0x5410);
-        hi = __byte_perm(__byte_perm(t[4], t[5], 0x0040), __byte_perm(t[6], t[7], 0x0040), 0x5410);
-    } else {  // the low nibble of each t, column i in bits 4i .. 4i+3
-        lo = 0;
-#pragma unroll
-        for (int i = 0; i < kUnit; ++i) lo |= (t[i] & 0xfu) << (4 * i);
-        hi = 0;
-    }
+    pack_rounded8<BITS>(t, lo, hi);
 }
 
 // quantize_pack8 through the scales' reciprocals (ScaleRecip), for GIVEN scales (values may lie
@@ -429,15 +448,7 @@ __device__ __forceinline__ void quantize_pack8_own_scale(const float v[kUnit], c
 //     in magnitude, clamps to qmax too.
 // A unit with a value next to a boundary (exact ties included), a non-finite x (then y is NaN or
 // Inf: its finding must be recorded) or a scale outside [2^-126, 2^126] takes the division path
-// (quantize_pack8_slow per unit scale set: a call, kept out of the unrolled hot loop).
-template <int BITS>
-__device__ __noinline__ Packed8 quantize_pack8_slow_scales(Unit8 u, Unit8 s, int64_t c0, unsigned long long bad_col) {
-    Packed8 p;
-    p.bad_col = bad_col;
-    quantize_pack8<BITS>(u.v, s.v, c0, p.lo, p.hi, p.bad_col);
-    return p;
-}
-
+// (quantize_pack8_slow: a call, kept out of the unrolled hot loop).
 template <int BITS>
 __device__ __forceinline__ void quantize_pack8(const float v[kUnit], const ScaleRecip s[kUnit], int64_t c0,
                                                unsigned& lo, unsigned& hi, unsigned long long& bad_col) {
@@ -462,21 +473,13 @@ __device__ __forceinline__ void quantize_pack8(const float v[kUnit], const Scale
             u.v[i] = v[i];
             sf.v[i] = s[i].s;
         }
-        const Packed8 p = quantize_pack8_slow_scales<BITS>(u, sf, c0, bad_col);
+        const Packed8 p = quantize_pack8_slow<BITS>(u, sf, c0, bad_col);
         lo = p.lo;
         hi = p.hi;
         bad_col = p.bad_col;
         return;
     }
-    if constexpr (BITS == 8) {  // the low byte of each t, in column order
-        lo = __byte_perm(__byte_perm(t[0], t[1], 0x0040), __byte_perm(t[2], t[3], 0x0040), 0x5410);
-        hi = __byte_perm(__byte_perm(t[4], t[5], 0x0040), __byte_perm(t[6], t[7], 0x0040), 0x5410);
-    } else {  // the low nibble of each t, column i in bits 4i .. 4i+3
-        lo = 0;
-#pragma unroll
-        for (int i = 0; i < kUnit; ++i) lo |= (t[i] & 0xfu) << (4 * i);
-        hi = 0;
-    }
+    pack_rounded8<BITS>(t, lo, hi);
 }
 
 // Quantizes the 8 values of the unit at column c0 with their scales from `sc` and stores them with

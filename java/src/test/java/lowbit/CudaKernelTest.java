@@ -295,9 +295,7 @@ class CudaKernelTest extends GpuTestBase {
                     }
                 }
                 x = KernelChecks.roundTo(in, x);
-                float[] expanded = new float[rows * outCols];
-                for (int r = 0; r < rows; r++)
-                    for (int j = 0; j < outCols; j++) expanded[r * outCols + j] = x[r * srcCols + src[j]] * mult[j];
+                float[] expanded = KernelChecks.expand(x, rows, srcCols, src, mult);
                 for (Granularity g : new Granularity[] {Granularity.PER_TENSOR, Granularity.PER_ROW, Granularity.PER_COLUMN}) {
                     int n = (int) g.scaleCount(rows, outCols, 0);
                     float[] given = new float[n];

@@ -136,6 +136,21 @@ final class KernelChecks {
     }
 
     /**
+     * The reference expansion of a flatten plan: x' (rows x src.length) with x'[r][j] = x[r][src[j]] *
+     * mult[j] in float32 (x is rows x srcCols), what the kernels quantize.
+     */
+    static float[] expand(float[] x, int rows, int srcCols, int[] src, float[] mult) {
+        int k = src.length;
+        float[] expanded = new float[rows * k];
+        for (int r = 0; r < rows; r++) {
+            for (int j = 0; j < k; j++) {
+                expanded[r * k + j] = x[r * srcCols + src[j]] * mult[j];
+            }
+        }
+        return expanded;
+    }
+
+    /**
      * Flatten-and-quantize on {@code ctx} with a random plan (1-3 adjacent copies per channel,
      * multiplier 1/k times a smoothing factor, zero-multiplier padding to a multiple of 8): equal to
      * expanding in float32 and then quantizing, bit for bit.
@@ -160,12 +175,7 @@ final class KernelChecks {
                 mult[j] = smooth / copies[c];
             }
         }
-        float[] expanded = new float[rows * padded];
-        for (int r = 0; r < rows; r++) {
-            for (int k = 0; k < padded; k++) {
-                expanded[r * padded + k] = x[r * cols + src[k]] * mult[k];
-            }
-        }
+        float[] expanded = expand(x, rows, cols, src, mult);
         int group = g == Granularity.PER_GROUP ? 8 : 0;
         Reference.Quantized want = Reference.quantize(expanded, rows, padded, bits, g, group, null);
         String what = "flatten " + in + " " + rows + "x" + cols + "->" + padded + " " + bits + "-bit " + g;
@@ -251,12 +261,7 @@ final class KernelChecks {
             src[j] = (int) ((j * 7L) % srcCols);
             mult[j] = 0.25f;
         }
-        float[] expanded = new float[rows * k];
-        for (int r = 0; r < rows; r++) {
-            for (int c = 0; c < k; c++) {
-                expanded[r * k + c] = x[r * srcCols + src[c]] * mult[c];
-            }
-        }
+        float[] expanded = expand(x, rows, srcCols, src, mult);
         String what = "flatten " + kind + " " + in + " " + rows + "x" + srcCols + "->" + k + " " + bits + "-bit";
         try (Tensor xt = upload(ctx, in, x, rows, srcCols); ExpansionPlan plan = ctx.uploadPlan(src, mult, srcCols)) {
             for (Granularity g : new Granularity[] {Granularity.PER_ROW, Granularity.PER_TENSOR}) {
@@ -335,12 +340,7 @@ final class KernelChecks {
         for (int j = 0; j < k; j++) {
             mult[j] = (float) Math.exp(rnd.nextGaussian() * 0.3);
         }
-        float[] expanded = new float[rows * k];
-        for (int r = 0; r < rows; r++) {
-            for (int c = 0; c < k; c++) {
-                expanded[r * k + c] = x[r * srcCols + src[c]] * mult[c];
-            }
-        }
+        float[] expanded = expand(x, rows, srcCols, src, mult);
         String what = "flatten " + kind + " " + in + " " + rows + "x" + srcCols + "->" + k + " " + bits + "-bit";
         try (Tensor xt = upload(ctx, in, x, rows, srcCols); ExpansionPlan plan = ctx.uploadPlan(src, mult, srcCols)) {
             for (Granularity g : new Granularity[] {Granularity.PER_TENSOR, Granularity.PER_ROW, Granularity.PER_COLUMN}) {

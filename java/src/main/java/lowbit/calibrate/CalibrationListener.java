@@ -1,5 +1,8 @@
 package lowbit.calibrate;
 
+import java.io.PrintStream;
+import java.util.Locale;
+
 /** Observes a calibration run (loss curves, tests that interrupt a run). Called on the calibrating thread. */
 public interface CalibrationListener {
     CalibrationListener NONE = new CalibrationListener() {};
@@ -9,4 +12,19 @@ public interface CalibrationListener {
 
     /** After a block's checkpoint has been written. */
     default void onBlockDone(BlockReport report) {}
+
+    /**
+     * A line per finished block on {@code log} ({@code "<label> block N: loss a -> b (steps, seconds)"}),
+     * or {@link #NONE} when {@code log} is null.
+     */
+    static CalibrationListener blockLog(PrintStream log, String label) {
+        if (log == null) return NONE;
+        return new CalibrationListener() {
+            @Override
+            public void onBlockDone(BlockReport report) {
+                log.printf(Locale.ROOT, "%s block %d: loss %.4e -> %.4e (%d steps, %.1f s)%n", label, report.block(),
+                        report.initialLoss(), report.finalLoss(), report.steps(), report.seconds());
+            }
+        };
+    }
 }

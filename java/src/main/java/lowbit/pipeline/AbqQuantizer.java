@@ -28,11 +28,10 @@ import lowbit.abq.WidthMeasurement;
 import lowbit.abq.ClippedWeightQuantizer;
 import lowbit.abq.IntCodes;
 import lowbit.abq.TransformedAbqLinear;
-import lowbit.calibrate.BlockReport;
+import lowbit.calibrate.BlockMethod;
 import lowbit.calibrate.BlockwiseCalibration;
 import lowbit.calibrate.CalibrationListener;
 import lowbit.calibrate.CalibrationOptions;
-import lowbit.calibrate.CalibrationResult;
 import lowbit.calibrate.LlamaBlock;
 import lowbit.calibrate.RotaryEmbedding;
 import lowbit.calibrate.Var;
@@ -268,23 +267,8 @@ public final class AbqQuantizer {
     private Map<String, double[]> calibrateFlat(Workspace ws, QuantMethod method, QuantScheme scheme, int blocks) throws IOException {
         CalibrationOptions o = new CalibrationOptions(budget.samples(), 0, budget.seqLen(), budget.epochs(), budget.batchSize(), blocks,
                 false, 1e-3, FlatQuantQuantizer.SEED, false);
-        boolean temporary = workDir == null;
         // GPTQ changes only the rounding after calibration: -gptq shares its calibration (and checkpoints) with the plain method
-        Path dir = temporary ? Files.createTempDirectory("lowbit-abq-flat-") : workDir.resolve(method.id().replace("-gptq", ""));
-        try {
-            CalibrationResult r = BlockwiseCalibration.run(ws, FlatQuantMethod.authors(scheme), o, dir, new CalibrationListener() {
-                @Override
-                public void onBlockDone(BlockReport report) {
-                    if (log != null) {
-                        log.printf(Locale.ROOT, "%s block %d: loss %.4e -> %.4e (%d steps, %.1f s)%n", method.id(), report.block(),
-                                report.initialLoss(), report.finalLoss(), report.steps(), report.seconds());
-                    }
-                }
-            });
-            return r.params();
-        } finally {
-            if (temporary) deleteRecursively(dir);
-        }
+        return calibrateInto(ws, FlatQuantMethod.authors(scheme), o, method.id().replace("-gptq", ""), "lowbit-abq-flat-", method.id());
     }
 
     // ---- abq-auto -----------------------------------------------------------------------------------
@@ -388,19 +372,20 @@ public final class AbqQuantizer {
     private Map<String, double[]> calibrate(Workspace ws, QuantMethod method, AbqConfig cfg, int blocks) throws IOException {
         CalibrationOptions o = new CalibrationOptions(budget.samples(), 0, budget.seqLen(), budget.epochs(), budget.batchSize(), blocks,
                 true, 1.0, 0, false);
+        return calibrateInto(ws, new AbqMethod(cfg, blocks), o, method.id().replace("*", "star"), "lowbit-abq-", method.id());
+    }
+
+    /**
+     * Block-wise calibration of {@code blockMethod}, checkpoints in {@code <workDir>/<dirName>} (a
+     * temporary directory named {@code tempPrefix...}, deleted afterwards, without a work directory),
+     * a log line per block labelled {@code label}.
+     */
+    private Map<String, double[]> calibrateInto(Workspace ws, BlockMethod blockMethod, CalibrationOptions o, String dirName,
+                                                String tempPrefix, String label) throws IOException {
         boolean temporary = workDir == null;
-        Path dir = temporary ? Files.createTempDirectory("lowbit-abq-") : workDir.resolve(method.id().replace("*", "star"));
+        Path dir = temporary ? Files.createTempDirectory(tempPrefix) : workDir.resolve(dirName);
         try {
-            CalibrationResult r = BlockwiseCalibration.run(ws, new AbqMethod(cfg, blocks), o, dir, new CalibrationListener() {
-                @Override
-                public void onBlockDone(BlockReport report) {
-                    if (log != null) {
-                        log.printf(Locale.ROOT, "%s block %d: loss %.4e -> %.4e (%d steps, %.1f s)%n", method.id(), report.block(),
-                                report.initialLoss(), report.finalLoss(), report.steps(), report.seconds());
-                    }
-                }
-            });
-            return r.params();
+            return BlockwiseCalibration.run(ws, blockMethod, o, dir, CalibrationListener.blockLog(log, label)).params();
         } finally {
             if (temporary) deleteRecursively(dir);
         }

@@ -333,15 +333,7 @@ public final class FlatQuantQuantizer {
         String name = calibrationName(method) + (wideBlocks.isEmpty() ? "" : "-w8a8-blocks-" + wideBlocks.toString().replaceAll("[^0-9]+", "_"));
         Path dir = temporary ? Files.createTempDirectory("lowbit-flatquant-") : workDir.resolve(name);
         try {
-            CalibrationResult r = BlockwiseCalibration.run(ws, FlatQuantMethod.authors(scheme, wideBlocks), o, dir, new CalibrationListener() {
-                @Override
-                public void onBlockDone(BlockReport report) {
-                    if (log != null) {
-                        log.printf(Locale.ROOT, "%s block %d: loss %.4e -> %.4e (%d steps, %.1f s)%n", method.id(), report.block(),
-                                report.initialLoss(), report.finalLoss(), report.steps(), report.seconds());
-                    }
-                }
-            });
+            CalibrationResult r = BlockwiseCalibration.run(ws, FlatQuantMethod.authors(scheme, wideBlocks), o, dir, CalibrationListener.blockLog(log, method.id()));
             if (log != null) {
                 StringBuilder b = new StringBuilder(method.id() + " block losses (init -> final):");
                 for (BlockReport br : r.reports()) b.append(String.format(Locale.ROOT, " %d:%.3g->%.3g", br.block(), br.initialLoss(), br.finalLoss()));
