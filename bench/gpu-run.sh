@@ -14,6 +14,10 @@
 #                                #   baselines (bench/torch_gemm_baselines.py) and the SASS check of the
 #                                #   INT8 wgmma instruction (IGMMA) in liblowbit.so
 #
+#   bash bench/gpu-run.sh ceilings    # on the GPU host: bench/native/hopper_ceilings (built by pack): the
+#                                     #   tensor-core peaks (INT8 / FP8 / FP16 wgmma) and the read floor of
+#                                     #   the decode weight sizes, the ceilings the speed targets are held to
+#
 #   bash bench/gpu-run.sh stage-pack  # here: the model, the texts and OpenBLAS (which outgrow one
 #                                     #   64 MiB carry) as .stage/part-* of at most 56 MiB each
 #   bash bench/gpu-run.sh stage-in    # on the GPU host, once per part, in back-to-back runs (the host
@@ -50,6 +54,19 @@ pack() {
   mvn -B -ntp -q dependency:copy \
     -Dartifact=org.junit.platform:junit-platform-console-standalone:$junit_version \
     -DoutputDirectory="$bundle"
+  # The ceilings program (bench/native/hopper_ceilings.cu), with the compiler and CUTLASS headers of
+  # the native build: sm_90a only (it measures Hopper's wgmma).
+  local cache="$root/presets/target/cmake/CMakeCache.txt" nvcc="" inc=""
+  if [ -f "$cache" ]; then
+    nvcc=$(sed -n 's/^CMAKE_CUDA_COMPILER:[A-Z]*=//p' "$cache")
+    inc=$(sed -n 's/^CUTLASS_INCLUDE_DIR:[A-Z]*=//p' "$cache")
+  fi
+  if [ -n "$nvcc" ] && [ -x "$nvcc" ] && [ -d "$inc" ]; then
+    "$nvcc" -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -I"$inc" \
+      "$root/bench/native/hopper_ceilings.cu" -o "$bundle/hopper_ceilings"
+  else
+    echo "no CUDA build: the bundle has no hopper_ceilings" >&2
+  fi
   local jre="$bundle/jre"
   jlink --add-modules java.base,java.desktop,java.logging,java.management,java.xml,java.naming,jdk.unsupported,jdk.management,jdk.zipfs \
     --strip-debug --no-header-files --no-man-pages --compress=2 --output "$jre"
@@ -242,8 +259,16 @@ kernels() {
   [ $decode_rc -eq 0 ] && [ $abq_rc -eq 0 ] && [ $w4_rc -eq 0 ] && [ $kron_rc -eq 0 ]
 }
 
+# The tensor-core peaks and read floors of this GPU (bench/native/hopper_ceilings.cu).
+ceilings() {
+  local out="${OUT:-/tmp/lowbit-gpu-run}"
+  mkdir -p "$out"
+  "$bundle/hopper_ceilings" | tee "$out/ceilings.txt"
+}
+
 case "${1:-}" in
   pack) pack ;;
+  ceilings) ceilings ;;
   run) run ;;
   gemm) gemm ;;
   kernels) kernels ;;
@@ -251,5 +276,5 @@ case "${1:-}" in
   sanitize) sanitize ;;
   stage-pack) stage_pack ;;
   stage-in) stage_in ;;
-  *) echo "usage: bash bench/gpu-run.sh pack|run|gemm|kernels|calibrate|sanitize|stage-pack|stage-in" >&2; exit 2 ;;
+  *) echo "usage: bash bench/gpu-run.sh pack|run|gemm|kernels|ceilings|calibrate|sanitize|stage-pack|stage-in" >&2; exit 2 ;;
 esac
