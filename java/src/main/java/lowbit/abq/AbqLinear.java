@@ -78,6 +78,11 @@ public final class AbqLinear implements LinearOp {
         return activations;
     }
 
+    /** The bias (a copy), or null. */
+    public float[] bias() {
+        return bias == null ? null : bias.clone();
+    }
+
     private void checkInput(float[] x, int tokens) {
         Objects.requireNonNull(x, "x");
         if (tokens < 1 || x.length < (long) tokens * inFeatures()) {

@@ -43,29 +43,8 @@ final class EvalCommand implements Callable<Integer> {
             + "per layer (at most --sample-tokens are kept); default 20,80,128 (the authors' grids)")
     List<Integer> dgqSearch = new ArrayList<>(List.of(20, 80, 128));
 
-    @Option(names = "--abq-budget", split = ",", description = "ABQ calibration budget: sequences, tokens per sequence, epochs, batch; "
-            + "default 8,128,2,2 (reduced for a 2-core machine; the authors: 128,2048,20,1)")
-    List<Integer> abqBudget = new ArrayList<>(List.of(8, 128, 2, 2));
-
-    @Option(names = "--abq-dir", description = "keep ABQ calibration checkpoints here (one directory per method, resumable); default: a temporary directory")
-    Path abqDir;
-
-    @Option(names = "--abq-candidates", split = ",", description = "abq-auto: the widths each layer chooses from, W<weight bits>A<activation "
-            + "bits> with 1..8 bits each, W1*/W2* for bit-balanced weights (quote the star in a shell); default "
-            + "W8A8,W6A6,W4A8,W4A4,W3A8,W2*A8,W2A8")
-    List<String> abqCandidates = new ArrayList<>(AbqWidthPolicy.DEFAULT_CANDIDATES);
-
-    @Option(names = "--abq-error-budget", description = "abq-auto: per-layer budget on the relative output MSE (sum (y_q - y)^2 / sum y^2 "
-            + "on the calibration sample, round to nearest); each layer takes the fastest width within it, the widest if none is; "
-            + "default ${DEFAULT-VALUE}")
-    double abqErrorBudget = AbqWidthPolicy.DEFAULT_ERROR_BUDGET;
-
-    @Option(names = "--abq-timing", split = ",", description = "abq-auto: tokens M at which the bit-plane GEMM of each layer shape is "
-            + "timed on the backend (times summed); default 1,128 (decode and a prefill chunk)")
-    List<Integer> abqTiming = new ArrayList<>(AbqWidthPolicy.DEFAULT_TIMING_TOKENS);
-
-    @Option(names = "--abq-timing-runs", description = "abq-auto: timed runs per shape, width and M (the median is kept), default ${DEFAULT-VALUE}")
-    int abqTimingRuns = 5;
+    @Mixin
+    AbqOptions abq = new AbqOptions();
 
     @Option(names = "--flatquant-budget", description = "FlatQuant calibration budget: reduced (8 sequences x 128 tokens, 2 epochs, batch 2; "
             + "minutes per method on 2 cores), authors (128 x 2048, 15 epochs, batch 4) or four integers sequences,tokens,epochs,batch; "
@@ -96,18 +75,9 @@ final class EvalCommand implements Callable<Integer> {
     @Option(names = "--markdown", description = "print the table as Markdown")
     boolean markdown;
 
-    /** The budget of {@code --abq-budget} (four integers). */
-    private lowbit.pipeline.CalibrationBudget abqBudget() {
-        if (abqBudget.size() != 4) {
-            throw new IllegalArgumentException("--abq-budget takes four integers (sequences, tokens per sequence, epochs, batch), got " + abqBudget);
-        }
-        return new lowbit.pipeline.CalibrationBudget(abqBudget.get(0), abqBudget.get(1), abqBudget.get(2), abqBudget.get(3));
-    }
-
-    /** The abq-auto policy of {@code --abq-candidates}, {@code --abq-error-budget} and {@code --abq-timing}. */
+    /** The abq-auto policy of the ABQ options. */
     AbqWidthPolicy abqWidthPolicy() {
-        if (abqTimingRuns < 1) throw new IllegalArgumentException("--abq-timing-runs must be >= 1, got " + abqTimingRuns);
-        return AbqWidthPolicy.parse(abqCandidates, abqErrorBudget, abqTiming);
+        return abq.widthPolicy();
     }
 
     private ModelCalibration calibrate(Workspace ws) throws java.io.IOException {
@@ -137,8 +107,8 @@ final class EvalCommand implements Callable<Integer> {
                 }
                 if (m == QuantMethod.ABQ_AUTO) {
                     if (cal == null) cal = calibrate(ws);
-                    try (QuantizedModel q = new AbqQuantizer(ctx, abqBudget(), abqDir, System.out)
-                            .quantizeAuto(model, cal, widthPolicy, new BitPlaneGemmTimer(ctx, abqTimingRuns))) {
+                    try (QuantizedModel q = new AbqQuantizer(ctx, abq.budget(), abq.dir, System.out)
+                            .quantizeAuto(model, cal, widthPolicy, new BitPlaneGemmTimer(ctx, abq.timingRuns))) {
                         System.out.print(q.table());
                         table.add(m.description(), Perplexity.evaluate(q.model(), evaluation, window, System.out), q);
                     }
@@ -146,7 +116,7 @@ final class EvalCommand implements Callable<Integer> {
                     continue;
                 }
                 if (m.isAbq()) {
-                    try (QuantizedModel q = new AbqQuantizer(ctx, abqBudget(), abqDir, System.out).quantize(ws, model, m)) {
+                    try (QuantizedModel q = new AbqQuantizer(ctx, abq.budget(), abq.dir, System.out).quantize(ws, model, m)) {
                         table.add(m.description(), Perplexity.evaluate(q.model(), evaluation, window, System.out), q);
                     }
                     System.out.print(table.format(markdown));

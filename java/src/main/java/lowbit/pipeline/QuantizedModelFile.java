@@ -18,6 +18,10 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import lowbit.Context;
+import lowbit.abq.AbqLinear;
+import lowbit.abq.ActivationQuantizer;
+import lowbit.abq.IntCodes;
+import lowbit.abq.TransformedAbqLinear;
 import lowbit.io.SafetensorsDType;
 import lowbit.io.SafetensorsFile;
 import lowbit.io.SafetensorsTensorInfo;
@@ -89,6 +93,19 @@ import lowbit.quant.QuantizedLinear;
  * (two FP64 numbers each); tensors {@code kv.N.pk} and {@code kv.N.pk_inv_t} (F32, headDim x
  * headDim: the K transform and its inverse transpose). A FlatQuant part in an older-version file is
  * refused.
+ *
+ * <p><b>Version 4</b> adds ABQ-LLM: layers of kind {@code abq} ({@link AbqLinear}: bit-plane weight
+ * codes, any width per layer) and {@code abq-flat} ({@link TransformedAbqLinear}: the same behind a
+ * FlatQuant online transform and activation clip); a file is written as version 4 only when it holds
+ * such a layer (this build reads 1 to 4). Learned smoothing and the low-rank compensation are folded
+ * into the norms and weights before the codes are made, so the codes, scales and zero points are the
+ * whole layer. JSON per ABQ layer: weightPlanes (1..8), weightSigned, weightZeroPoints,
+ * activationBits, activationAsymmetric, outFeatures, inFeatures, hasBias; {@code abq-flat} also
+ * activationClip ({@code [hi, lo]}, float32 values in (0, 1]) and transform (as for FlatQuant: a
+ * name in {@code transforms}, or null). Tensors: {@code L.abq_planes} (U8, {@code n × planes ×
+ * ceil(k/8)}: {@link IntCodes#packedPlanes}, the codes as bit planes, LSB first, {@code planes / 8}
+ * bytes per weight), {@code L.abq_wscale} (F32, n), {@code L.abq_wzero} (I32, n; when
+ * weightZeroPoints), {@code L.bias} (optional). An ABQ layer in an older-version file is refused.
  */
 public final class QuantizedModelFile {
     static final String FORMAT = "lowbit-quantized-model";
@@ -98,6 +115,8 @@ public final class QuantizedModelFile {
     static final int VERSION_DGQ = 2;
     /** The version of files with FlatQuant layers (kind {@code flatquant}), transforms or a KV codec; this build reads 1, 2 and 3. */
     static final int VERSION_FLATQUANT = 3;
+    /** The version of files with ABQ-LLM layers (kinds {@code abq}, {@code abq-flat}); this build reads 1 to 4. */
+    static final int VERSION_ABQ = 4;
     static final String KEY = "lowbit";
     private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -109,7 +128,8 @@ public final class QuantizedModelFile {
         root.put("format", FORMAT);
         boolean hasDgq = q.layers().values().stream().anyMatch(op -> op instanceof DgqLinear);
         boolean hasFlatQuant = q.kvCodec() != null || q.layers().values().stream().anyMatch(op -> op instanceof FlatQuantLinear);
-        root.put("version", hasFlatQuant ? VERSION_FLATQUANT : hasDgq ? VERSION_DGQ : VERSION);
+        boolean hasAbq = q.layers().values().stream().anyMatch(op -> op instanceof AbqLinear || op instanceof TransformedAbqLinear);
+        root.put("version", hasAbq ? VERSION_ABQ : hasFlatQuant ? VERSION_FLATQUANT : hasDgq ? VERSION_DGQ : VERSION);
         root.put("method", q.method().id());
         root.put("description", q.description());
         root.put("calibrationTokens", q.calibrationTokens());
@@ -186,6 +206,25 @@ public final class QuantizedModelFile {
                 tensors.put(name + ".fq_codes", new Blob(SafetensorsDType.U8, new long[] {codes.length}, codes));
                 tensors.put(name + ".fq_wscale", floats(w.scales(), w.rows()));
                 if (bias != null) tensors.put(name + ".bias", floats(bias, w.rows()));
+            } else if (e.getValue() instanceof AbqLinear al) {
+                l.put("kind", "abq");
+                saveAbq(l, tensors, name, al);
+            } else if (e.getValue() instanceof TransformedAbqLinear tl) {
+                l.put("kind", "abq-flat");
+                saveAbq(l, tensors, name, tl.layer());
+                l.putArray("activationClip").add((double) tl.clipHi()).add((double) tl.clipLo());
+                OnlineTransform t = tl.transform();
+                if (t == null) {
+                    l.putNull("transform");
+                } else {
+                    String tn = transformNames.get(t);
+                    if (tn == null) {
+                        tn = name;
+                        transformNames.put(t, tn);
+                        saveTransform(transforms, tensors, tn, t);
+                    }
+                    l.put("transform", tn);
+                }
             } else if (e.getValue() instanceof FloatLinear fl) {
                 l.put("kind", "float");
                 l.put("outFeatures", fl.outFeatures());
@@ -195,7 +234,7 @@ public final class QuantizedModelFile {
                 if (fl.bias() != null) tensors.put(name + ".bias", floats(fl.bias(), fl.outFeatures()));
             } else {
                 throw new IllegalArgumentException("layer " + name + " is a " + e.getValue().getClass().getSimpleName()
-                        + "; only QuantizedLinear, DgqLinear, FlatQuantLinear and FloatLinear layers can be saved");
+                        + "; only QuantizedLinear, DgqLinear, FlatQuantLinear, AbqLinear, TransformedAbqLinear and FloatLinear layers can be saved");
             }
         }
         if (!transforms.isEmpty()) root.set("transforms", transforms);
@@ -234,9 +273,9 @@ public final class QuantizedModelFile {
             String format = root.path("format").asText("");
             int version = root.path("version").asInt(-1);
             if (!FORMAT.equals(format)) throw new IOException(file + " has format '" + format + "', expected '" + FORMAT + "'");
-            if (version != VERSION && version != VERSION_DGQ && version != VERSION_FLATQUANT) {
+            if (version < VERSION || version > VERSION_ABQ) {
                 throw new IOException(file + " is a " + FORMAT + " of version " + version + "; this build reads versions " + VERSION
-                        + ", " + VERSION_DGQ + " and " + VERSION_FLATQUANT + " only (re-quantize with this build)");
+                        + " to " + VERSION_ABQ + " only (re-quantize with this build)");
             }
             if (version < VERSION_FLATQUANT && (root.has("transforms") || root.has("kvCache"))) {
                 throw new IOException(file + ": FlatQuant transforms or a KV codec, which version " + version + " files cannot hold");
@@ -285,6 +324,12 @@ public final class QuantizedModelFile {
                                       int version, Map<String, OnlineTransform> transforms) throws IOException {
         LinearOp fp = base.linear(name);
         String kind = required(l, "kind", file).asText();
+        if (kind.equals("abq") || kind.equals("abq-flat")) {
+            if (version < VERSION_ABQ) {
+                throw new IOException(file + ": layer " + name + " is of kind '" + kind + "', which version " + version + " files cannot hold");
+            }
+            return readAbq(st, l, name, fp, ctx, file, transforms, kind.equals("abq-flat"));
+        }
         if (kind.equals("flatquant")) {
             if (version < VERSION_FLATQUANT) {
                 throw new IOException(file + ": layer " + name + " is of kind 'flatquant', which version " + version + " files cannot hold");
@@ -471,6 +516,93 @@ public final class QuantizedModelFile {
         }
     }
 
+    // ---- ABQ-LLM -------------------------------------------------------------------------------------
+
+    private static void saveAbq(ObjectNode l, Map<String, Blob> tensors, String name, AbqLinear layer) {
+        IntCodes w = layer.weights();
+        int n = w.rows(), k = w.cols();
+        ActivationQuantizer a = layer.activations();
+        l.put("weightPlanes", w.planes());
+        l.put("weightSigned", w.isSigned());
+        l.put("weightZeroPoints", w.hasZeroPoints());
+        l.put("activationBits", a.bits());
+        l.put("activationAsymmetric", a.isAsymmetric());
+        l.put("outFeatures", n);
+        l.put("inFeatures", k);
+        float[] bias = layer.bias();
+        l.put("hasBias", bias != null);
+        tensors.put(name + ".abq_planes", new Blob(SafetensorsDType.U8, new long[] {n, w.planes(), IntCodes.planeRowBytes(k)}, w.packedPlanes()));
+        tensors.put(name + ".abq_wscale", floats(w.scales(), n));
+        if (w.hasZeroPoints()) tensors.put(name + ".abq_wzero", ints(w.zeroPoints(), n));
+        if (bias != null) tensors.put(name + ".bias", floats(bias, n));
+    }
+
+    private static LinearOp readAbq(SafetensorsFile st, JsonNode l, String name, LinearOp fp, Context ctx, Path file,
+                                    Map<String, OnlineTransform> transforms, boolean flat) throws IOException {
+        String what = (flat ? "ABQ (FlatQuant transform) layer " : "ABQ layer ") + name;
+        if (ctx == null) {
+            throw new IllegalArgumentException(file + ": " + what + " runs the bit-plane GEMM on a native context; pass one to load");
+        }
+        int n = fp.outFeatures(), k = fp.inFeatures();
+        if (required(l, "outFeatures", file).asInt() != n || required(l, "inFeatures", file).asInt() != k) {
+            throw new IOException(file + ": " + what + " is " + l.path("outFeatures").asInt() + " x " + l.path("inFeatures").asInt()
+                    + " in the file but " + n + " x " + k + " in the model");
+        }
+        JsonNode pl = required(l, "weightPlanes", file);
+        if (!pl.isIntegralNumber() || pl.asInt() < 1 || pl.asInt() > 8) {
+            throw new IOException(file + ": " + what + " has weightPlanes = " + pl + ", which must be an integer in 1..8");
+        }
+        int planes = pl.asInt();
+        boolean signed = required(l, "weightSigned", file).asBoolean();
+        boolean zeroPoints = required(l, "weightZeroPoints", file).asBoolean();
+        int aBits = required(l, "activationBits", file).asInt();
+        boolean aAsym = required(l, "activationAsymmetric", file).asBoolean();
+        byte[] packed = u8(st, name + ".abq_planes", SafetensorsDType.U8, (long) n * planes * IntCodes.planeRowBytes(k));
+        float[] scales = floats(st, name + ".abq_wscale", n);
+        int[] zeros = zeroPoints ? ints(st, name + ".abq_wzero", n) : null;
+        float[] bias = l.path("hasBias").asBoolean(false) ? floats(st, name + ".bias", n) : null;
+        OnlineTransform t = null;
+        double clipHi = 1, clipLo = 1;
+        if (flat) {
+            JsonNode clip = required(l, "activationClip", file);
+            if (!clip.isArray() || clip.size() != 2 || !clip.get(0).isNumber() || !clip.get(1).isNumber()) {
+                throw new IOException(file + ": " + what + " has activationClip " + clip + ", which must be two numbers");
+            }
+            clipHi = clip.get(0).asDouble();
+            clipLo = clip.get(1).asDouble();
+            JsonNode tn = l.get("transform");
+            if (tn != null && !tn.isNull()) {
+                t = transforms.get(tn.asText());
+                if (t == null) throw new IOException(file + ": " + what + " names transform '" + tn.asText() + "', which the file does not hold");
+            }
+        }
+        AbqLinear layer;
+        try {
+            IntCodes codes = IntCodes.fromPlanes(n, k, planes, signed, packed, scales, zeros);
+            layer = AbqLinear.of(ctx, codes, bias, new ActivationQuantizer(aBits, aAsym));
+        } catch (IllegalArgumentException e) {
+            throw new IOException(file + ": " + what + " is malformed: " + e.getMessage(), e);
+        }
+        if (!flat) return layer;
+        try {
+            return TransformedAbqLinear.of(t, clipHi, clipLo, layer);
+        } catch (IllegalArgumentException e) {
+            layer.close();
+            throw new IOException(file + ": " + what + " is malformed: " + e.getMessage(), e);
+        }
+    }
+
+    private static int[] ints(SafetensorsFile st, String name, long count) throws IOException {
+        SafetensorsTensorInfo t = st.tensor(name);
+        if (t.dtype() != SafetensorsDType.I32 || t.elementCount() != count) {
+            throw new IOException(st.path() + ": tensor " + name + " must be I32 with " + count + " elements, is " + t.dtype()
+                    + " with " + t.elementCount());
+        }
+        int[] out = new int[Math.toIntExact(count)];
+        st.map(name).order(ByteOrder.LITTLE_ENDIAN).asIntBuffer().get(out);
+        return out;
+    }
+
     private static ObjectNode saveKvCodec(KvCache.Codec codec, Map<String, Blob> tensors) {
         if (!(codec instanceof FlatQuantKvCodec c)) {
             throw new IllegalArgumentException("the KV codec is a " + codec.getClass().getSimpleName() + "; only FlatQuantKvCodec can be saved");
@@ -580,6 +712,12 @@ public final class QuantizedModelFile {
     // ---- safetensors writing -------------------------------------------------------------------------
 
     private record Blob(SafetensorsDType dtype, long[] shape, byte[] data) {}
+
+    private static Blob ints(int[] v, long... shape) {
+        ByteBuffer b = ByteBuffer.allocate(4 * v.length).order(ByteOrder.LITTLE_ENDIAN);
+        b.asIntBuffer().put(v);
+        return new Blob(SafetensorsDType.I32, shape, b.array());
+    }
 
     private static Blob floats(float[] v, long... shape) {
         ByteBuffer b = ByteBuffer.allocate(4 * v.length).order(ByteOrder.LITTLE_ENDIAN);

@@ -45,4 +45,19 @@ class EvalAbqOptionsTest {
         e = assertThrows(IllegalArgumentException.class, () -> parse("--abq-timing", "0").abqWidthPolicy());
         assertTrue(e.getMessage().contains("timing M"), e.getMessage());
     }
+
+    /** {@code lowbit quantize} takes the same ABQ options (shared {@link AbqOptions}): budget, checkpoints, abq-auto's policy. */
+    @Test
+    void quantizeTakesTheSameAbqOptions() {
+        QuantizeCommand q = new QuantizeCommand();
+        new CommandLine(q).parseArgs("--method", "abq-auto", "-o", "m.safetensors", "--abq-budget", "4,64,1,2", "--abq-candidates", "W8A8,W2A8",
+                "--abq-dir", "ckpt");
+        assertEquals(new lowbit.pipeline.CalibrationBudget(4, 64, 1, 2), q.abq.budget());
+        assertEquals(List.of(AbqWidth.parse("W8A8"), AbqWidth.parse("W2A8")), q.abq.widthPolicy().candidates());
+        assertEquals(java.nio.file.Path.of("ckpt"), q.abq.dir);
+        QuantizeCommand bad = new QuantizeCommand();
+        new CommandLine(bad).parseArgs("--method", "abq-w2a8", "-o", "m.safetensors", "--abq-budget", "4,64");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, bad.abq::budget);
+        assertTrue(e.getMessage().contains("--abq-budget takes four integers"), e.getMessage());
+    }
 }
