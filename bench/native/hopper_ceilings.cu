@@ -10,7 +10,7 @@
 //      rate on that shape) is above the INT8 peak measured here.
 //   2. The read floor. A kernel that only reads `bytes` once (16-byte non-allocating loads, all of
 //      a thread's loads in flight at once, XOR-reduced, one word written per block; the fastest of
-//      four grid sizes), launched back to back over buffers rotated
+//      five grid sizes and three load depths), launched back to back over buffers rotated
 //      through >= 512 MB so that L2 never serves them: the least time any kernel needs to
 //      read that many weight bytes, launch and drain included. Next to it a device-to-device
 //      copy of bytes / 2 (the same bytes moved) and an empty kernel (the launch floor).
@@ -175,8 +175,7 @@ double mma_peak_tops(int sms, int warpgroups, unsigned* sink) {
 
 // Each thread issues all its loads of a round (kLoads 16-byte loads, predicated) before it uses
 // any, so a small buffer spread over the whole grid is read with every load in flight at once.
-constexpr int kLoads = 8;
-
+template <int kLoads>
 __global__ void __launch_bounds__(256) read_once(const uint4* p, size_t n16, unsigned* sink) {
     unsigned x = 0;
     const size_t stride = size_t(gridDim.x) * blockDim.x;
@@ -267,13 +266,19 @@ int main(int argc, char** argv) {
         }
         char* dst = nullptr;
         CHECK(cudaMalloc(&dst, bytes / 2));
-        // The fastest of a few grids (1 to 8 blocks of 256 threads per SM): the floor.
+        // The fastest of several grids (1 to 16 blocks of 256 threads per SM) and load depths (4, 8
+        // or 16 loads in flight per thread): the floor.
         double read_us = 1e30;
-        for (int per_sm : {1, 2, 4, 8}) {
+        for (int per_sm : {1, 2, 4, 8, 16}) {
             const int blocks = sms * per_sm;
-            read_us = std::min(read_us, timed([&](int i) {
-                read_once<<<blocks, 256>>>(reinterpret_cast<const uint4*>(buf[i % copies]), bytes / 16, sink);
-            }));
+            auto run = [&](auto kernel) {
+                read_us = std::min(read_us, timed([&](int i) {
+                    kernel<<<blocks, 256>>>(reinterpret_cast<const uint4*>(buf[i % copies]), bytes / 16, sink);
+                }));
+            };
+            run(read_once<4>);
+            run(read_once<8>);
+            run(read_once<16>);
         }
         const double copy_us = timed([&](int i) {
             CHECK(cudaMemcpyAsync(dst, buf[i % copies], bytes / 2, cudaMemcpyDeviceToDevice));
