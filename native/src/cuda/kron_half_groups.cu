@@ -92,6 +92,14 @@
 //   mma, barriers), so what would move it now is parallelism per scheduler (more warps: Y's strip
 //   dominates the registers; or two tokens per group in flight), not instruction count alone.
 //   Unrolling the column-chunk loop by 2 measured slower (spills at 128 registers).
+//   Eighth session (Nsight, same shape): 20% of the warps' stall samples in the prologue (~1000
+//   instructions a warp: the zeroing loops with their trip-count divisions, and ~300 instructions
+//   of per-element predicates hoisted for the masked paths of strips with padding), 16% waiting on
+//   instruction fetch (after jumps over the masked and rare paths). Pairs without padding now run
+//   an ALL_FULL instantiation (kernel comment): 11.37 M -> 10.73 M warp instructions, 26.3 -> 23.9
+//   us (4-bit), 27.5 -> 25.3 (8-bit), 30.4 -> 28.2 (F32 x), M = 7 10.4 -> 8.9 us. Tried and
+//   measured no better: the column-chunk loop unrolled by 2 or 4 (no spills now; 23.9 / 24.1 us),
+//   20 or 24 warps a block (96 / 80 registers: spills, 32-44 us).
 //   86 x 128 (S = 6, 8 chunks, A fragments from shared memory: 6 x (96 + 64) = 960 ldmatrix.x4 =
 //   480 KiB and 1344 mma per token): ~114 us (first version 123, v1 213); 112 x 128: ~119 us
 //   (first version 166, v1 342).
@@ -284,12 +292,12 @@ __device__ __noinline__ int2 codes_by_division(float y0, float y1, float scale, 
 
 // Codes c0, c1 of Y[i][j], Y[i][j + 1] (j even) into the group's buffer: S4 two nibbles in one
 // byte, S8 one 16-bit store (n2 even: i * n2 + j is even), else one byte each (n2 odd; S4 packed
-// by step 6). Entries outside the n1 x n2 matrix are skipped.
-template <int BITS>
+// by step 6). Entries outside the n1 x n2 matrix are skipped (ALL_FULL: there are none, n2 is even).
+template <int BITS, bool ALL_FULL>
 __device__ __forceinline__ void put_codes(unsigned char* codes, int n1, int n2, int i, int j, int c0, int c1) {
-    if (i >= n1 || j >= n2) return;
+    if (!ALL_FULL && (i >= n1 || j >= n2)) return;
     const int idx = i * n2 + j;
-    if (n2 % 2 == 0) {
+    if (ALL_FULL || n2 % 2 == 0) {
         if constexpr (BITS == 4) codes[idx >> 1] = static_cast<unsigned char>((c0 & 0xf) | (c1 & 0xf) << 4);
         else *reinterpret_cast<unsigned short*>(codes + idx) = static_cast<unsigned short>((c0 & 0xff) | (c1 & 0xff) << 8);
     } else {
@@ -394,7 +402,7 @@ __device__ __forceinline__ float strip_codes(const float (&acc)[2 * NC][4], floa
                 else
                     *reinterpret_cast<unsigned short*>(p) = static_cast<unsigned short>((c0 & 0xff) | (c1 & 0xff) << 8);
             } else {
-                put_codes<BITS>(codes, n1, n2, i0 + rh * 8, t8 * 8 + jq, c0, c1);
+                put_codes<BITS, false>(codes, n1, n2, i0 + rh * 8, t8 * 8 + jq, c0, c1);
             }
         }
     }
@@ -428,7 +436,12 @@ __host__ __device__ constexpr int groups_max_threads(int nc, int smax) {
     return nc == 8 && smax <= 6 ? 384 : kGroupsMaxThreads;
 }
 
-template <int XT, int BITS, int NC, int SMAX>
+// ALL_FULL (n1 % 16 == 0, n2 == 16 NC; instantiated for SMAX == 4: 64 x 64, 48 x 64, 64 x 128):
+// no warp's strip has a padding entry, so the masked paths are compiled out (at 64 x 64 their
+// hoisted predicates were ~300 instructions a warp, and the jumps over their code a third of the
+// instruction-fetch stalls), and nothing is zeroed: every entry of P1', P2', X' that ldmatrix
+// reads, and every code byte, is written before it is read.
+template <int XT, int BITS, int NC, int SMAX, bool ALL_FULL>
 __global__ void __launch_bounds__(groups_max_threads(NC, SMAX), 1)
     kron_half_groups_kernel(KronQuantizeArgs a, KronGroupsGeom g, StatusRef st) {
     extern __shared__ uint4 smem_groups[];
@@ -455,8 +468,10 @@ __global__ void __launch_bounds__(groups_max_threads(NC, SMAX), 1)
     if (row < a.rows) stage_row<XT>(a, g, row, stage, gtid, gthreads);
 
     // X' and code padding zeroed once (only valid entries are written again).
-    for (int e = gtid; e < g.p1 * ld2 / 8; e += gthreads) reinterpret_cast<uint4*>(xs)[e] = make_uint4(0, 0, 0, 0);
-    for (int e = gtid; e < g.codes_ld / 16; e += gthreads) reinterpret_cast<uint4*>(codes)[e] = make_uint4(0, 0, 0, 0);
+    if (!ALL_FULL) {
+        for (int e = gtid; e < g.p1 * ld2 / 8; e += gthreads) reinterpret_cast<uint4*>(xs)[e] = make_uint4(0, 0, 0, 0);
+        for (int e = gtid; e < g.codes_ld / 16; e += gthreads) reinterpret_cast<uint4*>(codes)[e] = make_uint4(0, 0, 0, 0);
+    }
 
     // P1', P2': one pass of coalesced loads over both factors (index e < n1^2: P1, else P2), the
     // first kHeldP per thread kept in registers (all of them up to 8192 entries: every pair to
@@ -471,8 +486,9 @@ __global__ void __launch_bounds__(groups_max_threads(NC, SMAX), 1)
     float held[kHeldP];
     bool p_bad = false;  // a NaN/Inf in P1 or P2 (then every y may be one)
     {
-        for (int e = tid; e < (g.p1 * ld1 + g.p2 * ld2) / 8; e += nthreads)
-            reinterpret_cast<uint4*>(p1s)[e] = make_uint4(0, 0, 0, 0);
+        if (!ALL_FULL)
+            for (int e = tid; e < (g.p1 * ld1 + g.p2 * ld2) / 8; e += nthreads)
+                reinterpret_cast<uint4*>(p1s)[e] = make_uint4(0, 0, 0, 0);
         float m1 = 0.0f, m2 = 0.0f;
         if (g.p_vec) {
 #pragma unroll
@@ -703,7 +719,7 @@ __global__ void __launch_bounds__(groups_max_threads(NC, SMAX), 1)
         }
         const float yf = fold ? pow2(shift) : 1.0f;  // y = acc * yf exactly
         // The warp's strip holds no padding entry (every row < n1, every column < n2): no masks.
-        const bool full = 16 * strip + 16 <= n1 && n2 == 16 * NC;
+        const bool full = ALL_FULL || (16 * strip + 16 <= n1 && n2 == 16 * NC);
         float hi, lo;
         unsigned long long bady = kNoIndex;
         if (!maybe_nonfinite) {
@@ -723,7 +739,7 @@ __global__ void __launch_bounds__(groups_max_threads(NC, SMAX), 1)
 #pragma unroll
                 for (int r = 0; r < 4; ++r) {
                     const float y = acc[t8][r];
-                    const bool valid = row_ok[r >> 1] && j + (r & 1) < n2;
+                    const bool valid = ALL_FULL || (row_ok[r >> 1] && j + (r & 1) < n2);
                     hi = fmaxf(hi, valid ? y : -INFINITY);
                     lo = fminf(lo, valid ? y : INFINITY);
                     nf = __fmaf_rn(y, 0.0f, nf);
@@ -738,7 +754,7 @@ __global__ void __launch_bounds__(groups_max_threads(NC, SMAX), 1)
                     for (int r = 0; r < 4; ++r) {
                         const float y = acc[t8][r];
                         const int i = i0 + (r >> 1) * 8, j = t8 * 8 + jq + (r & 1);
-                        if (i < n1 && j < n2) {
+                        if (ALL_FULL || (i < n1 && j < n2)) {
                             if (is_finite(y)) {
                                 hi = fmaxf(hi, y);
                                 lo = fminf(lo, y);
@@ -797,7 +813,7 @@ __global__ void __launch_bounds__(groups_max_threads(NC, SMAX), 1)
                     (void)fast_code<qmax>(y1, inv, pair_dev);
                     if (all_slow || !(pair_dev < fast_code_safe<qmax>())) {
                         const int2 c = codes_by_division(__fmul_rn(y0, yf), __fmul_rn(y1, yf), sr.s, qmax);
-                        put_codes<BITS>(codes, n1, n2, i0 + rh * 8, t8 * 8 + jq, c.x, c.y);
+                        put_codes<BITS, ALL_FULL>(codes, n1, n2, i0 + rh * 8, t8 * 8 + jq, c.x, c.y);
                     }
                 }
             }
@@ -821,16 +837,18 @@ __global__ void __launch_bounds__(groups_max_threads(NC, SMAX), 1)
 
 using GroupsKernel = void (*)(KronQuantizeArgs, KronGroupsGeom, StatusRef);
 
-template <int NC, int SMAX>
+template <int NC, int SMAX, bool ALL_FULL>
 GroupsKernel select_groups_kernel(int x_type, int bits) {
     switch (x_type) {
         case LOWBIT_F32:
-            return bits == 8 ? kron_half_groups_kernel<LOWBIT_F32, 8, NC, SMAX> : kron_half_groups_kernel<LOWBIT_F32, 4, NC, SMAX>;
+            return bits == 8 ? kron_half_groups_kernel<LOWBIT_F32, 8, NC, SMAX, ALL_FULL>
+                             : kron_half_groups_kernel<LOWBIT_F32, 4, NC, SMAX, ALL_FULL>;
         case LOWBIT_F16:
-            return bits == 8 ? kron_half_groups_kernel<LOWBIT_F16, 8, NC, SMAX> : kron_half_groups_kernel<LOWBIT_F16, 4, NC, SMAX>;
+            return bits == 8 ? kron_half_groups_kernel<LOWBIT_F16, 8, NC, SMAX, ALL_FULL>
+                             : kron_half_groups_kernel<LOWBIT_F16, 4, NC, SMAX, ALL_FULL>;
         default:
-            return bits == 8 ? kron_half_groups_kernel<LOWBIT_BF16, 8, NC, SMAX>
-                             : kron_half_groups_kernel<LOWBIT_BF16, 4, NC, SMAX>;
+            return bits == 8 ? kron_half_groups_kernel<LOWBIT_BF16, 8, NC, SMAX, ALL_FULL>
+                             : kron_half_groups_kernel<LOWBIT_BF16, 4, NC, SMAX, ALL_FULL>;
     }
 }
 
@@ -911,13 +929,23 @@ bool plan_kron_half_groups(const KronQuantizeArgs& a, int device, int sm_count, 
     groups = static_cast<int>(std::min<int64_t>(groups, (budget - g.fixed_bytes) / g.group_bytes));
     g.groups = groups;  // also for few tokens: the idle groups' threads share the factor conversion
 
+    // Strips without padding (ALL_FULL) have their own instantiations where they measured faster
+    // (H100, M = 2048): p1 <= 64 with n2 = 64 (64 x 64: 26.3 -> 23.9 us; 48 x 64) or n2 = 128
+    // (64 x 128: 66.3 -> 62.8 us). Not with 7-8 warps a group (112 x 128: 121 -> 139 us; at 128
+    // registers that instantiation spilled more than the masked one).
+    const bool all_full = a.n1 % 16 == 0 && a.n2 == 16 * nc;
     GroupsKernel kernel;
-    if (nc == 4)
-        kernel = smax == 4 ? select_groups_kernel<4, 4>(a.x_type, a.bits)
-                 : smax == 6 ? select_groups_kernel<4, 6>(a.x_type, a.bits) : select_groups_kernel<4, 8>(a.x_type, a.bits);
+    if (all_full && smax == 4)
+        kernel = nc == 4 ? select_groups_kernel<4, 4, true>(a.x_type, a.bits)
+                         : select_groups_kernel<8, 4, true>(a.x_type, a.bits);
+    else if (nc == 4)
+        kernel = smax == 4 ? select_groups_kernel<4, 4, false>(a.x_type, a.bits)
+                 : smax == 6 ? select_groups_kernel<4, 6, false>(a.x_type, a.bits)
+                             : select_groups_kernel<4, 8, false>(a.x_type, a.bits);
     else
-        kernel = smax == 4 ? select_groups_kernel<8, 4>(a.x_type, a.bits)
-                 : smax == 6 ? select_groups_kernel<8, 6>(a.x_type, a.bits) : select_groups_kernel<8, 8>(a.x_type, a.bits);
+        kernel = smax == 4 ? select_groups_kernel<8, 4, false>(a.x_type, a.bits)
+                 : smax == 6 ? select_groups_kernel<8, 6, false>(a.x_type, a.bits)
+                             : select_groups_kernel<8, 8, false>(a.x_type, a.bits);
     const void* kp = reinterpret_cast<const void*>(kernel);
     const int threads = 32 * g.strips * groups;
     const size_t smem = static_cast<size_t>(g.fixed_bytes) + size_t(g.group_bytes) * groups;

@@ -18,7 +18,8 @@ import org.junit.jupiter.api.Test;
  * rows: the per-token power-of-two scaling; rows on both sides of the default kernel's limits for
  * folding 2^(e + a + b), 2^-78 and 2^104), the asynchronous report of non-finite values (x, factors,
  * a product that overflows); the
- * default kernel's token groups (many tokens, uneven strides, one token per pair). Whichever kernel
+ * default kernel's token groups (many tokens, uneven strides, one token per pair) and its unmasked
+ * instantiation for pairs without padding (48 x 64, 16 x 64, 64 x 128, 32 x 128). Whichever kernel
  * LOWBIT_KRON_HALF_IMPL selects (unset: kron_half_groups.cu; "v1": kron_quantize_half.cu's) is tested.
  */
 class KronQuantizeHalfCudaTest extends GpuTestBase {
@@ -193,6 +194,60 @@ class KronQuantizeHalfCudaTest extends GpuTestBase {
             }
             xt.copyFrom(x);
             gpu.kronQuantizeInto(xt, p1t, p2t, 1f, 1f, q, KronPrecision.HALF);
+            gpu.synchronize();
+        }
+    }
+
+    /**
+     * Factor pairs whose Y strips have no padding entry (n1 % 16 == 0, n2 = 64 or 128 with n1 <= 64):
+     * the default kernel runs its unmasked instantiation there, which zeroes no padding and writes
+     * the codes without bounds checks. 48 x 64 (three warps a group, fewer than the instantiation
+     * allows), 16 x 64, 64 x 128 and 32 x 128, odd token counts (a block's groups end unevenly, one
+     * token: a single group), all input types, 4- and 8-bit codes.
+     */
+    @Test
+    void paddingFreeStrips() {
+        int[][] pairs = {{48, 64}, {16, 64}, {64, 128}, {32, 128}};
+        long seed = 1400;
+        for (int[] f : pairs) {
+            for (int rows : new int[] {1, 5, 1037}) {
+                for (int bits : new int[] {4, 8}) {
+                    Random rnd = new Random(seed++);
+                    DType in = TYPES[(int) (seed % 3)];
+                    float[] x = KernelChecks.activations(rnd, rows, f[0] * f[1]);
+                    KronQuantizeCudaTest.closeToExact(rnd, x, rows, f[0], f[1], bits, in, KronPrecision.HALF,
+                            " (no padding)");
+                }
+            }
+        }
+    }
+
+    /** The non-finite reports of the unmasked instantiation (64 x 128): an x, then a factor. */
+    @Test
+    void nonFiniteValuesWithoutPadding() {
+        int n1 = 64, n2 = 128, n = n1 * n2, rows = 23;
+        Random rnd = new Random(23);
+        float[] x = KernelChecks.activations(rnd, rows, n);
+        x[13 * n + 8000] = Float.NEGATIVE_INFINITY;
+        x[20 * n + 5] = Float.NaN;
+        float[] p1 = KronQuantizeTest.factor(rnd, n1);
+        float[] p2 = KronQuantizeTest.factor(rnd, n2);
+        try (Tensor xt = gpu.upload(x, rows, n);
+                Tensor p1t = gpu.upload(p1, n1, n1);
+                Tensor p2t = gpu.upload(p2, n2, n2);
+                QuantizedTensor q = gpu.allocateQuantized(rows, n, 8, Granularity.PER_ROW, 0)) {
+            gpu.kronQuantizeInto(xt, p1t, p2t, 1f, 1f, q, KronPrecision.HALF);
+            NonFiniteInputException e = assertThrows(NonFiniteInputException.class, gpu::synchronize);
+            assertTrue(e.getMessage().contains("row 13, column 8000") && e.getMessage().contains("-Inf"),
+                    e.getMessage());
+            gpu.synchronize();
+
+            xt.copyFrom(KernelChecks.activations(rnd, rows, n));
+            p2[n2 * n2 - 1] = Float.POSITIVE_INFINITY;
+            p2t.copyFrom(p2);
+            gpu.kronQuantizeInto(xt, p1t, p2t, 1f, 1f, q, KronPrecision.HALF);
+            e = assertThrows(NonFiniteInputException.class, gpu::synchronize);
+            assertTrue(e.getMessage().contains("row 0,"), e.getMessage());
             gpu.synchronize();
         }
     }
