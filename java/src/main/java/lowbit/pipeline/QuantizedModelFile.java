@@ -190,18 +190,7 @@ public final class QuantizedModelFile {
                 l.put("inFeatures", w.cols());
                 l.putArray("activationClip").add((double) fq.activations().clipHi()).add((double) fq.activations().clipLo());
                 l.put("hasBias", bias != null);
-                OnlineTransform t = fq.transform();
-                if (t == null) {
-                    l.putNull("transform");
-                } else {
-                    String tn = transformNames.get(t);
-                    if (tn == null) {
-                        tn = name;
-                        transformNames.put(t, tn);
-                        saveTransform(transforms, tensors, tn, t);
-                    }
-                    l.put("transform", tn);
-                }
+                putTransform(l, name, fq.transform(), transformNames, transforms, tensors);
                 byte[] codes = w.packed();
                 tensors.put(name + ".fq_codes", new Blob(SafetensorsDType.U8, new long[] {codes.length}, codes));
                 tensors.put(name + ".fq_wscale", floats(w.scales(), w.rows()));
@@ -213,18 +202,7 @@ public final class QuantizedModelFile {
                 l.put("kind", "abq-flat");
                 saveAbq(l, tensors, name, tl.layer());
                 l.putArray("activationClip").add((double) tl.clipHi()).add((double) tl.clipLo());
-                OnlineTransform t = tl.transform();
-                if (t == null) {
-                    l.putNull("transform");
-                } else {
-                    String tn = transformNames.get(t);
-                    if (tn == null) {
-                        tn = name;
-                        transformNames.put(t, tn);
-                        saveTransform(transforms, tensors, tn, t);
-                    }
-                    l.put("transform", tn);
-                }
+                putTransform(l, name, tl.transform(), transformNames, transforms, tensors);
             } else if (e.getValue() instanceof FloatLinear fl) {
                 l.put("kind", "float");
                 l.put("outFeatures", fl.outFeatures());
@@ -443,6 +421,44 @@ public final class QuantizedModelFile {
 
     // ---- FlatQuant ----------------------------------------------------------------------------------
 
+    /**
+     * The layer's {@code transform} field: null, or the name of its online transform, stored once
+     * (under the name of the first layer that reads it) for all layers that share it.
+     */
+    private static void putTransform(ObjectNode l, String name, OnlineTransform t, Map<OnlineTransform, String> transformNames,
+                                     ArrayNode transforms, Map<String, Blob> tensors) {
+        if (t == null) {
+            l.putNull("transform");
+            return;
+        }
+        String tn = transformNames.get(t);
+        if (tn == null) {
+            tn = name;
+            transformNames.put(t, tn);
+            saveTransform(transforms, tensors, tn, t);
+        }
+        l.put("transform", tn);
+    }
+
+    /** The layer's activation clip {@code [hi, lo]} (two numbers), read as the file holds them. */
+    private static double[] clipPair(JsonNode l, String what, Path file) throws IOException {
+        JsonNode clip = required(l, "activationClip", file);
+        if (!clip.isArray() || clip.size() != 2 || !clip.get(0).isNumber() || !clip.get(1).isNumber()) {
+            throw new IOException(file + ": " + what + " has activationClip " + clip + ", which must be two numbers");
+        }
+        return new double[] {clip.get(0).asDouble(), clip.get(1).asDouble()};
+    }
+
+    /** The online transform the layer's {@code transform} field names (null: none), from the file's transforms. */
+    private static OnlineTransform namedTransform(JsonNode l, String what, Map<String, OnlineTransform> transforms, Path file)
+            throws IOException {
+        JsonNode tn = l.get("transform");
+        if (tn == null || tn.isNull()) return null;
+        OnlineTransform t = transforms.get(tn.asText());
+        if (t == null) throw new IOException(file + ": " + what + " names transform '" + tn.asText() + "', which the file does not hold");
+        return t;
+    }
+
     private static void saveTransform(ArrayNode transforms, Map<String, Blob> tensors, String name, OnlineTransform t) {
         int[] f = t.factorSizes();
         float[] p1 = t.p1(), p2 = t.p2();
@@ -493,23 +509,15 @@ public final class QuantizedModelFile {
                     + l.path("inFeatures").asInt() + " in the file but " + n + " x " + k + " in the model");
         }
         int wBits = required(l, "weightBits", file).asInt(), aBits = required(l, "activationBits", file).asInt();
-        JsonNode clip = required(l, "activationClip", file);
-        if (!clip.isArray() || clip.size() != 2 || !clip.get(0).isNumber() || !clip.get(1).isNumber()) {
-            throw new IOException(file + ": FlatQuant layer " + name + " has activationClip " + clip + ", which must be two numbers");
-        }
-        OnlineTransform t = null;
-        JsonNode tn = l.get("transform");
-        if (tn != null && !tn.isNull()) {
-            t = transforms.get(tn.asText());
-            if (t == null) throw new IOException(file + ": FlatQuant layer " + name + " names transform '" + tn.asText() + "', which the file does not hold");
-        }
+        double[] clip = clipPair(l, "FlatQuant layer " + name, file);
+        OnlineTransform t = namedTransform(l, "FlatQuant layer " + name, transforms, file);
         long bytes = wBits == 8 ? (long) n * k : (long) n * (k + (k & 1)) / 2;
         byte[] codes = u8(st, name + ".fq_codes", SafetensorsDType.U8, bytes);
         float[] scales = floats(st, name + ".fq_wscale", n);
         float[] bias = l.path("hasBias").asBoolean(false) ? floats(st, name + ".bias", n) : null;
         try {
             ClippedWeights w = ClippedWeights.fromPacked(wBits, n, k, codes, scales);
-            TokenQuantizer a = new TokenQuantizer(aBits, (float) clip.get(0).asDouble(), (float) clip.get(1).asDouble());
+            TokenQuantizer a = new TokenQuantizer(aBits, (float) clip[0], (float) clip[1]);
             return FlatQuantLinear.of(ctx, w, bias, a, t);
         } catch (IllegalArgumentException e) {
             throw new IOException(file + ": FlatQuant layer " + name + " is malformed: " + e.getMessage(), e);
@@ -561,21 +569,8 @@ public final class QuantizedModelFile {
         float[] scales = floats(st, name + ".abq_wscale", n);
         int[] zeros = zeroPoints ? ints(st, name + ".abq_wzero", n) : null;
         float[] bias = l.path("hasBias").asBoolean(false) ? floats(st, name + ".bias", n) : null;
-        OnlineTransform t = null;
-        double clipHi = 1, clipLo = 1;
-        if (flat) {
-            JsonNode clip = required(l, "activationClip", file);
-            if (!clip.isArray() || clip.size() != 2 || !clip.get(0).isNumber() || !clip.get(1).isNumber()) {
-                throw new IOException(file + ": " + what + " has activationClip " + clip + ", which must be two numbers");
-            }
-            clipHi = clip.get(0).asDouble();
-            clipLo = clip.get(1).asDouble();
-            JsonNode tn = l.get("transform");
-            if (tn != null && !tn.isNull()) {
-                t = transforms.get(tn.asText());
-                if (t == null) throw new IOException(file + ": " + what + " names transform '" + tn.asText() + "', which the file does not hold");
-            }
-        }
+        double[] clip = flat ? clipPair(l, what, file) : null;
+        OnlineTransform t = flat ? namedTransform(l, what, transforms, file) : null;
         AbqLinear layer;
         try {
             IntCodes codes = IntCodes.fromPlanes(n, k, planes, signed, packed, scales, zeros);
@@ -585,7 +580,7 @@ public final class QuantizedModelFile {
         }
         if (!flat) return layer;
         try {
-            return TransformedAbqLinear.of(t, clipHi, clipLo, layer);
+            return TransformedAbqLinear.of(t, clip[0], clip[1], layer);
         } catch (IllegalArgumentException e) {
             layer.close();
             throw new IOException(file + ": " + what + " is malformed: " + e.getMessage(), e);

@@ -186,7 +186,7 @@ class AbqFileTest {
             }
         }
         byte[] bytes = Files.readAllBytes(file);
-        JsonNode meta = metadata(bytes);
+        JsonNode meta = FlatQuantFileTest.metadata(bytes);
         assertEquals(QuantizedModelFile.VERSION_ABQ, meta.path("version").asInt());
         assertEquals(4, meta.path("transforms").size(), "one transform per distinct input of block 1");
         JsonNode header = header(bytes);
@@ -227,13 +227,13 @@ class AbqFileTest {
         String header = new String(bytes, 8, (int) headerLength, StandardCharsets.UTF_8);
 
         // older versions cannot hold ABQ layers; widths out of range; a transform the file lacks; a missing tensor
-        assertRefused(dir, edit(bytes, headerLength, header, "\\\"version\\\":4", "\\\"version\\\":3"), "version 3 files cannot hold");
-        assertRefused(dir, edit(bytes, headerLength, header, "\\\"weightPlanes\\\":2", "\\\"weightPlanes\\\":9"), "weightPlanes = 9");
-        assertRefused(dir, edit(bytes, headerLength, header, "\\\"weightPlanes\\\":2", "\\\"weightPlanes\\\":4"), "must be U8");
-        assertRefused(dir, edit(bytes, headerLength, header, "\\\"activationBits\\\":8", "\\\"activationBits\\\":9"), "malformed");
-        assertRefused(dir, edit(bytes, headerLength, header, "\\\"transform\\\":\\\"blk.1.attn_q\\\"", "\\\"transform\\\":\\\"blk.1.attn_x\\\""),
+        assertRefused(dir, FlatQuantFileTest.edit(bytes, headerLength, header, "\\\"version\\\":4", "\\\"version\\\":3"), "version 3 files cannot hold");
+        assertRefused(dir, FlatQuantFileTest.edit(bytes, headerLength, header, "\\\"weightPlanes\\\":2", "\\\"weightPlanes\\\":9"), "weightPlanes = 9");
+        assertRefused(dir, FlatQuantFileTest.edit(bytes, headerLength, header, "\\\"weightPlanes\\\":2", "\\\"weightPlanes\\\":4"), "must be U8");
+        assertRefused(dir, FlatQuantFileTest.edit(bytes, headerLength, header, "\\\"activationBits\\\":8", "\\\"activationBits\\\":9"), "malformed");
+        assertRefused(dir, FlatQuantFileTest.edit(bytes, headerLength, header, "\\\"transform\\\":\\\"blk.1.attn_q\\\"", "\\\"transform\\\":\\\"blk.1.attn_x\\\""),
                 "does not hold");
-        assertRefused(dir, edit(bytes, headerLength, header, "\\\"activationClip\\\":[0.9", "\\\"activationClip\\\":[7.9"), "malformed");
+        assertRefused(dir, FlatQuantFileTest.edit(bytes, headerLength, header, "\\\"activationClip\\\":[0.9", "\\\"activationClip\\\":[7.9"), "malformed");
         // a weight scale that is not positive, a zero point out of range
         JsonNode h = JSON.readTree(header);
         byte[] zeroScale = bytes.clone();
@@ -296,23 +296,8 @@ class AbqFileTest {
         assertTrue(e.getMessage().contains(message), "expected '" + message + "' in: " + e.getMessage());
     }
 
-    private static byte[] edit(byte[] file, long headerLength, String header, String from, String to) {
-        assertEquals(from.length(), to.length(), "test edit must keep the header length");
-        assertTrue(header.contains(from), "header lacks " + from);
-        byte[] h = header.replaceFirst(java.util.regex.Pattern.quote(from), java.util.regex.Matcher.quoteReplacement(to))
-                .getBytes(StandardCharsets.UTF_8);
-        assertEquals(headerLength, h.length);
-        byte[] out = file.clone();
-        System.arraycopy(h, 0, out, 8, h.length);
-        return out;
-    }
-
     private static JsonNode header(byte[] file) throws IOException {
         long headerLength = ByteBuffer.wrap(file, 0, 8).order(ByteOrder.LITTLE_ENDIAN).getLong();
         return JSON.readTree(new String(file, 8, (int) headerLength, StandardCharsets.UTF_8));
-    }
-
-    private static JsonNode metadata(byte[] file) throws IOException {
-        return JSON.readTree(header(file).path("__metadata__").path("lowbit").asText());
     }
 }

@@ -345,7 +345,8 @@ class FlatQuantFileTest {
         assertTrue(e.getMessage().contains(message), "expected '" + message + "' in: " + e.getMessage());
     }
 
-    private static byte[] edit(byte[] file, long headerLength, String header, String from, String to) {
+    /** The file with the first {@code from} of its header replaced by {@code to} (same length; the ABQ file test uses it too). */
+    static byte[] edit(byte[] file, long headerLength, String header, String from, String to) {
         assertEquals(from.length(), to.length(), "test edit must keep the header length");
         assertTrue(header.contains(from), "header lacks " + from);
         byte[] h = header.replaceFirst(java.util.regex.Pattern.quote(from), java.util.regex.Matcher.quoteReplacement(to))
@@ -356,7 +357,8 @@ class FlatQuantFileTest {
         return out;
     }
 
-    private static JsonNode metadata(byte[] file) throws IOException {
+    /** The lowbit JSON document of a model file's metadata. */
+    static JsonNode metadata(byte[] file) throws IOException {
         long headerLength = ByteBuffer.wrap(file, 0, 8).order(ByteOrder.LITTLE_ENDIAN).getLong();
         JsonNode h = JSON.readTree(new String(file, 8, (int) headerLength, StandardCharsets.UTF_8));
         return JSON.readTree(h.path("__metadata__").path("lowbit").asText());
