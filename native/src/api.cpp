@@ -266,7 +266,7 @@ GemmArgs gemm_dequant_args(lowbit_context* ctx, int a_type, const lowbit_buffer*
 void run_quantize(lowbit_context* ctx, const lowbit_buffer* x, int x_type, int64_t rows, int64_t src_cols,
                   int64_t ldx, const lowbit_buffer* src_index, const lowbit_buffer* src_mult, int64_t out_cols,
                   int bits, int granularity, int64_t group, int scales_given, lowbit_buffer* q, int64_t ldq,
-                  lowbit_buffer* scales) {
+                  lowbit_buffer* scales, int64_t identity_prefix = 0) {
     check_context(ctx);
     check_dim("rows", rows);
     check_dim("cols", src_cols);
@@ -299,6 +299,7 @@ void run_quantize(lowbit_context* ctx, const lowbit_buffer* x, int x_type, int64
         a.src_mult = static_cast<const float*>(src_mult->ptr);
     }
     a.src_cols = src_cols;
+    a.identity_prefix = identity_prefix;
     ctx->backend->quantize(a);
 }
 
@@ -510,13 +511,16 @@ int lowbit_quantize(lowbit_context* ctx, const lowbit_buffer* x, int x_type, int
 
 int lowbit_flatten_quantize(lowbit_context* ctx, const lowbit_buffer* x, int x_type, int64_t rows, int64_t cols,
                             int64_t ldx, const lowbit_buffer* src_index, const lowbit_buffer* src_mult, int64_t k_out,
-                            int bits, int granularity, int64_t group, int scales_given, lowbit_buffer* q,
+                            int64_t identity_prefix, int bits, int granularity, int64_t group, int scales_given, lowbit_buffer* q,
                             int64_t ldq, lowbit_buffer* scales) {
     return guarded("lowbit_flatten_quantize", [&] {
         if (src_index == nullptr) invalid("buffer src_index is null");
         if (src_mult == nullptr) invalid("buffer src_mult is null");
+        if (identity_prefix < 0 || identity_prefix > cols || identity_prefix > k_out)
+            invalid("identity_prefix " + std::to_string(identity_prefix) + " is outside [0, min(cols=" +
+                    std::to_string(cols) + ", k_out=" + std::to_string(k_out) + ")]");
         run_quantize(ctx, x, x_type, rows, cols, ldx, src_index, src_mult, k_out, bits, granularity, group,
-                     scales_given, q, ldq, scales);
+                     scales_given, q, ldq, scales, identity_prefix);
     });
 }
 

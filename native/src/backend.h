@@ -45,6 +45,7 @@ struct QuantizeArgs {
     const int32_t* src_index = nullptr;  // flatten plan: source column per output column
     const float* src_mult = nullptr;     // flatten plan: multiplier per output column
     int64_t src_cols = 0;                // columns of x when flattening (else == cols)
+    int64_t identity_prefix = 0;         // flatten: leading entries the caller says are src_index[j] == j (a hint)
 };
 
 // out[M,N] = epilogue(A[M,K] * B[N,K]^T). out_type == LOWBIT_S32 writes the raw

@@ -190,13 +190,21 @@ LOWBIT_API int lowbit_quantize(lowbit_context* ctx,
  * and the scales refer to the k_out columns). src_index: S32 buffer of k_out
  * indices in [0, cols); src_mult: F32 buffer of k_out finite multipliers
  * (1/k for the k copies of a flattened channel, times a smoothing factor, 0
- * for padding). Copies of a channel are adjacent in FlattenQuant's plans, but
- * any order is accepted. A plan entry out of range or a non-finite multiplier
- * is LOWBIT_ERR_INVALID_ARGUMENT; a non-finite x' is LOWBIT_ERR_NONFINITE with
+ * for padding). FlattenQuant's plans keep the first copy of every column at
+ * its own index (src_index[j] = j for j < cols) and append the extra copies
+ * of the split columns after column cols - 1, then the padding; the CUDA
+ * backend streams such a prefix without gathers. Any order is accepted.
+ * identity_prefix: how many leading entries the caller knows to be
+ * src_index[j] = j (cols for such a plan, 0 when unknown), in
+ * [0, min(cols, k_out)]; a hint that picks the CUDA kernel: a wrong hint
+ * costs speed, never correctness (every entry is read and validated). A
+ * plan entry out of range or a non-finite multiplier is
+ * LOWBIT_ERR_INVALID_ARGUMENT; a non-finite x' is LOWBIT_ERR_NONFINITE with
  * the source position. */
 LOWBIT_API int lowbit_flatten_quantize(lowbit_context* ctx,
                                        const lowbit_buffer* x, int x_type, int64_t rows, int64_t cols, int64_t ldx,
                                        const lowbit_buffer* src_index, const lowbit_buffer* src_mult, int64_t k_out,
+                                       int64_t identity_prefix,
                                        int bits, int granularity, int64_t group, int scales_given,
                                        lowbit_buffer* q, int64_t ldq, lowbit_buffer* scales);
 

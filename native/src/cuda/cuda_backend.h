@@ -201,9 +201,10 @@ private:
 // path above it): kDgqFusedMaxM, or LOWBIT_DGQ_FUSED_MAX_M from the environment, read once.
 int64_t dgq_fused_max_m();
 
-// occupancy.cu: blocks of `kernel` (a __global__ function) with `threads` threads that one SM of
-// the current device holds at once (0: none), asked once per (device, kernel, threads).
-int resident_blocks_per_sm(const void* kernel, int threads);
+// occupancy.cu: blocks of `kernel` (a __global__ function) with `threads` threads and
+// `dynamic_smem` bytes of dynamic shared memory that one SM of the current device holds at once
+// (0: none), asked once per (device, kernel, threads, dynamic_smem).
+int resident_blocks_per_sm(const void* kernel, int threads, size_t dynamic_smem = 0);
 
 // ---- kernel launchers (each in its own .cu file) -----------------------------
 
@@ -240,6 +241,11 @@ void launch_quantize_apply(const QuantizeArgs& args, const LaunchEnv& env, bool 
 // thread per unit of 8 expanded columns over many rows; false (nothing enqueued) for anything else,
 // which quantize_apply then runs.
 bool launch_flatten_apply(const QuantizeArgs& args, const LaunchEnv& env);
+
+// flatten_apply.cu: flatten-and-quantize with computed PER_ROW scales (per token) through the row
+// kernel (flatten_rows.cu) when the caller's identity_prefix covers the source row (or
+// LOWBIT_FLATTEN=rows); false (nothing enqueued) otherwise, and quantize_rowwise then runs it.
+bool launch_flatten_per_token(const QuantizeArgs& args, const LaunchEnv& env);
 
 // flatten_apply.cu: LOWBIT_FLATTEN=legacy in the environment (read once): flatten plans take the
 // earlier paths (quantize_apply with scalar gathers; no windowed gathers in quantize_rowwise).

@@ -25,12 +25,13 @@
 // PER_ROW the row), and the smallest non-finite x' element (the rows are walked in increasing order,
 // so a thread's first finding is its smallest).
 //
-// Since the staged kernel (flatten_staged.cu, x rows staged in shared memory: fewer instructions
-// per unit) this kernel runs only where x's rows are not 16-byte aligned, or everywhere with
-// LOWBIT_FLATTEN=window. PER_GROUP given scales stay on the generic path, and so does everything
+// Since the row kernel (flatten_rows.cu) and the staged kernel (flatten_staged.cu, x rows staged
+// in shared memory: fewer instructions per unit) this kernel runs only where neither fits (x rows
+// not 16-byte aligned), or everywhere with LOWBIT_FLATTEN=window. PER_GROUP given scales stay on the generic path, and so does everything
 // when the environment has LOWBIT_FLATTEN=legacy (read once), to compare them in one benchmark run.
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "cuda_backend.h"
 #include "cuda_check.h"
@@ -219,9 +220,14 @@ void launch_typed(const QuantizeArgs& a, const LaunchEnv& env) {
 
 }  // namespace
 
-// LOWBIT_FLATTEN (read once): "legacy" = the generic path for everything, "window" = this file's
-// kernel for every layout; otherwise the staged kernel (flatten_staged.cu) where x's rows are
-// 16-byte aligned and this one elsewhere. For comparisons in one benchmark run.
+// LOWBIT_FLATTEN (read once): "legacy" = the generic paths for everything, "window" = this file's
+// kernel for every layout, "staged" = the staged kernel (flatten_staged.cu) where x's rows are
+// 16-byte aligned and this one elsewhere, "rows" = the row kernel (flatten_rows.cu) wherever it
+// fits; unset = the row kernel for plans whose caller says every source column is its own first
+// copy (identity_prefix == src_cols: FlattenQuant's appended order, where the row kernel streams
+// and only the appended copies gather), else as "staged" (the adjacent order of older files, where
+// the staged kernel is faster: bench/RESULTS.md). Computed PER_ROW scales (per token) take the row
+// kernel on the same rule, else quantize_rowwise.cu. For comparisons in one benchmark run.
 static const char* flatten_choice() {
     static const char* choice = [] {
         const char* v = std::getenv("LOWBIT_FLATTEN");
@@ -231,6 +237,20 @@ static const char* flatten_choice() {
 }
 
 bool flatten_legacy() { return std::strcmp(flatten_choice(), "legacy") == 0; }
+
+static bool flatten_rows_chosen(const QuantizeArgs& a) {
+    const char* c = flatten_choice();
+    if (*c == '\0') return a.identity_prefix == a.src_cols;
+    if (std::strcmp(c, "rows") == 0) return true;
+    if (std::strcmp(c, "staged") == 0 || std::strcmp(c, "window") == 0 || std::strcmp(c, "legacy") == 0) return false;
+    throw Error(LOWBIT_ERR_INVALID_ARGUMENT, std::string("LOWBIT_FLATTEN=") + c +
+                                                 " is not understood: leave it unset, or use 'rows', 'staged', 'window' or 'legacy'");
+}
+
+bool launch_flatten_per_token(const QuantizeArgs& a, const LaunchEnv& env) {
+    if (a.src_index == nullptr || a.scales_given || a.granularity != LOWBIT_PER_ROW) return false;
+    return flatten_rows_chosen(a) && launch_flatten_rows(a, env);
+}
 
 bool launch_flatten_window(const QuantizeArgs& a, const LaunchEnv& env) {
     if (a.src_index == nullptr || !a.scales_given) return false;
@@ -248,6 +268,7 @@ bool launch_flatten_apply(const QuantizeArgs& a, const LaunchEnv& env) {
     if (a.granularity != LOWBIT_PER_TENSOR && a.granularity != LOWBIT_PER_ROW && a.granularity != LOWBIT_PER_COLUMN)
         return false;
     if (a.rows <= 0 || a.cols <= 0) return true;  // nothing to do (the API rejects these anyway)
+    if (flatten_rows_chosen(a) && launch_flatten_rows(a, env)) return true;
     if (std::strcmp(flatten_choice(), "window") != 0 && launch_flatten_staged(a, env)) return true;
     return launch_flatten_window(a, env);
 }

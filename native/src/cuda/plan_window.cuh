@@ -1,10 +1,12 @@
 // plan_window.cuh -- reading a flatten plan unit's 8 source values with vector loads.
 //
 // A flatten plan (lowbit_flatten_quantize) maps each unit of 8 expanded columns to 8 source
-// columns s_0 .. s_7 of x's row. FlattenQuant's plans (ExpansionPlan) keep the channel order and
-// put the k copies of a split channel next to each other, so a unit's sources are a run
-// s, s+1, .., s+7 (no split inside the unit) or a run with repeats (s, s+1, s+1, s+2, ..): all of
-// them lie in a short window of the row that starts anywhere, not only at a multiple of 8. Instead
+// columns s_0 .. s_7 of x's row. FlattenQuant's plans (lowbit.quant.FlattenPlan) keep the first
+// copy of every channel at its own index and append the extra copies (strict aligned runs, then
+// scattered repeats); plans of older files put the k copies of a split channel next to each other,
+// so a unit's sources are a run s, s+1, .., s+7 (no split inside the unit) or a run with repeats
+// (s, s+1, s+1, s+2, ..): all of them lie in a short window of the row that starts anywhere, not
+// only at a multiple of 8. (The row kernel, flatten_rows.cu, takes F16 / BF16 rows first.) Instead
 // of 8 scalar loads, a PlanWindow reads the window as aligned 16-byte chunks and picks the 8 values
 // out of the chunk registers with byte permutes (no dynamically indexed register array: those go
 // to local memory):

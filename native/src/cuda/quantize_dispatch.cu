@@ -2,7 +2,10 @@
 //
 //   scales given (any granularity)   quantize_apply (validates the scales);
 //                                    with a flatten plan and PER_TENSOR / PER_ROW /
-//                                    PER_COLUMN scales flatten_apply instead
+//                                    PER_COLUMN scales flatten_apply instead (the row
+//                                    kernel of flatten_rows.cu where it fits, else the
+//                                    staged or window kernel)
+//   PER_ROW computed, flatten plan   flatten_rows.cu's row kernel where it fits
 //   PER_ROW / PER_GROUP, computed    quantize_rowwise: one fused kernel, one
 //                                    block per row (reduce, scale, quantize);
 //                                    PER_ROW on compact aligned rows takes
@@ -72,7 +75,7 @@ void CudaBackend::quantize(const QuantizeArgs& args) {
     if (args.scales_given) {
         if (!launch_flatten_apply(args, env)) launch_quantize_apply(args, env, /*check_scales=*/true);
     } else if (args.granularity == LOWBIT_PER_ROW || args.granularity == LOWBIT_PER_GROUP) {
-        launch_quantize_rowwise(args, env);
+        if (!launch_flatten_per_token(args, env)) launch_quantize_rowwise(args, env);
     } else if (cooperative_launch_ && quantize_tensor_dynamic_fits(args)) {
         const int64_t slots = quantize_tensor_dynamic_partials(sm_count_);
         DeviceScratch& partials = tensor_partials_;

@@ -207,11 +207,15 @@ public final class Context extends NativeResource {
                         + ", multiplier " + multiplier[j] + ") is invalid for " + sourceCols + " source columns");
             }
         }
+        int prefix = 0;
+        while (prefix < sourceIndex.length && prefix < sourceCols && sourceIndex[prefix] == prefix) {
+            prefix++;
+        }
         Tensor index = allocate(DType.S32, 1, sourceIndex.length);
         try {
             index.copyFrom(sourceIndex);
             Tensor mult = upload(multiplier, 1, multiplier.length);
-            return new ExpansionPlan(index, mult, sourceCols);
+            return new ExpansionPlan(index, mult, sourceCols, prefix);
         } catch (RuntimeException e) {
             index.close();
             throw e;
@@ -339,7 +343,7 @@ public final class Context extends NativeResource {
             } else {
                 Lowbit.check(LowbitNative.lowbit_flatten_quantize(handle, x.handle(), x.dtype().code, x.rows(),
                         x.cols(), x.ld(), plan.sourceIndex().handle(), plan.multiplier().handle(), outCols,
-                        out.bits(), out.granularity().code, out.group(), scalesGiven ? 1 : 0, q.handle(), q.ld(),
+                        plan.identityPrefix(), out.bits(), out.granularity().code, out.group(), scalesGiven ? 1 : 0, q.handle(), q.ld(),
                         out.scales().handle()));
             }
         }

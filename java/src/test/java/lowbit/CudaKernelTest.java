@@ -379,11 +379,15 @@ class CudaKernelTest extends GpuTestBase {
         }
     }
 
-    /** A plan with entries the Java API would refuse, written straight into device buffers. */
-    private static ExpansionPlan uncheckedPlan(Context ctx, int[] src, float[] mult, long srcCols) {
+    /**
+     * A plan with entries the Java API would refuse, written straight into device buffers, with the
+     * identity-prefix hint {@code prefix} (which picks the CUDA kernel; it may claim what the
+     * entries are not).
+     */
+    static ExpansionPlan uncheckedPlan(Context ctx, int[] src, float[] mult, long srcCols, long prefix) {
         Tensor index = ctx.allocate(DType.S32, 1, src.length);
         index.copyFrom(src);
-        return new ExpansionPlan(index, ctx.upload(mult, 1, mult.length), srcCols);
+        return new ExpansionPlan(index, ctx.upload(mult, 1, mult.length), srcCols, prefix);
     }
 
     /**
@@ -425,15 +429,17 @@ class CudaKernelTest extends GpuTestBase {
             for (DType in : new DType[] {DType.F32, DType.F16}) {
                 for (int bits : new int[] {8, 4}) {
                     for (Context ctx : new Context[] {gpu, cpu}) {
+                      for (long hint : new long[] {0, srcCols}) { // srcCols: the row kernel (flatten_rows.cu) for F16
                         try (Tensor t = KernelChecks.upload(ctx, in, KernelChecks.roundTo(in, x), rows, srcCols);
-                                ExpansionPlan plan = uncheckedPlan(ctx, src, mult, srcCols)) {
+                                ExpansionPlan plan = uncheckedPlan(ctx, src, mult, srcCols, hint)) {
                             for (Granularity g : new Granularity[] {Granularity.PER_TENSOR, Granularity.PER_ROW,
                                     Granularity.PER_COLUMN}) {
                                 try (QuantizedTensor q = ctx.allocateQuantized(rows, k, bits, g, 0)) {
                                     float[] scales = new float[Math.toIntExact(q.scales().rows() * q.scales().cols())];
                                     Arrays.fill(scales, 0.05f);
                                     q.scales().copyFrom(scales);
-                                    String what = (ctx == gpu ? "CUDA " : "CPU ") + in + " " + bits + "-bit " + g + " variant " + variant;
+                                    String what = (ctx == gpu ? "CUDA " : "CPU ") + in + " " + bits + "-bit " + g + " variant " + variant
+                                            + " hint " + hint;
                                     LowbitException e = assertThrows(LowbitException.class, () -> {
                                         ctx.flattenQuantizeWithScales(t, plan, q);
                                         ctx.synchronize();
@@ -449,6 +455,7 @@ class CudaKernelTest extends GpuTestBase {
                                 }
                             }
                         }
+                      }
                     }
                 }
             }

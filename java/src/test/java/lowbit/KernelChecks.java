@@ -242,6 +242,16 @@ final class KernelChecks {
      */
     static void flattenQuantizePlan(Context ctx, long seed, int rows, int srcCols, String kind, int outCols, int bits,
             DType in) {
+        flattenQuantizePlan(ctx, seed, rows, srcCols, kind, outCols, bits, in, false);
+    }
+
+    /**
+     * As above; {@code appended}: the plan in FlattenPlan's appended order instead (the first copy
+     * of every channel at the channel's own index, the extra copies after the last channel, in
+     * channel order), the layout the GPU row kernel (flatten_rows.cu) streams.
+     */
+    static void flattenQuantizePlan(Context ctx, long seed, int rows, int srcCols, String kind, int outCols, int bits,
+            DType in, boolean appended) {
         Random rnd = new Random(seed);
         float[] x = roundTo(in, activations(rnd, rows, srcCols));
         int[] copies = planCopies(kind, srcCols);
@@ -250,11 +260,26 @@ final class KernelChecks {
         int[] src = new int[k];
         float[] mult = new float[k];
         int j = 0;
-        for (int c = 0; c < srcCols && j < k; c++) {
-            float smooth = (float) Math.exp(rnd.nextGaussian() * 0.3);
-            for (int i = 0; i < copies[c] && j < k; i++, j++) {
+        if (appended) {
+            float[] smooth = new float[srcCols];
+            for (int c = 0; c < srcCols && j < k; c++, j++) {
+                smooth[c] = (float) Math.exp(rnd.nextGaussian() * 0.3);
                 src[j] = c;
-                mult[j] = smooth / copies[c];
+                mult[j] = smooth[c] / copies[c];
+            }
+            for (int c = 0; c < srcCols && j < k; c++) {
+                for (int i = 1; i < copies[c] && j < k; i++, j++) {
+                    src[j] = c;
+                    mult[j] = smooth[c] / copies[c];
+                }
+            }
+        } else {
+            for (int c = 0; c < srcCols && j < k; c++) {
+                float smooth = (float) Math.exp(rnd.nextGaussian() * 0.3);
+                for (int i = 0; i < copies[c] && j < k; i++, j++) {
+                    src[j] = c;
+                    mult[j] = smooth / copies[c];
+                }
             }
         }
         for (; j < k; j++) {
@@ -262,7 +287,7 @@ final class KernelChecks {
             mult[j] = 0.25f;
         }
         float[] expanded = expand(x, rows, srcCols, src, mult);
-        String what = "flatten " + kind + " " + in + " " + rows + "x" + srcCols + "->" + k + " " + bits + "-bit";
+        String what = "flatten " + kind + (appended ? " appended " : " ") + in + " " + rows + "x" + srcCols + "->" + k + " " + bits + "-bit";
         try (Tensor xt = upload(ctx, in, x, rows, srcCols); ExpansionPlan plan = ctx.uploadPlan(src, mult, srcCols)) {
             for (Granularity g : new Granularity[] {Granularity.PER_ROW, Granularity.PER_TENSOR}) {
                 Reference.Quantized want = Reference.quantize(expanded, rows, k, bits, g, 0, null);

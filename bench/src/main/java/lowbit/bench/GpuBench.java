@@ -179,20 +179,41 @@ public final class GpuBench {
         print(table);
     }
 
-    /** FlattenQuant's static per-tensor flatten-and-quantize, K = 4096 -> 5120, S8 and S4. */
+    /**
+     * FlattenQuant's flatten-and-quantize, K = 4096 -> 5120 (every fourth channel split in two,
+     * multipliers smoothing / copies): static per-tensor scale to S8 and S4, and per-token to S8, with
+     * the plan in lowbit.quant.FlattenPlan's order (the first copy of every channel at its own index,
+     * the extra copies appended) and in the adjacent order of earlier versions (copies side by side).
+     */
     private static void flatten(List<String[]> table, Context gpu, Tensor x, int k, double copyBw) {
         int outCols = k + k / 4;
-        int[] src = new int[outCols];
-        float[] mult = new float[outCols];
+        int[] srcAdjacent = new int[outCols];
+        float[] multAdjacent = new float[outCols];
+        int[] srcAppended = new int[outCols];
+        float[] multAppended = new float[outCols];
         int j = 0;
+        int extra = k;
         for (int c = 0; c < k; c++) {
             int copies = c % 4 == 3 ? 2 : 1;
             float smooth = 0.5f + (c % 7) * 0.125f;
             for (int i = 0; i < copies; i++) {
-                src[j] = c;
-                mult[j++] = smooth / copies;
+                srcAdjacent[j] = c;
+                multAdjacent[j++] = smooth / copies;
+            }
+            srcAppended[c] = c;
+            multAppended[c] = smooth / copies;
+            if (copies == 2) {
+                srcAppended[extra] = c;
+                multAppended[extra++] = smooth / copies;
             }
         }
+        flattenRows(table, gpu, x, k, copyBw, srcAppended, multAppended, "appended");
+        flattenRows(table, gpu, x, k, copyBw, srcAdjacent, multAdjacent, "adjacent");
+    }
+
+    private static void flattenRows(List<String[]> table, Context gpu, Tensor x, int k, double copyBw, int[] src, float[] mult,
+            String order) {
+        int outCols = src.length;
         long n = (long) LLAMA_M * k;
         long nOut = (long) LLAMA_M * outCols;
         try (ExpansionPlan plan = gpu.uploadPlan(src, mult, k);
@@ -201,7 +222,7 @@ public final class GpuBench {
                 QuantizedTensor d8 = gpu.allocateQuantized(LLAMA_M, outCols, 8, Granularity.PER_ROW, 0)) {
             q8.scales().copyFrom(new float[] {0.05f});
             q4.scales().copyFrom(new float[] {0.8f});
-            String shape = " " + LLAMA_M + "x" + k + "->" + outCols;
+            String shape = " " + LLAMA_M + "x" + k + "->" + outCols + " " + order;
             double sec8 = time(gpu, () -> gpu.flattenQuantizeWithScales(x, plan, q8));
             table.add(ratio(row("flatten static F16->S8" + shape, 2.0 * n + nOut, sec8, (2.0 * n + nOut) / sec8), copyBw));
             double sec4 = time(gpu, () -> gpu.flattenQuantizeWithScales(x, plan, q4));
@@ -210,6 +231,20 @@ public final class GpuBench {
             double secD = time(gpu, () -> gpu.flattenQuantizeInto(x, plan, d8));
             double bytesD = 2.0 * n + nOut + 4.0 * LLAMA_M;
             table.add(ratio(row("flatten per-token F16->S8" + shape, bytesD, secD, bytesD / secD), copyBw));
+            if (order.equals("appended")) {
+                // issue 9: the fused flatten-and-quantize as a share of the GEMM it feeds (M = 4096, K' = outCols)
+                Random rnd = new Random(11);
+                for (int nw : new int[] {4096, 14336}) {
+                    try (Tensor w = gpu.upload(gaussianF16(rnd, (long) nw * outCols), DType.F16, nw, outCols);
+                            QuantizedTensor qw = gpu.quantize(w, 8, Granularity.PER_ROW);
+                            Tensor out = gpu.allocate(DType.F16, LLAMA_M, nw)) {
+                        gpu.gemmInto(q8, qw, null, out);
+                        double gemm = time(gpu, () -> gpu.gemmInto(q8, qw, null, out));
+                        table.add(new String[] {"W8A8 GEMM fed by it, N = " + nw + shape, "", String.format(Locale.ROOT, "%.1f", gemm * 1e6),
+                                "", String.format(Locale.ROOT, "flatten S8 = %.1f%% of it", 100 * sec8 / gemm)});
+                    }
+                }
+            }
         }
     }
 

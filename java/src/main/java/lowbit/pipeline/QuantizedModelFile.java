@@ -62,7 +62,10 @@ import lowbit.quant.QuantizedLinear;
  * bias; per norm {@code N.weight} (F32). Loading needs no calibration.
  *
  * <p><b>Version 2</b> adds layers of kind {@code dgq} (DGQ A8W4); a file is written as version 2
- * only when it has such a layer, so files without DGQ stay version 1 and older builds read them.
+ * only when it has such a layer, so files without DGQ stay version 1. Each flatten plan's JSON
+ * carries its own version: plans written since the expanded-channel order exists are version 2
+ * ({@code "order"}, lowbit.quant.FlattenPlan), which builds before it refuse with a clear error;
+ * version-1 plans read as the adjacent order, the order their stored weights are in.
  * JSON per DGQ layer: format ({@link WeightFormat} name), group, outFeatures, inFeatures,
  * activationMode ({@link ActivationMode} name), activationScale (null in per-token mode), hasBias,
  * hasSmoothing. With {@code kp} = inFeatures rounded up to a multiple of G (the last group is partial

@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.util.Arrays;
+import java.util.Objects;
 
 /**
  * How one linear layer's K input channels become K' expanded channels (FlattenQuant's channel
@@ -26,30 +27,78 @@ import java.util.Arrays;
  * x'[t][j'] = x[t][source[j']] * multiplier[j']} in float32, then per-tensor quantization as in
  * lowbit.h. Padding channels read channel 0 with multiplier 0 and have all-zero weights.
  *
- * <p><b>Order of expanded channels.</b> Copies of a channel are adjacent and channels keep their
- * original order: channel {@code j} occupies {@code [first_j, first_j + k_j)} with {@code first_j =
- * sum_{i<j} k_i}. Reasons: {@code source[]} is non-decreasing, so a kernel gathering one token row
- * reads it sequentially (each cache line / global-memory segment once); the expanded weight matrix
- * is each weight row streamed once with columns repeated in place; the identity plan is literally
- * {@code source[j'] = j'}, so unflattened layers take the same kernel path; and the plan is fully
- * determined by {@code copies[]}, which is all the JSON form stores.
+ * <p><b>Order of expanded channels ({@link Order}).</b> {@link Order#APPENDED}, the default of
+ * every factory: the first copy of every channel stays at its own index ({@code source[j] = j} for
+ * {@code j < K}, multiplier {@code 1 / (k_j s_j)}), and the {@code k_j - 1} extra copies of every
+ * split channel follow after column {@code K - 1}, channel by channel in increasing order (a
+ * channel's extra copies together), then the padding. Why: a flatten-and-quantize kernel reads the
+ * first K expanded columns as an aligned, elementwise stream of x's row (vector loads, no index
+ * lookups, x times a multiplier vector), and only the short appended tail ({@code K' - K -
+ * padding} columns) gathers, re-reading values of the same row it has just streamed. The expanded
+ * weights follow the same order (column {@code j'} is {@code W[:,source[j']] * s_{source[j']}}),
+ * and {@code X'·W'ᵀ = X·Wᵀ} holds in either order because a dot product does not depend on where
+ * its terms sit; for given clip ratios a quantized layer is even bit-identical in both orders (the
+ * same multiset of columns gives the same scales, and the integer accumulation is exact; a clip
+ * search sums its errors in column order, so a near-tie may pick differently). The identity plan is
+ * {@code source[j'] = j'} in both orders, so unflattened layers take the same kernel path. {@link
+ * Order#ADJACENT} is the layout of version-1 JSON, written before the order existed and kept so
+ * those files (whose stored expanded weights are in it) load as before: copies of a channel are
+ * adjacent and channels keep their order, channel {@code j} occupying {@code [first_j, first_j +
+ * k_j)} with {@code first_j = sum_{i<j} k_i}. Either way the plan is fully determined by {@code
+ * copies[]}, the scale, the padding and the order, which is all the JSON form stores.
  */
 public final class FlattenPlan {
     static final String FORMAT = "lowbit-flatten-plan";
-    static final int VERSION = 1;
+    /** The version {@link #toJson} writes: it stores the {@link Order}. */
+    static final int VERSION = 2;
+    /** The version written before the order existed; its plans are {@link Order#ADJACENT}. */
+    static final int VERSION_ADJACENT_ONLY = 1;
     private static final ObjectMapper JSON = new ObjectMapper();
+
+    /** Where the copies of a split channel sit among the expanded channels (see the class comment). */
+    public enum Order {
+        /**
+         * Expanded channel {@code j} is the first copy of input channel {@code j} for every {@code j
+         * < K}; the extra copies of the split channels follow, in channel order; padding last.
+         */
+        APPENDED("appended"),
+        /** Channel {@code j}'s copies occupy {@code [first_j, first_j + k_j)}; padding last (version-1 files). */
+        ADJACENT("adjacent");
+
+        private final String jsonName;
+
+        Order(String jsonName) {
+            this.jsonName = jsonName;
+        }
+
+        /** The value of the JSON form's {@code "order"}. */
+        String jsonName() {
+            return jsonName;
+        }
+
+        static Order fromJsonName(String name) {
+            for (Order o : values()) {
+                if (o.jsonName.equals(name)) {
+                    return o;
+                }
+            }
+            throw new IllegalArgumentException("flatten plan order '" + name + "' is unknown; expected 'appended' or 'adjacent'");
+        }
+    }
 
     private final int[] copies;
     private final double[] inputScale;
     private final int padding;
+    private final Order order;
     private final int[] source;
     private final float[] multiplier;
     private final double[] exactMultiplier;
 
-    private FlattenPlan(int[] copies, double[] inputScale, int padding) {
+    private FlattenPlan(int[] copies, double[] inputScale, int padding, Order order) {
         this.copies = copies;
         this.inputScale = inputScale;
         this.padding = padding;
+        this.order = order;
         long total = padding;
         for (int c : copies) {
             total += c;
@@ -61,29 +110,45 @@ public final class FlattenPlan {
         source = new int[kp];
         multiplier = new float[kp];
         exactMultiplier = new double[kp];
-        int at = 0;
-        for (int j = 0; j < copies.length; j++) {
-            double m = 1.0 / (copies[j] * (inputScale == null ? 1.0 : inputScale[j]));
-            for (int c = 0; c < copies[j]; c++, at++) {
-                source[at] = j;
-                exactMultiplier[at] = m;
-                multiplier[at] = (float) m;
+        if (order == Order.ADJACENT) {
+            int at = 0;
+            for (int j = 0; j < copies.length; j++) {
+                for (int c = 0; c < copies[j]; c++) {
+                    place(at++, j);
+                }
+            }
+        } else {
+            // first copies at their own index, then every channel's extra copies, channel by channel
+            int at = copies.length;
+            for (int j = 0; j < copies.length; j++) {
+                place(j, j);
+                for (int c = 1; c < copies[j]; c++) {
+                    place(at++, j);
+                }
             }
         }
         // padding: source 0, multiplier 0 (arrays are already zero)
     }
 
-    /** No flattening: {@code K' = K}, {@code source[j] = j}, multipliers 1. */
+    /** Expanded channel {@code expanded} is a copy of input channel {@code j}: multiplier {@code 1/(k_j s_j)}. */
+    private void place(int expanded, int j) {
+        double m = 1.0 / (copies[j] * (inputScale == null ? 1.0 : inputScale[j]));
+        source[expanded] = j;
+        exactMultiplier[expanded] = m;
+        multiplier[expanded] = (float) m;
+    }
+
+    /** No flattening: {@code K' = K}, {@code source[j] = j}, multipliers 1 ({@link Order#APPENDED}). */
     public static FlattenPlan identity(int inFeatures) {
         if (inFeatures < 1) {
             throw new IllegalArgumentException("a layer needs at least 1 input feature, got " + inFeatures);
         }
         int[] copies = new int[inFeatures];
         Arrays.fill(copies, 1);
-        return new FlattenPlan(copies, null, 0);
+        return new FlattenPlan(copies, null, 0, Order.APPENDED);
     }
 
-    /** A plan with the given number of copies per input channel (each >= 1). */
+    /** A plan with the given number of copies per input channel (each >= 1), {@link Order#APPENDED}. */
     public static FlattenPlan ofCopies(int[] copies) {
         if (copies.length < 1) {
             throw new IllegalArgumentException("a flatten plan needs at least 1 input channel");
@@ -93,12 +158,12 @@ public final class FlattenPlan {
                 throw new IllegalArgumentException("channel " + j + " has " + copies[j] + " copies; every channel needs >= 1");
             }
         }
-        return new FlattenPlan(copies.clone(), null, 0);
+        return new FlattenPlan(copies.clone(), null, 0, Order.APPENDED);
     }
 
     /**
      * FlattenQuant's rule: {@code k_j = ceil(m_j / T)} for every channel whose calibrated max
-     * {@code m_j = channelAbsMax[j]} exceeds the threshold {@code T}, else 1.
+     * {@code m_j = channelAbsMax[j]} exceeds the threshold {@code T}, else 1 ({@link Order#APPENDED}).
      */
     public static FlattenPlan forThreshold(float[] channelAbsMax, double threshold) {
         return ofCopies(copiesFor(channelAbsMax, threshold));
@@ -135,7 +200,7 @@ public final class FlattenPlan {
     /**
      * The same copies with an explicit per-input-channel smoothing scale {@code s_j > 0}: the run
      * time divides channel j by {@code s_j} (through the multiplier) and {@link #expandWeights}
-     * multiplies weight column j by it. Replaces any previous scale.
+     * multiplies weight column j by it. Replaces any previous scale; keeps the order and padding.
      */
     public FlattenPlan withInputScale(double[] scale) {
         if (scale.length != copies.length) {
@@ -146,17 +211,34 @@ public final class FlattenPlan {
                 throw new IllegalArgumentException("input scale of channel " + j + " must be finite and > 0, got " + scale[j]);
             }
         }
-        return new FlattenPlan(copies, scale.clone(), padding);
+        return new FlattenPlan(copies, scale.clone(), padding, order);
     }
 
-    /** The same plan with zero channels appended so that K' is a multiple of {@code multiple}. */
+    /**
+     * The same plan with zero channels at the end (after any appended copies) so that K' is a
+     * multiple of {@code multiple}; replaces any previous padding, keeps the order.
+     */
     public FlattenPlan paddedTo(int multiple) {
         if (multiple < 1) {
             throw new IllegalArgumentException("padding multiple must be >= 1, got " + multiple);
         }
         int unpadded = source.length - padding;
         int pad = (multiple - unpadded % multiple) % multiple;
-        return new FlattenPlan(copies, inputScale, pad);
+        return new FlattenPlan(copies, inputScale, pad, order);
+    }
+
+    /**
+     * The same copies, scale and padding laid out in {@code order}. Weights expanded for one order do
+     * not fit the other: expand them again with the plan they run with.
+     */
+    public FlattenPlan withOrder(Order order) {
+        Objects.requireNonNull(order, "order");
+        return order == this.order ? this : new FlattenPlan(copies, inputScale, padding, order);
+    }
+
+    /** The order of the expanded channels. */
+    public Order order() {
+        return order;
     }
 
     /** K, the layer's input width. */
@@ -262,8 +344,8 @@ public final class FlattenPlan {
     }
 
     /**
-     * Expanded weights {@code W'} (rows x K') from {@code W} (rows x K, row-major): column j is
-     * repeated {@code k_j} times in place and multiplied by {@code s_j}; padding columns are 0.
+     * Expanded weights {@code W'} (rows x K') from {@code W} (rows x K, row-major), in the plan's
+     * order: column {@code j'} is {@code W[:,source[j']] * s_{source[j']}}; padding columns are 0.
      */
     public float[] expandWeights(float[] w, int rows) {
         int k = copies.length;
@@ -303,11 +385,15 @@ public final class FlattenPlan {
         }
     }
 
-    /** JSON: {@code {"format","version","copies":[k_j],"inputScale":[s_j] or null,"padding"}}. */
+    /**
+     * JSON, version 2: {@code {"format","version":2,"order":"appended"|"adjacent","copies":[k_j],
+     * "inputScale":[s_j] or null,"padding"}}.
+     */
     public String toJson() {
         ObjectNode root = JSON.createObjectNode();
         root.put("format", FORMAT);
         root.put("version", VERSION);
+        root.put("order", order.jsonName());
         ArrayNode c = root.putArray("copies");
         for (int k : copies) {
             c.add(k);
@@ -324,7 +410,12 @@ public final class FlattenPlan {
         return root.toString();
     }
 
-    /** Reads {@link #toJson()}'s form; other formats or versions are rejected. */
+    /**
+     * Reads {@link #toJson()}'s form (version 2, either order) and version 1 (no {@code "order"}:
+     * always {@link Order#ADJACENT}, the layout its files' weights were expanded in); other formats
+     * or versions throw {@link UnsupportedFormatVersionException}, a missing or unknown order {@link
+     * IllegalArgumentException}.
+     */
     public static FlattenPlan fromJson(String json) {
         JsonNode root;
         try {
@@ -338,16 +429,30 @@ public final class FlattenPlan {
     static FlattenPlan fromJson(JsonNode root) {
         String format = root.path("format").asText("");
         int version = root.path("version").asInt(-1);
-        if (!FORMAT.equals(format) || version != VERSION) {
+        if (!FORMAT.equals(format) || (version != VERSION && version != VERSION_ADJACENT_ONLY)) {
             throw new UnsupportedFormatVersionException("flatten plan has format '" + format + "' version " + version
-                    + "; this build reads '" + FORMAT + "' version " + VERSION);
+                    + "; this build reads '" + FORMAT + "' versions " + VERSION_ADJACENT_ONLY + " and " + VERSION);
+        }
+        JsonNode o = root.path("order");
+        Order order;
+        if (version == VERSION_ADJACENT_ONLY) {
+            if (!o.isMissingNode()) {
+                throw new IllegalArgumentException("flatten plan version 1 has no \"order\" (its copies are adjacent), got "
+                        + o + "; an order needs version " + VERSION);
+            }
+            order = Order.ADJACENT;
+        } else if (!o.isTextual()) {
+            throw new IllegalArgumentException("flatten plan version " + VERSION
+                    + " needs \"order\": \"appended\" or \"adjacent\", got " + (o.isMissingNode() ? "none" : o.toString()));
+        } else {
+            order = Order.fromJsonName(o.asText());
         }
         JsonNode c = root.path("copies");
         int[] copies = new int[c.size()];
         for (int i = 0; i < copies.length; i++) {
             copies[i] = c.get(i).asInt();
         }
-        FlattenPlan plan = ofCopies(copies);
+        FlattenPlan plan = ofCopies(copies).withOrder(order);
         JsonNode s = root.path("inputScale");
         if (s.isArray()) {
             double[] scale = new double[s.size()];
@@ -360,23 +465,27 @@ public final class FlattenPlan {
         if (pad < 0) {
             throw new IllegalArgumentException("flatten plan padding must be >= 0, got " + pad);
         }
-        return pad == 0 ? plan : new FlattenPlan(plan.copies, plan.inputScale, pad);
+        return pad == 0 ? plan : new FlattenPlan(plan.copies, plan.inputScale, pad, plan.order);
     }
 
+    /**
+     * Same copies, scale, padding and order. Plans of different orders are different even where
+     * their layouts coincide (no channel split), as their JSON forms differ.
+     */
     @Override
     public boolean equals(Object o) {
-        return o instanceof FlattenPlan p && p.padding == padding && Arrays.equals(p.copies, copies)
+        return o instanceof FlattenPlan p && p.padding == padding && p.order == order && Arrays.equals(p.copies, copies)
                 && Arrays.equals(p.inputScale, inputScale);
     }
 
     @Override
     public int hashCode() {
-        return 31 * (31 * Arrays.hashCode(copies) + Arrays.hashCode(inputScale)) + padding;
+        return 31 * (31 * (31 * Arrays.hashCode(copies) + Arrays.hashCode(inputScale)) + padding) + order.ordinal();
     }
 
     @Override
     public String toString() {
-        return "FlattenPlan[K=" + copies.length + ", K'=" + source.length + (inputScale != null ? ", scaled" : "")
-                + (padding > 0 ? ", padding=" + padding : "") + "]";
+        return "FlattenPlan[K=" + copies.length + ", K'=" + source.length + ", " + order.jsonName()
+                + (inputScale != null ? ", scaled" : "") + (padding > 0 ? ", padding=" + padding : "") + "]";
     }
 }

@@ -136,7 +136,7 @@ class CalibrationStatsTest {
         assertTrue(e.getMessage().contains("version 2") && e.getMessage().contains("version 1"), e.getMessage());
         Files.writeString(file, text.replace("lowbit-calibration", "something-else"));
         assertThrows(UnsupportedFormatVersionException.class, () -> CalibrationFile.read(file));
-        String plan = FlattenPlan.identity(3).toJson().replace("\"version\":1", "\"version\":7");
+        String plan = FlattenPlan.identity(3).toJson().replace("\"version\":2", "\"version\":7");
         UnsupportedFormatVersionException pe = assertThrows(UnsupportedFormatVersionException.class,
                 () -> FlattenPlan.fromJson(plan));
         assertTrue(pe.getMessage().contains("version 7"), pe.getMessage());
