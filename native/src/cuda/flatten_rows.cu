@@ -23,7 +23,8 @@
 //            copies alternate with the rows, so one barrier per row is enough (a copy is
 //            rewritten two rows later, after every thread has passed the barrier in between).
 //            A block whose units are all identity units (the identity plan) skips the copy and
-//            the barrier.
+//            the barrier. Past the unrolled units (the appended copies) S8 codes are gathered
+//            lane-major, a warp per chunk of 256 columns (gather_lanes: fewer bank conflicts).
 //   grid     persistent: as many blocks as are resident, at most one per row; block b takes rows
 //            b, b + grid, ... in increasing order.
 //   quantize through the scale's reciprocal (quant_math.cuh): quantize_pack8 for given scales,
@@ -154,6 +155,83 @@ __device__ __forceinline__ float row_max(float m, float* slots) {
     return warp_max(m);
 }
 
+// ---- the tail: chunks of 256 expanded columns, lane-major ---------------------------------
+// Past the unrolled units (the appended copies of FlattenQuant's plans), a warp takes a chunk of 256
+// columns and lane l the columns c0 + l + 32 k (k = 0..7): neighbouring lanes read neighbouring
+// plan entries (coalesced 4-byte loads) and the sources of neighbouring columns, so the gathers
+// from the row copy hit few shared-memory banks twice (a thread-per-unit gather of an
+// every-fourth-channel tail reads sources 64 bytes apart across the lanes: 16-way conflicts).
+
+// x' of lane column k (columns c0 + lane + 32 k; those >= cols read as 0).
+template <int XT>
+__device__ __forceinline__ void gather_lanes(const QuantizeArgs& a, const unsigned short* row, int c0, int cols,
+                                             float v[kUnit], Findings& found) {
+    const int lane = threadIdx.x & 31;
+    const unsigned src_cols = static_cast<unsigned>(a.src_cols);
+#pragma unroll
+    for (int k = 0; k < kUnit; ++k) {
+        const int c = c0 + lane + 32 * k;
+        v[k] = 0.0f;
+        if (c < cols) {
+            const int si = __ldg(a.src_index + c);
+            const float m = __ldg(a.src_mult + c);
+            const bool ok = static_cast<unsigned>(si) < src_cols && is_finite(m);
+            if (ok) v[k] = __fmul_rn(shared_x<XT>(row, si), m);
+            else Findings::keep_min(found.bad_plan, static_cast<unsigned long long>(c));
+        }
+    }
+}
+
+// The codes of lane column k with scale rs, through the reciprocal where that is exact (the test of
+// quantize_pack8 with ScaleRecip, one element at a time), else the division (quantize_value); a
+// non-finite value's column (c << 2 | class) merged into bad_col. Clamping first makes the same
+// test right for a row's own scale too (there |y| < qmax + 0.5 and the clamp changes nothing).
+template <int BITS>
+__device__ __forceinline__ void lane_codes(const float v[kUnit], const ScaleRecip& rs, int c0, int cols,
+                                           unsigned (&code)[kUnit], unsigned long long& bad_col) {
+    constexpr int qmax = BITS == 8 ? 127 : 7;
+    constexpr float fq = static_cast<float>(qmax);
+    constexpr float kRound = 0x1.8p23f;
+    constexpr float kSafe = 0.5f - 0x1p-13f;
+    const int lane = threadIdx.x & 31;
+    bool slow = !rs.fast;
+#pragma unroll
+    for (int k = 0; k < kUnit; ++k) {
+        const float y = __fmul_rn(v[k], rs.inv);
+        const float yc = fminf(fmaxf(y, -fq), fq);
+        const float ty = __fadd_rn(yc, kRound);
+        const float r = __fsub_rn(ty, kRound);
+        slow |= !(fabsf(__fsub_rn(yc, r)) < kSafe && fabsf(v[k]) <= 0x1.fffffep127f);
+        code[k] = __float_as_uint(ty);
+    }
+    if (slow) {  // rare: the division for the values that need it, and the non-finite bookkeeping
+#pragma unroll
+        for (int k = 0; k < kUnit; ++k) {
+            const int c = c0 + lane + 32 * k;
+            if (c < cols && !is_finite(v[k]))
+                Findings::keep_min(bad_col, static_cast<unsigned long long>(c) << 2 | nonfinite_class(v[k]));
+            code[k] = static_cast<unsigned>(quantize_value(v[k], rs.s, qmax));
+        }
+    }
+}
+
+// Stores lane column k's code: S8 one byte per column (32 consecutive bytes per warp and k); S4
+// the even lane writes its column's nibble and the next lane's (shuffled) as one byte.
+template <int BITS>
+__device__ __forceinline__ void store_lanes(unsigned char* qrow, int c0, int cols, const unsigned (&code)[kUnit]) {
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int k = 0; k < kUnit; ++k) {
+        const int c = c0 + lane + 32 * k;
+        if constexpr (BITS == 8) {
+            if (c < cols) qrow[c] = static_cast<unsigned char>(code[k]);
+        } else {
+            const unsigned next = __shfl_down_sync(0xffffffffu, code[k], 1);
+            if ((lane & 1) == 0 && c < cols) qrow[c / 2] = static_cast<unsigned char>((code[k] & 0xfu) | (next & 0xfu) << 4);
+        }
+    }
+}
+
 // Requires what launch_flatten_rows checks; blockDim.x a multiple of 32 with UPL * blockDim.x >=
 // src_cols / 8; dynamic shared memory 2 x src_cols x 2 bytes.
 template <int XT, int BITS, int UPL, int MODE>
@@ -163,6 +241,13 @@ __global__ void __launch_bounds__(kMaxThreads, 2) flatten_rows_kernel(QuantizeAr
     constexpr int qmax = BITS == 8 ? 127 : 7;
     const int src_units = static_cast<int>(a.src_cols / kUnit), out_units = static_cast<int>(a.cols / kUnit);
     const int t = threadIdx.x, nt = blockDim.x;
+    const int warp = t >> 5, nwarps = nt >> 5;
+    const int cols = static_cast<int>(a.cols);
+    const int tail0 = UPL * nt * kUnit;  // first column of the lane-major tail (a multiple of 256)
+    // S8 codes take the lane-major tail; S4 keeps a unit per thread there (the nibble pairs of
+    // lane-major columns cost a shuffle and a byte store per pair: 36.4 -> 38.6 us static S4 on
+    // the bench's plan, while S8 per token went 50 -> 44 us and static S8 stayed at 39.5).
+    constexpr bool kLaneTail = BITS == 8;
     const int64_t ldx_bytes = a.ldx * 2;
     const unsigned char* x = static_cast<const unsigned char*>(a.x);
     Findings found;
@@ -234,10 +319,18 @@ __global__ void __launch_bounds__(kMaxThreads, 2) flatten_rows_kernel(QuantizeAr
                 else gather_unit<XT>(a, crow, u, v, found);
                 m = fmaxf(m, unit_amax(v));
             }
-            for (int u = t + UPL * nt; u < out_units; u += nt) {
-                float v[kUnit];
-                gather_unit<XT>(a, crow, u, v, found);
-                m = fmaxf(m, unit_amax(v));
+            if constexpr (kLaneTail) {
+                for (int c0 = tail0 + warp * 256; c0 < cols; c0 += nwarps * 256) {
+                    float v[kUnit];
+                    gather_lanes<XT>(a, crow, c0, cols, v, found);
+                    m = fmaxf(m, unit_amax(v));
+                }
+            } else {
+                for (int u = t + UPL * nt; u < out_units; u += nt) {
+                    float v[kUnit];
+                    gather_unit<XT>(a, crow, u, v, found);
+                    m = fmaxf(m, unit_amax(v));
+                }
             }
             const float s = scale_from_amax(row_max(m, slots[parity]), qmax);
             if (t == 0) a.scales[r] = s;
@@ -265,10 +358,20 @@ __global__ void __launch_bounds__(kMaxThreads, 2) flatten_rows_kernel(QuantizeAr
             else gather_unit<XT>(a, crow, u, v, found);
             quantize_unit(v, u);
         }
-        for (int u = t + UPL * nt; u < out_units; u += nt) {
-            float v[kUnit];
-            gather_unit<XT>(a, crow, u, v, found);
-            quantize_unit(v, u);
+        if constexpr (kLaneTail) {
+            for (int c0 = tail0 + warp * 256; c0 < cols; c0 += nwarps * 256) {  // warp-uniform
+                float v[kUnit];
+                unsigned code[kUnit];
+                gather_lanes<XT>(a, crow, c0, cols, v, found);
+                lane_codes<BITS>(v, rs, c0, cols, code, bad_col);
+                store_lanes<BITS>(qrow, c0, cols, code);
+            }
+        } else {
+            for (int u = t + UPL * nt; u < out_units; u += nt) {
+                float v[kUnit];
+                gather_unit<XT>(a, crow, u, v, found);
+                quantize_unit(v, u);
+            }
         }
         merge_row_finding(found, r, a.cols, bad_col);
     }
