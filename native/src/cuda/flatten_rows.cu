@@ -27,10 +27,11 @@
 //            lane-major, a warp per chunk of 256 columns (gather_lanes: fewer bank conflicts).
 //   grid     persistent: as many blocks as are resident, at most one per row; block b takes rows
 //            b, b + grid, ... in increasing order.
-//   quantize through the scale's reciprocal (quant_math.cuh): quantize_pack8 for given scales,
-//            quantize_pack8_own_scale for the row's own (its precondition |x'| <= amax holds: the
-//            max is taken over the same float32 products, recomputed bit for bit in the second
-//            pass); one 8-byte (S8) or 4-byte (S4) store per unit.
+//   quantize through the scale's reciprocal: given scales through unit_codes (quantize_pack8's
+//            test, the division only for the values next to a rounding boundary), the row's own
+//            through quantize_pack8_own_scale (its precondition |x'| <= amax holds: the max is
+//            taken over the same float32 products, recomputed bit for bit in the second pass); one
+//            8-byte (S8) or 4-byte (S4) store per unit.
 //
 // The bits and findings are those of every other flatten path and of the CPU backend: x' = x *
 // m with __fmul_rn, the same quantizer, an invalid plan entry (index outside [0, src_cols) or a
@@ -155,6 +156,49 @@ __device__ __forceinline__ float row_max(float m, float* slots) {
     return warp_max(m);
 }
 
+// The codes of a unit (columns c0 .. c0+7) with scale rs, packed as q stores them. CLAMP (given
+// scales, which values may exceed): the test of quantize_pack8 with ScaleRecip per element; without
+// (the row's own scale, |x'| <= amax): quantize_pack8_own_scale's test, where a non-finite value
+// fails the tie test itself. A value that fails takes the division (quantize_value) -- that value
+// only, not its whole unit (F16 activations times short multipliers land on rounding ties: about one
+// unit in 200 has such a value, and a warp waits for it) -- and a non-finite one is recorded
+// ((c0 + k) << 2 | class into bad_col). The same codes as quantize_pack8, bit for bit.
+template <int BITS, bool CLAMP = true>
+__device__ __forceinline__ void unit_codes(const float v[kUnit], const ScaleRecip& rs, int c0, unsigned& lo,
+                                           unsigned& hi, unsigned long long& bad_col) {
+    constexpr int qmax = BITS == 8 ? 127 : 7;
+    constexpr float fq = static_cast<float>(qmax);
+    constexpr float kRound = 0x1.8p23f;
+    constexpr float kSafe = 0.5f - 0x1p-13f;
+    unsigned t[kUnit];
+    bool slow = !rs.fast;
+#pragma unroll
+    for (int k = 0; k < kUnit; ++k) {
+        const float y = __fmul_rn(v[k], rs.inv);
+        const float yc = CLAMP ? fminf(fmaxf(y, -fq), fq) : y;
+        const float ty = __fadd_rn(yc, kRound);
+        const float r = __fsub_rn(ty, kRound);
+        slow |= CLAMP ? !(fabsf(__fsub_rn(yc, r)) < kSafe && fabsf(v[k]) <= 0x1.fffffep127f)
+                      : !(fabsf(__fsub_rn(yc, r)) < kSafe);
+        t[k] = __float_as_uint(ty);
+    }
+    if (slow) {
+#pragma unroll
+        for (int k = 0; k < kUnit; ++k) {
+            const float y = __fmul_rn(v[k], rs.inv);
+            const float yc = CLAMP ? fminf(fmaxf(y, -fq), fq) : y;
+            const float r = __fsub_rn(__fadd_rn(yc, kRound), kRound);
+            const bool ok = rs.fast && fabsf(__fsub_rn(yc, r)) < kSafe && fabsf(v[k]) <= 0x1.fffffep127f;
+            if (!ok) {
+                if (!is_finite(v[k]))
+                    Findings::keep_min(bad_col, static_cast<unsigned long long>(c0 + k) << 2 | nonfinite_class(v[k]));
+                t[k] = static_cast<unsigned>(quantize_value(v[k], rs.s, qmax));
+            }
+        }
+    }
+    pack_rounded8<BITS>(t, lo, hi);
+}
+
 // ---- the tail: chunks of 256 expanded columns, lane-major ---------------------------------
 // Past the unrolled units (the appended copies of FlattenQuant's plans), a warp takes a chunk of 256
 // columns and lane l the columns c0 + l + 32 k (k = 0..7): neighbouring lanes read neighbouring
@@ -270,6 +314,12 @@ __global__ void __launch_bounds__(kMaxThreads, 2) flatten_rows_kernel(QuantizeAr
         if (id) ident |= 1u << i;
         else gathers = true;
     }
+    // Every unrolled unit of the block that exists is an identity unit (FlattenQuant's plans, the
+    // identity plan): the unrolled loop then streams without a per-unit branch.
+    bool mine_ident = true;
+#pragma unroll
+    for (int i = 0; i < UPL; ++i) mine_ident = mine_ident && (t + i * nt >= out_units || ((ident >> i) & 1u));
+    const bool all_ident = __syncthreads_and(mine_ident);
     const bool copy_rows = __syncthreads_or(gathers);
 
     float s_given = 1.0f;
@@ -341,22 +391,30 @@ __global__ void __launch_bounds__(kMaxThreads, 2) flatten_rows_kernel(QuantizeAr
         unsigned long long bad_col = kNoIndex;
         auto quantize_unit = [&](const float v[kUnit], int u) {
             unsigned lo, hi;
-            if constexpr (MODE == kOwnRow) {
-                quantize_pack8_own_scale<BITS>(v, rs, u * kUnit, lo, hi, bad_col);
-            } else {
-                const ScaleRecip s8[kUnit] = {rs, rs, rs, rs, rs, rs, rs, rs};
-                quantize_pack8<BITS>(v, s8, u * kUnit, lo, hi, bad_col);
-            }
+            // The row's own scale keeps quantize_pack8_own_scale (its division path out of line):
+            // inlining unit_codes' per-value path there made per token 8% slower (43.5 -> 47 us).
+            if constexpr (MODE == kOwnRow) quantize_pack8_own_scale<BITS>(v, rs, u * kUnit, lo, hi, bad_col);
+            else unit_codes<BITS>(v, rs, u * kUnit, lo, hi, bad_col);
             store_unit<BITS>(qrow, u, lo, hi);
         };
+        if (all_ident) {
 #pragma unroll
-        for (int i = 0; i < UPL; ++i) {
-            const int u = t + i * nt;
-            if (u >= out_units) continue;
-            float v[kUnit];
-            if ((ident >> i) & 1u) identity_unit<XT>(a, w[i], u, v);
-            else gather_unit<XT>(a, crow, u, v, found);
-            quantize_unit(v, u);
+            for (int i = 0; i < UPL; ++i) {
+                const int u = t + i * nt;
+                float v[kUnit];
+                identity_unit<XT>(a, w[i], u < out_units ? u : 0, v);
+                if (u < out_units) quantize_unit(v, u);
+            }
+        } else {
+#pragma unroll
+            for (int i = 0; i < UPL; ++i) {
+                const int u = t + i * nt;
+                if (u >= out_units) continue;
+                float v[kUnit];
+                if ((ident >> i) & 1u) identity_unit<XT>(a, w[i], u, v);
+                else gather_unit<XT>(a, crow, u, v, found);
+                quantize_unit(v, u);
+            }
         }
         if constexpr (kLaneTail) {
             for (int c0 = tail0 + warp * 256; c0 < cols; c0 += nwarps * 256) {  // warp-uniform
