@@ -99,7 +99,7 @@ public final class GpuBench {
 
     /**
      * LLaMA activations, M = 4096: per-token quantize at K = 4096 and 14336, FlattenQuant's
-     * flatten-and-quantize (static per-tensor scale, a plan expanding K = 4096 to 5120: every
+     * flatten-and-quantize (static per-tensor scale, a plan expanding K to 1.25 K, 4096 -> 5120 and 14336 -> 17920: every
      * fourth channel split in two), each against the device copy of its own input in the same run;
      * then whole W8A8 layers (per-token quantize + tuned GEMM with its fused epilogue, F16 out)
      * against cuBLAS FP16 on the same shapes.
@@ -123,9 +123,7 @@ public final class GpuBench {
                     addQuant(table, gpu, "per-token F16->S8" + shape, x, row8, 3.0 * n + 4.0 * LLAMA_M, copyBw);
                     addQuant(table, gpu, "per-token F16->S4" + shape, x, row4, 2.5 * n + 4.0 * LLAMA_M, copyBw);
                     addQuant(table, gpu, "per-tensor dynamic F16->S8" + shape, x, tensor8, 3.0 * n + 4, copyBw);
-                    if (k == 4096) {
-                        flatten(table, gpu, x, k, copyBw);
-                    }
+                    flatten(table, gpu, x, k, copyBw);
                 }
             }
             for (int[] kn : LAYER_SHAPES) {
@@ -180,7 +178,7 @@ public final class GpuBench {
     }
 
     /**
-     * FlattenQuant's flatten-and-quantize, K = 4096 -> 5120 (every fourth channel split in two,
+     * FlattenQuant's flatten-and-quantize, K -> 1.25 K (every fourth channel split in two,
      * multipliers smoothing / copies): static per-tensor scale to S8 and S4, and per-token to S8, with
      * the plan in lowbit.quant.FlattenPlan's order (the first copy of every channel at its own index,
      * the extra copies appended) and in the adjacent order of earlier versions (copies side by side).
@@ -234,7 +232,7 @@ public final class GpuBench {
             if (order.equals("appended")) {
                 // issue 9: the fused flatten-and-quantize as a share of the GEMM it feeds (M = 4096, K' = outCols)
                 Random rnd = new Random(11);
-                for (int nw : new int[] {4096, 14336}) {
+                for (int nw : k == 4096 ? new int[] {4096, 14336} : new int[] {4096}) {
                     try (Tensor w = gpu.upload(gaussianF16(rnd, (long) nw * outCols), DType.F16, nw, outCols);
                             QuantizedTensor qw = gpu.quantize(w, 8, Granularity.PER_ROW);
                             Tensor out = gpu.allocate(DType.F16, LLAMA_M, nw)) {
