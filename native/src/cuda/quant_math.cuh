@@ -364,28 +364,6 @@ struct Packed8 {
     unsigned long long bad_col;  // the unit's smallest finding, merged by the caller
 };
 
-// The division path of the reciprocal quantizers: quantize_pack8 with one scale s for the unit
-// (one float argument: the call site of the own-scale quantizer keeps fewer registers live), or
-// with a scale per value (the given-scale quantizer).
-template <int BITS>
-__device__ __noinline__ Packed8 quantize_pack8_slow(Unit8 u, float s, int64_t c0, unsigned long long bad_col) {
-    float sf[kUnit];
-#pragma unroll
-    for (int i = 0; i < kUnit; ++i) sf[i] = s;
-    Packed8 p;
-    p.bad_col = bad_col;
-    quantize_pack8<BITS>(u.v, sf, c0, p.lo, p.hi, p.bad_col);
-    return p;
-}
-
-template <int BITS>
-__device__ __noinline__ Packed8 quantize_pack8_slow(Unit8 u, Unit8 s, int64_t c0, unsigned long long bad_col) {
-    Packed8 p;
-    p.bad_col = bad_col;
-    quantize_pack8<BITS>(u.v, s.v, c0, p.lo, p.hi, p.bad_col);
-    return p;
-}
-
 // The codes of a unit as q stores them, from t[i] = y_i + 1.5 * 2^23 (the rounded value's two's
 // complement in t's low bits): S8 the low byte of each t (columns 0..3 in lo, 4..7 in hi), S4 the
 // low nibble (column i in bits 4i .. 4i+3 of lo, hi = 0).
@@ -400,6 +378,51 @@ __device__ __forceinline__ void pack_rounded8(const unsigned t[kUnit], unsigned&
         for (int i = 0; i < kUnit; ++i) lo |= (t[i] & 0xfu) << (4 * i);
         hi = 0;
     }
+}
+
+// The division path of the reciprocal quantizers, for a unit in which some value failed the fast
+// test: each value is tested again (quantize_pack8's test with its scale's reciprocal, clamped
+// first -- right for a row's own scale too, where the clamp changes nothing) and only the values
+// that fail take the correctly rounded division (quantize_value), with the non-finite ones recorded
+// ((c0 + i) << 2 | class); the others keep the reciprocal's code. So a unit with one value next to
+// a rounding boundary costs one division, not eight (F16 activations times short multipliers land
+// on ties often enough for this to show: bench/RESULTS.md). Bit for bit quantize_pack8.
+// One scale s for the unit (one float argument: the call site of the own-scale quantizer keeps
+// fewer registers live), or a scale per value (the given-scale quantizer).
+template <int BITS>
+__device__ __forceinline__ unsigned code_or_divide(float v, float s, int64_t col, unsigned long long& bad_col) {
+    constexpr int qmax = BITS == 8 ? 127 : 7;
+    constexpr float fq = static_cast<float>(qmax);
+    const ScaleRecip rs = scale_recip(s);
+    const float y = __fmul_rn(v, rs.inv);
+    const float yc = fminf(fmaxf(y, -fq), fq);
+    const float ty = __fadd_rn(yc, 0x1.8p23f);
+    const float r = __fsub_rn(ty, 0x1.8p23f);
+    if (rs.fast && fabsf(__fsub_rn(yc, r)) < 0.5f - 0x1p-13f && fabsf(v) <= 0x1.fffffep127f) return __float_as_uint(ty);
+    if (!is_finite(v)) Findings::keep_min(bad_col, static_cast<unsigned long long>(col) << 2 | nonfinite_class(v));
+    return static_cast<unsigned>(quantize_value(v, s, qmax));
+}
+
+template <int BITS>
+__device__ __noinline__ Packed8 quantize_pack8_slow(Unit8 u, float s, int64_t c0, unsigned long long bad_col) {
+    unsigned t[kUnit];
+    Packed8 p;
+    p.bad_col = bad_col;
+#pragma unroll
+    for (int i = 0; i < kUnit; ++i) t[i] = code_or_divide<BITS>(u.v[i], s, c0 + i, p.bad_col);
+    pack_rounded8<BITS>(t, p.lo, p.hi);
+    return p;
+}
+
+template <int BITS>
+__device__ __noinline__ Packed8 quantize_pack8_slow(Unit8 u, Unit8 s, int64_t c0, unsigned long long bad_col) {
+    unsigned t[kUnit];
+    Packed8 p;
+    p.bad_col = bad_col;
+#pragma unroll
+    for (int i = 0; i < kUnit; ++i) t[i] = code_or_divide<BITS>(u.v[i], s.v[i], c0 + i, p.bad_col);
+    pack_rounded8<BITS>(t, p.lo, p.hi);
+    return p;
 }
 
 template <int BITS>
