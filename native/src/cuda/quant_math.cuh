@@ -195,9 +195,10 @@ __device__ __forceinline__ int quantize_value(float x, float scale, int qmax) {
 // is within 2^-15 of the correctly rounded quotient x / scale whenever |y| < 128 (two roundings of
 // 2^-24 relative each), so clamp(rint(y)) is clamp(rint(x / scale)) unless y lies within 2^-13 of a
 // rounding boundary k + 0.5; |y| >= qmax + 1 saturates either way. quantize_pack8 below takes the
-// correctly rounded division for a whole unit when one of its values is that close, is not finite
-// (NaN / Inf: reported there), or its scale is outside [2^-126, 2^126] (1 / scale not a normal
-// float): bit for bit quantize_value, without a division per element.
+// correctly rounded division for each value that is that close, is not finite (NaN / Inf: reported
+// there), or has a scale outside [2^-126, 2^126] (1 / scale not a normal float), through a call made
+// only for a unit that has such a value (quantize_pack8_slow): bit for bit quantize_value, without a
+// division per element.
 struct ScaleRecip {
     float s;
     float inv;  // __frcp_rn(s)
@@ -348,8 +349,9 @@ __device__ __forceinline__ void quantize_pack8(const float v[kUnit], const float
 //       relative, so |y| <= qmax * (1 + 2^-22) < qmax + 0.5 and k already lies in [-qmax, qmax].
 // A unit with a value next to a boundary (|y - r| >= 0.5 - 2^-13, which includes exact ties), a
 // non-finite value (y NaN or Inf: the test fails), or a scale outside [2^-126, 2^126] (an Inf
-// amax, a subnormal scale: 1 / s not normal) takes quantize_pack8 with the division instead, and
-// only that path records non-finite columns -- so the findings are quantize_pack8's too.
+// amax, a subnormal scale: 1 / s not normal) takes the division path instead (quantize_pack8_slow:
+// the division for the values that fail), and only that path records non-finite columns -- so the
+// findings are quantize_pack8's too.
 // PRECONDITION: every finite v[i] satisfies |v[i]| <= amax of the scale's row; for any other
 // scale use quantize_pack8 (either overload).
 //
