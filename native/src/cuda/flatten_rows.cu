@@ -65,18 +65,6 @@ constexpr int kMaxThreads = 512;
 
 enum Mode { kGivenTensor, kGivenRow, kOwnRow };
 
-// 16 bytes of x when `load` (else zeros), read once: not kept in L1 (predicated, as in
-// quantize_per_token.cu).
-__device__ __forceinline__ uint4 load_once16(const unsigned char* p, bool load) {
-    uint4 v = make_uint4(0, 0, 0, 0);
-    asm volatile(
-        "{\n\t.reg .pred p;\n\tsetp.ne.b32 p, %4, 0;\n\t"
-        "@p ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%5];\n\t}"
-        : "+r"(v.x), "+r"(v.y), "+r"(v.z), "+r"(v.w)
-        : "r"(static_cast<int>(load)), "l"(p));
-    return v;
-}
-
 // Element s of a row copy in shared memory, as float (exact).
 template <int XT>
 __device__ __forceinline__ float shared_x(const unsigned short* row, int s) {
@@ -143,17 +131,6 @@ __device__ __forceinline__ float unit_amax(const float v[kUnit]) {
 #pragma unroll
     for (int k = 0; k < kUnit; ++k) m = fmaxf(m, fabsf(v[k]));  // NaN dropped, as every max path
     return m;
-}
-
-// Max over the block; `slots` (32 floats) alternate with the rows (quantize_per_token.cu).
-__device__ __forceinline__ float row_max(float m, float* slots) {
-    m = warp_max(m);
-    if (blockDim.x == 32) return m;
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
-    if (lane == 0) slots[warp] = m;
-    __syncthreads();
-    m = lane < nwarps ? slots[lane] : 0.0f;
-    return warp_max(m);
 }
 
 // The codes of a unit (columns c0 .. c0+7) with scale rs, packed as q stores them. CLAMP (given
@@ -351,6 +328,12 @@ __global__ void __launch_bounds__(kMaxThreads, 2) flatten_rows_kernel(QuantizeAr
         const unsigned short* crow = reinterpret_cast<const unsigned short*>(copy);
         unsigned char* qrow = static_cast<unsigned char*>(a.q) + q_row_offset<BITS>(r, a.ldq);
 
+        // x' of unrolled unit i (number u): from the registers, or gathered from the row copy.
+        auto unit_values = [&](int i, int u, float v[kUnit]) {
+            if ((ident >> i) & 1u) identity_unit<XT>(a, w[i], u, v);
+            else gather_unit<XT>(a, crow, u, v, found);
+        };
+
         // The scale of the row.
         ScaleRecip rs = rs_given;
         if constexpr (MODE == kGivenRow) {
@@ -365,8 +348,7 @@ __global__ void __launch_bounds__(kMaxThreads, 2) flatten_rows_kernel(QuantizeAr
                 const int u = t + i * nt;
                 if (u >= out_units) continue;
                 float v[kUnit];
-                if ((ident >> i) & 1u) identity_unit<XT>(a, w[i], u, v);
-                else gather_unit<XT>(a, crow, u, v, found);
+                unit_values(i, u, v);
                 m = fmaxf(m, unit_amax(v));
             }
             if constexpr (kLaneTail) {
@@ -411,8 +393,7 @@ __global__ void __launch_bounds__(kMaxThreads, 2) flatten_rows_kernel(QuantizeAr
                 const int u = t + i * nt;
                 if (u >= out_units) continue;
                 float v[kUnit];
-                if ((ident >> i) & 1u) identity_unit<XT>(a, w[i], u, v);
-                else gather_unit<XT>(a, crow, u, v, found);
+                unit_values(i, u, v);
                 quantize_unit(v, u);
             }
         }

@@ -77,6 +77,21 @@ __device__ __forceinline__ void load_x8(const unsigned char* p, float v[kUnit]) 
     }
 }
 
+// 16 bytes of x when `load` (else zeros), read once: not kept in L1. Predicated rather than
+// branched over, so that the next row's loads and the current row's work stay in one basic block
+// and ptxas schedules the loads ahead of most of the current row's max (with a branch around them
+// it hoisted the whole max above them, and so waited for the current row before asking for the
+// next one).
+__device__ __forceinline__ uint4 load_once16(const unsigned char* p, bool load) {
+    uint4 v = make_uint4(0, 0, 0, 0);
+    asm volatile(
+        "{\n\t.reg .pred p;\n\tsetp.ne.b32 p, %4, 0;\n\t"
+        "@p ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%5];\n\t}"
+        : "+r"(v.x), "+r"(v.y), "+r"(v.z), "+r"(v.w)
+        : "r"(static_cast<int>(load)), "l"(p));
+    return v;
+}
+
 __device__ __forceinline__ bool is_finite(float v) { return (__float_as_uint(v) & 0x7f800000u) != 0x7f800000u; }
 
 __device__ __forceinline__ unsigned nonfinite_class(float v) { return v != v ? kNaN : (v > 0.0f ? kPosInf : kNegInf); }
@@ -228,6 +243,20 @@ __device__ __forceinline__ float block_max(float v, float* smem) {
     __syncthreads();
     v = lane < nwarps ? smem[lane] : 0.0f;
     return warp_max(v);
+}
+
+// Max over the block of every thread's m with one barrier, for kernels that take a row per block
+// in turn (quantize_per_token.cu, flatten_rows.cu): `slots` (32 floats) alternate between two sets
+// with the rows, so a set is rewritten only after the barrier of the row in between. Blocks of one
+// warp need no shared memory and no barrier.
+__device__ __forceinline__ float row_max(float m, float* slots) {
+    m = warp_max(m);
+    if (blockDim.x == 32) return m;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+    if (lane == 0) slots[warp] = m;
+    __syncthreads();
+    m = lane < nwarps ? slots[lane] : 0.0f;
+    return warp_max(m);
 }
 
 // max |x'| over columns [c_begin, c_end) of one row, this thread's share:

@@ -78,21 +78,6 @@ constexpr int64_t kMaxCols = 16384;
 // thread up to 128 registers: two buffers of 4 F32 units are 64.
 constexpr int kMaxThreads = 512;
 
-// 16 bytes of x when `load` (else zeros), read once: not kept in L1. Predicated rather than
-// branched over, so that the next row's loads and the current row's work stay in one basic block
-// and ptxas schedules the loads ahead of most of the current row's max (with a branch around them
-// it hoisted the whole max above them, and so waited for the current row before asking for the
-// next one).
-__device__ __forceinline__ uint4 load_once16(const unsigned char* p, bool load) {
-    uint4 v = make_uint4(0, 0, 0, 0);
-    asm volatile(
-        "{\n\t.reg .pred p;\n\tsetp.ne.b32 p, %4, 0;\n\t"
-        "@p ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%5];\n\t}"
-        : "+r"(v.x), "+r"(v.y), "+r"(v.z), "+r"(v.w)
-        : "r"(static_cast<int>(load)), "l"(p));
-    return v;
-}
-
 // One thread's UPL units of a row, as loaded.
 template <int XT, int UPL>
 struct RowUnits {
@@ -159,18 +144,6 @@ struct RowUnits {
         load_x8<XT>(reinterpret_cast<const unsigned char*>(w[u]), v);
     }
 };
-
-// Max over the block of every thread's m; `slots` (32 floats) alternate with the rows (see the
-// header). Blocks of one warp need no shared memory and no barrier.
-__device__ __forceinline__ float row_max(float m, float* slots) {
-    m = warp_max(m);
-    if (blockDim.x == 32) return m;
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
-    if (lane == 0) slots[warp] = m;
-    __syncthreads();
-    m = lane < nwarps ? slots[lane] : 0.0f;
-    return warp_max(m);
-}
 
 // Row r, whose units are in `buf`: scale, codes, stores, findings.
 template <int XT, int BITS, int UPL>
