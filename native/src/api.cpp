@@ -94,6 +94,30 @@ int guarded(const char* op, F&& body) {
     }
 }
 
+// The operation log (op_log.h) of the CUDA stream operation this thread is running, from its
+// first checked buffer on (null before, and outside one): check_buffer records every buffer
+// argument in it.
+thread_local OperationLog* recording = nullptr;
+thread_local bool in_stream_op = false;
+
+// guarded() for an operation that puts work on a context's stream: on a CUDA context its buffer
+// arguments are recorded in the backend's operation log (op_log.h), whatever role they have.
+// Every operation that enqueues device work must run through here.
+template <class F>
+int stream_op(const char* op, F&& body) {
+    in_stream_op = true;
+    recording = nullptr;
+    bool completed = false;
+    const int status = guarded(op, [&] {
+        body();
+        completed = true;
+    });
+    if (recording != nullptr) recording->finish(completed);
+    in_stream_op = false;
+    recording = nullptr;
+    return status;
+}
+
 [[noreturn]] void invalid(const std::string& message) { throw Error(LOWBIT_ERR_INVALID_ARGUMENT, message); }
 
 const char* dtype_name(int t) {
@@ -140,6 +164,13 @@ lowbit_buffer* check_buffer(const char* name, const lowbit_buffer* buf, const lo
     if (buf->ptr == nullptr) invalid(std::string("buffer ") + name + " has been freed");
     if (ctx != nullptr && buf->backend != ctx->backend)
         invalid(std::string("buffer ") + name + " belongs to another context");
+    if (in_stream_op && buf->backend->kind() == LOWBIT_BACKEND_CUDA) {
+        if (recording == nullptr) {
+            recording = &buf->backend->op_log;
+            recording->begin();
+        }
+        if (recording == &buf->backend->op_log) recording->use(buf->ptr);
+    }
     return const_cast<lowbit_buffer*>(buf);
 }
 
@@ -467,7 +498,7 @@ void lowbit_buffer_free(lowbit_buffer* buf) {
 int64_t lowbit_buffer_bytes(const lowbit_buffer* buf) { return buf == nullptr ? 0 : buf->bytes; }
 
 int lowbit_buffer_write(lowbit_buffer* dst, int64_t dst_offset_bytes, const void* src, int64_t bytes) {
-    return guarded("lowbit_buffer_write", [&] {
+    return stream_op("lowbit_buffer_write", [&] {
         check_buffer("dst", dst, nullptr);
         if (src == nullptr) invalid("source pointer is null");
         check_range("dst", dst, dst_offset_bytes, bytes);
@@ -486,7 +517,7 @@ int lowbit_buffer_read(const lowbit_buffer* src, int64_t src_offset_bytes, void*
 
 int lowbit_buffer_copy(lowbit_buffer* dst, int64_t dst_offset_bytes, const lowbit_buffer* src,
                        int64_t src_offset_bytes, int64_t bytes) {
-    return guarded("lowbit_buffer_copy", [&] {
+    return stream_op("lowbit_buffer_copy", [&] {
         check_buffer("dst", dst, nullptr);
         check_buffer("src", src, nullptr);
         if (dst->backend != src->backend) invalid("src and dst belong to different contexts");
@@ -503,7 +534,7 @@ int lowbit_buffer_copy(lowbit_buffer* dst, int64_t dst_offset_bytes, const lowbi
 int lowbit_quantize(lowbit_context* ctx, const lowbit_buffer* x, int x_type, int64_t rows, int64_t cols, int64_t ldx,
                     int bits, int granularity, int64_t group, int scales_given, lowbit_buffer* q, int64_t ldq,
                     lowbit_buffer* scales) {
-    return guarded("lowbit_quantize", [&] {
+    return stream_op("lowbit_quantize", [&] {
         run_quantize(ctx, x, x_type, rows, cols, ldx, nullptr, nullptr, cols, bits, granularity, group, scales_given,
                      q, ldq, scales);
     });
@@ -513,7 +544,7 @@ int lowbit_flatten_quantize(lowbit_context* ctx, const lowbit_buffer* x, int x_t
                             int64_t ldx, const lowbit_buffer* src_index, const lowbit_buffer* src_mult, int64_t k_out,
                             int64_t identity_prefix, int bits, int granularity, int64_t group, int scales_given, lowbit_buffer* q,
                             int64_t ldq, lowbit_buffer* scales) {
-    return guarded("lowbit_flatten_quantize", [&] {
+    return stream_op("lowbit_flatten_quantize", [&] {
         if (src_index == nullptr) invalid("buffer src_index is null");
         if (src_mult == nullptr) invalid("buffer src_mult is null");
         if (identity_prefix < 0 || identity_prefix > cols || identity_prefix > k_out)
@@ -527,7 +558,7 @@ int lowbit_flatten_quantize(lowbit_context* ctx, const lowbit_buffer* x, int x_t
 int lowbit_gemm_s32(lowbit_context* ctx, int a_type, const lowbit_buffer* a, int64_t lda, int b_type,
                     const lowbit_buffer* b, int64_t ldb, int64_t m, int64_t n, int64_t k, lowbit_buffer* c,
                     int64_t ldc) {
-    return guarded("lowbit_gemm_s32", [&] {
+    return stream_op("lowbit_gemm_s32", [&] {
         check_context(ctx);
         check_dim("M", m);
         check_dim("N", n);
@@ -547,7 +578,7 @@ int lowbit_gemm_dequant(lowbit_context* ctx, int a_type, const lowbit_buffer* a,
                         const lowbit_buffer* a_scales, int64_t a_scale_count, const lowbit_buffer* b_scales,
                         int64_t b_scale_count, const lowbit_buffer* bias, int out_type, lowbit_buffer* out,
                         int64_t ldo) {
-    return guarded("lowbit_gemm_dequant", [&] {
+    return stream_op("lowbit_gemm_dequant", [&] {
         GemmArgs g = gemm_dequant_args(ctx, a_type, a, lda, b_type, b, ldb, m, n, k, a_scales, a_scale_count,
                                        b_scales, b_scale_count, bias, out_type, out, ldo);
         ctx->backend->gemm(g);
@@ -582,7 +613,7 @@ int lowbit_gemm_dequant_config(lowbit_context* ctx, int config, int a_type, cons
                                const lowbit_buffer* a_scales, int64_t a_scale_count, const lowbit_buffer* b_scales,
                                int64_t b_scale_count, const lowbit_buffer* bias, int out_type, lowbit_buffer* out,
                                int64_t ldo) {
-    return guarded("lowbit_gemm_dequant_config", [&] {
+    return stream_op("lowbit_gemm_dequant_config", [&] {
         if ((config < LOWBIT_GEMM_PORTABLE && config != LOWBIT_GEMM_SM80_S4 && config != LOWBIT_GEMM_SM90_W4) ||
             config >= gemm_config_count()) {
             std::ostringstream s;
@@ -618,7 +649,7 @@ int lowbit_gemm_tuning_load(lowbit_context* ctx, const char* table) {
 
 int lowbit_dense_gemm(lowbit_context* ctx, int dtype, const lowbit_buffer* a, const lowbit_buffer* b, int b_layout,
                       lowbit_buffer* out, int64_t m, int64_t n, int64_t k, int accumulate) {
-    return guarded("lowbit_dense_gemm", [&] {
+    return stream_op("lowbit_dense_gemm", [&] {
         check_context(ctx);
         if (dtype != LOWBIT_F32 && dtype != LOWBIT_F16 && dtype != LOWBIT_BF16)
             invalid(std::string("the dense GEMM takes F32, F16 or BF16 operands, got ") + dtype_name(dtype));
@@ -643,7 +674,7 @@ int lowbit_dequantize_s32(lowbit_context* ctx, const lowbit_buffer* acc, int64_t
                           const lowbit_buffer* a_scales, int64_t a_scale_count, const lowbit_buffer* b_scales,
                           int64_t b_scale_count, const lowbit_buffer* bias, int out_type, lowbit_buffer* out,
                           int64_t ldo) {
-    return guarded("lowbit_dequantize_s32", [&] {
+    return stream_op("lowbit_dequantize_s32", [&] {
         check_context(ctx);
         check_dim("M", m);
         check_dim("N", n);
@@ -665,7 +696,7 @@ int lowbit_dequantize_s32(lowbit_context* ctx, const lowbit_buffer* acc, int64_t
 
 int lowbit_dgq_check(lowbit_context* ctx, const lowbit_buffer* w, int64_t ldw, const lowbit_buffer* group_scales,
                      const lowbit_buffer* zero_points, int64_t group, int64_t n, int64_t k) {
-    return guarded("lowbit_dgq_check", [&] {
+    return stream_op("lowbit_dgq_check", [&] {
         check_context(ctx);
         const int64_t groups = check_dgq_weights(ctx, w, ldw, group_scales, zero_points, group, n, k);
         const int64_t w_bytes = matrix_bytes(LOWBIT_S4, n, k, ldw);
@@ -691,7 +722,7 @@ int lowbit_gemm_dgq(lowbit_context* ctx, const lowbit_buffer* a, int64_t lda, co
                     int64_t n, int64_t k, const lowbit_buffer* a_scales, int64_t a_scale_count,
                     const lowbit_buffer* channel_scales, const lowbit_buffer* bias, int out_type, lowbit_buffer* out,
                     int64_t ldo) {
-    return guarded("lowbit_gemm_dgq", [&] {
+    return stream_op("lowbit_gemm_dgq", [&] {
         check_context(ctx);
         check_dim("M", m);
         check_dgq_weights(ctx, w, ldw, group_scales, zero_points, group, n, k);
@@ -719,7 +750,7 @@ int lowbit_kron_quantize(lowbit_context* ctx, const lowbit_buffer* x, int x_type
                          const lowbit_buffer* p1, int64_t n1, const lowbit_buffer* p2, int64_t n2, float clip_max,
                          float clip_min, int bits, lowbit_buffer* q, int64_t ldq, lowbit_buffer* scales,
                          int precision) {
-    return guarded("lowbit_kron_quantize", [&] {
+    return stream_op("lowbit_kron_quantize", [&] {
         check_context(ctx);
         check_dim("rows", rows);
         check_kron_factor("n1", n1);
@@ -751,7 +782,7 @@ int64_t lowbit_bitplane_ld(int64_t k) { return k <= 0 ? 0 : 2 * ((k + 127) / 128
 int lowbit_bitplane_quantize(lowbit_context* ctx, const lowbit_buffer* x, int x_type, int64_t rows, int64_t cols,
                              int64_t ldx, int bits, int asymmetric, lowbit_buffer* planes, int64_t ldp,
                              lowbit_buffer* scales, lowbit_buffer* zeros, lowbit_buffer* sums) {
-    return guarded("lowbit_bitplane_quantize", [&] {
+    return stream_op("lowbit_bitplane_quantize", [&] {
         check_context(ctx);
         check_dim("rows", rows);
         check_bitplane_k(cols);
@@ -784,7 +815,7 @@ int lowbit_bitplane_gemm(lowbit_context* ctx, const lowbit_buffer* x, int x_bits
                          const lowbit_buffer* x_scales, int64_t x_scale_count, const lowbit_buffer* w_scales,
                          int64_t w_scale_count, const lowbit_buffer* bias, int out_type, lowbit_buffer* out,
                          int64_t ldo) {
-    return guarded("lowbit_bitplane_gemm", [&] {
+    return stream_op("lowbit_bitplane_gemm", [&] {
         check_context(ctx);
         check_dim("M", m);
         check_dim("N", n);

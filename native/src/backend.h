@@ -12,6 +12,7 @@
 #include <string>
 
 #include "gemm_table.h"
+#include "op_log.h"
 #include "lowbit/lowbit.h"
 
 namespace lowbit {
@@ -174,6 +175,9 @@ class Backend {
 public:
     virtual ~Backend() = default;
     virtual int kind() const = 0;  // lowbit_backend
+
+    // The buffers of the operations api.cpp put on this backend's stream (op_log.h).
+    OperationLog op_log;
 
     // Memory in this backend's address space. alloc throws Error(OOM).
     virtual void* alloc(int64_t bytes) = 0;

@@ -22,6 +22,7 @@
 
 #include "cuda_backend.h"
 #include "cuda_check.h"
+#include "pdl.cuh"
 #include "quant_math.cuh"
 
 namespace lowbit {
@@ -37,6 +38,8 @@ __global__ void __launch_bounds__(kThreads) bitplane_quantize_kernel(BitplaneQua
     __shared__ long long red_sum[kWarps];
     __shared__ float s_scale;
     __shared__ int s_zero;
+    pdl_wait();     // launched early behind the previous kernel (pdl.cuh): x may be its output
+    pdl_trigger();  // the GEMM behind may start requesting its weights
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int bits = a.bits;
     const int qmax = a.asymmetric ? (1 << bits) - 1 : (1 << (bits - 1)) - 1;
@@ -152,9 +155,9 @@ void CudaBackend::bitplane_quantize(const BitplaneQuantizeArgs& a) {
     } mark{this};
     const unsigned blocks = grid_for(a.rows, int64_t(env.sm_count) * 8);
     switch (a.x_type) {
-        case LOWBIT_F32: bitplane_quantize_kernel<LOWBIT_F32><<<blocks, kThreads, 0, env.stream>>>(a, env.status); break;
-        case LOWBIT_F16: bitplane_quantize_kernel<LOWBIT_F16><<<blocks, kThreads, 0, env.stream>>>(a, env.status); break;
-        default: bitplane_quantize_kernel<LOWBIT_BF16><<<blocks, kThreads, 0, env.stream>>>(a, env.status); break;
+        case LOWBIT_F32: launch_with_pdl(bitplane_quantize_kernel<LOWBIT_F32>, blocks, kThreads, env.stream, a, env.status); break;
+        case LOWBIT_F16: launch_with_pdl(bitplane_quantize_kernel<LOWBIT_F16>, blocks, kThreads, env.stream, a, env.status); break;
+        default: launch_with_pdl(bitplane_quantize_kernel<LOWBIT_BF16>, blocks, kThreads, env.stream, a, env.status); break;
     }
     LOWBIT_CUDA_CHECK_LAUNCH("bitplane_quantize_kernel");
 }

@@ -38,6 +38,7 @@
 // lowbit_gemm_tuning_load replaces it per context. A shape without an entry gets heuristic(),
 // M-bucket rules in the manner of vLLM's sm90 int8 dispatch, fitted to the tuning results. S4
 // weights, W4A4 and DGQ use the S8 entry of their shape: after the expansion it is the same GEMM.
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -119,7 +120,11 @@ void CudaBackend::run_stream_gemm(const StreamProblem& p) {
     std::lock_guard<std::mutex> lock(ws.mutex);
     if (ws.reserve(need, size_t(1) << 20, "the split-K workspace of the streaming GEMM"))
         LOWBIT_CUDA_CHECK(cudaMemsetAsync(ws.ptr, 0, ws.bytes, stream_));  // ordered before every launch that uses it
-    launch_gemv_stream(p, ws.ptr, launch_env(kOpNone, p.n), compute_capability_major());
+    StreamProblem q = p;
+    const void* early[3];
+    stream_early_buffers(p, early);
+    q.weights_early = std::none_of(early, early + 3, [&](const void* b) { return op_log.used_by_previous(b); });
+    launch_gemv_stream(q, ws.ptr, launch_env(kOpNone, p.n), compute_capability_major());
 }
 
 std::shared_ptr<const GemmTable> CudaBackend::default_gemm_table() {

@@ -75,6 +75,7 @@
 #include "bitplane_epilogue.cuh"
 #include "cuda_check.h"
 #include "gemv_stream.cuh"
+#include "pdl.cuh"
 
 namespace lowbit {
 namespace cuda {
@@ -128,6 +129,7 @@ struct Params {
     int* partial;       // splits > 1: tiles x 128 x tokens int32 partial sums (zero between launches)
     unsigned* arrivals; // splits > 1: tiles arrival counters (zero between launches)
     bool cluster;       // splits > 1 reduced in a thread block cluster (cluster_reduce), no workspace
+    bool prefetch;      // the first weight batch is requested before pdl_wait (StreamProblem::weights_early)
 };
 
 __device__ __forceinline__ uint4 load_stream(const uint8_t* p) {
@@ -616,8 +618,11 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSm) gemv_stream_kernel(
         // steps): batch B's loads are issued before batch A is computed, and the NEXT stage's
         // batch A before batch B is computed (it stays in flight through the next staging).
         Batch<F, 2> ba, bb;
+        if (!p.prefetch) pdl_wait();
         if (active && k_begin < k_end) ba.load(p, stage_ptr(ra, k_begin), stage_ptr(rb, k_begin), ra, rb, k_begin, 0,
                                                min(kStageElems, k_end - k_begin) / kEpb, t);
+        if (p.prefetch) pdl_wait();
+        pdl_trigger();
         for (int k0 = k_begin; k0 < k_end; k0 += kStageElems) {
             const int kcount = min(kStageElems, k_end - k0);
             const int bytes = kcount / kEpb;
@@ -634,6 +639,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSm) gemv_stream_kernel(
             if (steps > 2) bb.compute(p, act_lane, 2, steps, step_sums, t, acc);
         }
     } else {
+        if (k_begin >= k_end) pdl_wait();  // no stage (the loop below waits in its first one)
         for (int k0 = k_begin; k0 < k_end; k0 += kStageElems) {
             const int kcount = min(kStageElems, k_end - k0);
             const int bytes = kcount / kEpb;  // a multiple of 16
@@ -641,7 +647,10 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSm) gemv_stream_kernel(
             const uint8_t* wa = stage_ptr(ra, k0);
             const uint8_t* wb = stage_ptr(rb, k0);
             Batch<F, kUnroll> batch;
+            if (k0 == k_begin && !p.prefetch) pdl_wait();
             if (active) batch.load(p, wa, wb, ra, rb, k0, 0, bytes, t);
+            if (k0 == k_begin && p.prefetch) pdl_wait();
+            if (k0 == k_begin) pdl_trigger();
             if (k0 != k_begin) __syncthreads();  // every warp is done with the previous stage
             if constexpr (A4)
                 stage_s4_activations<NT>(p, k0, kcount, act);
@@ -861,9 +870,16 @@ void log_plan(const StreamProblem& p, const Plan& plan, int cc_major) {
 }
 
 template <StreamFormat F, bool A4, int NT>
-void launch(const Plan& plan, const Params& params, cudaStream_t stream) {
-    cudaLaunchAttribute attr{};
-    const cudaLaunchConfig_t cfg = launch_config<F, A4, NT>(plan.tiles, plan.splits, plan.cluster, stream, &attr);
+void launch(const Plan& plan, const Params& params, cudaStream_t stream, bool pdl) {
+    cudaLaunchAttribute attrs[2]{};
+    cudaLaunchConfig_t cfg = launch_config<F, A4, NT>(plan.tiles, plan.splits, plan.cluster, stream, &attrs[0]);
+    if (pdl) {
+        cudaLaunchAttribute& a = attrs[cfg.numAttrs];
+        a.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        a.val.programmaticStreamSerializationAllowed = 1;
+        cfg.attrs = attrs;
+        cfg.numAttrs += 1;
+    }
     LOWBIT_CUDA_CHECK(cudaLaunchKernelEx(&cfg, gemv_stream_kernel<F, A4, NT>, params));
 }
 
@@ -941,31 +957,33 @@ void launch_gemv_stream(const StreamProblem& p, void* workspace, const LaunchEnv
         params.a_aligned16 = (p.a_s4 ? p.lda / 2 : p.lda) % 16 == 0 && reinterpret_cast<uintptr_t>(p.a) % 16 == 0;
         params.ep = p.ep;
     }
+    const bool pdl = cc_major >= 9 && pdl_mode() != PdlMode::Off;
+    params.prefetch = pdl && p.weights_early && pdl_mode() == PdlMode::Prefetch;
     const bool one_tile = p.m <= 8;  // tokens in one MMA column tile
     switch (p.format) {
         case StreamFormat::S8:
-            one_tile ? launch<StreamFormat::S8, false, 1>(plan, params, env.stream)
-                     : launch<StreamFormat::S8, false, 2>(plan, params, env.stream);
+            one_tile ? launch<StreamFormat::S8, false, 1>(plan, params, env.stream, pdl)
+                     : launch<StreamFormat::S8, false, 2>(plan, params, env.stream, pdl);
             break;
         case StreamFormat::S4:
             if (p.a_s4)
-                one_tile ? launch<StreamFormat::S4, true, 1>(plan, params, env.stream)
-                         : launch<StreamFormat::S4, true, 2>(plan, params, env.stream);
+                one_tile ? launch<StreamFormat::S4, true, 1>(plan, params, env.stream, pdl)
+                         : launch<StreamFormat::S4, true, 2>(plan, params, env.stream, pdl);
             else
-                one_tile ? launch<StreamFormat::S4, false, 1>(plan, params, env.stream)
-                         : launch<StreamFormat::S4, false, 2>(plan, params, env.stream);
+                one_tile ? launch<StreamFormat::S4, false, 1>(plan, params, env.stream, pdl)
+                         : launch<StreamFormat::S4, false, 2>(plan, params, env.stream, pdl);
             break;
         case StreamFormat::Dgq:
-            one_tile ? launch<StreamFormat::Dgq, false, 1>(plan, params, env.stream)
-                     : launch<StreamFormat::Dgq, false, 2>(plan, params, env.stream);
+            one_tile ? launch<StreamFormat::Dgq, false, 1>(plan, params, env.stream, pdl)
+                     : launch<StreamFormat::Dgq, false, 2>(plan, params, env.stream, pdl);
             break;
         case StreamFormat::W2:
-            one_tile ? launch<StreamFormat::W2, false, 1>(plan, params, env.stream)
-                     : launch<StreamFormat::W2, false, 2>(plan, params, env.stream);
+            one_tile ? launch<StreamFormat::W2, false, 1>(plan, params, env.stream, pdl)
+                     : launch<StreamFormat::W2, false, 2>(plan, params, env.stream, pdl);
             break;
         case StreamFormat::W2xU8:
-            one_tile ? launch<StreamFormat::W2xU8, false, 1>(plan, params, env.stream)
-                     : launch<StreamFormat::W2xU8, false, 2>(plan, params, env.stream);
+            one_tile ? launch<StreamFormat::W2xU8, false, 1>(plan, params, env.stream, pdl)
+                     : launch<StreamFormat::W2xU8, false, 2>(plan, params, env.stream, pdl);
             break;
     }
     LOWBIT_CUDA_CHECK_LAUNCH("gemv_stream_kernel");

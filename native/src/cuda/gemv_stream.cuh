@@ -54,7 +54,19 @@ struct StreamProblem {
     bool a_s4 = false;            // A is packed S4 (lda in nibbles, even): W4A4, S4 weights only
     const BitplaneGemmArgs* planes = nullptr;  // W2 / W2xU8: the whole bit-plane request (a, lda,
                                                // w, ldw, group, ep unused; m, n, k as there)
+    // The weights (and DGQ's group scales and zero points) may be read before the kernel waits
+    // for the previous kernel on the stream (pdl.cuh): the previous operation did not use them.
+    bool weights_early = false;
 };
+
+// The weight buffers p reads before its dependency wait: the weights or planes, DGQ's group
+// scales and zero points.
+inline const void* const* stream_early_buffers(const StreamProblem& p, const void* (&out)[3]) {
+    out[0] = p.planes != nullptr ? static_cast<const void*>(p.planes->w) : static_cast<const void*>(p.w);
+    out[1] = p.group_scales;
+    out[2] = p.zero_points;
+    return out;
+}
 
 // Why the streaming kernel cannot run p ("" when it can): its alignment preconditions.
 // The caller then runs the portable kernel, which handles every shape.

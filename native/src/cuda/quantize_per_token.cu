@@ -66,6 +66,7 @@
 
 #include "cuda_backend.h"
 #include "cuda_check.h"
+#include "pdl.cuh"
 #include "quant_math.cuh"
 
 namespace lowbit {
@@ -179,6 +180,8 @@ __device__ __forceinline__ void quantize_row_units(const QuantizeArgs& a, int64_
 template <int XT, int BITS, int UPL, bool PREFETCH>
 __global__ void __launch_bounds__(kMaxThreads, XT == LOWBIT_F32 ? 1 : 2) quantize_per_token_kernel(QuantizeArgs a, StatusRef st) {
     __shared__ float slots[2][32];
+    pdl_wait();     // launched early behind the previous kernel (pdl.cuh): x may be its output
+    pdl_trigger();  // the GEMM behind may start requesting its weights
     const int64_t units = a.cols / kUnit;
     const int64_t ldx_bytes = a.ldx * x_bytes(XT);
     const unsigned char* x = static_cast<const unsigned char*>(a.x);
@@ -231,7 +234,7 @@ void launch(const QuantizeArgs& a, const LaunchEnv& env, int threads) {
     // A launch that cannot be resident (0) fails loudly at launch; the grid is at least one block.
     const int per_sm = std::max(1, resident_blocks_per_sm(reinterpret_cast<const void*>(kernel), threads));
     const unsigned blocks = grid_for(a.rows, int64_t(per_sm) * env.sm_count);
-    kernel<<<blocks, threads, 0, env.stream>>>(a, env.status);
+    launch_with_pdl(kernel, blocks, threads, env.stream, a, env.status);
     LOWBIT_CUDA_CHECK_LAUNCH("quantize_per_token_kernel");
 }
 

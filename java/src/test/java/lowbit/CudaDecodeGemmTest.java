@@ -10,6 +10,7 @@ import java.util.List;
 import java.util.Random;
 import lowbit.bridge.LowbitNative;
 import lowbit.bridge.lowbit_buffer;
+import org.bytedeco.javacpp.BytePointer;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -346,6 +347,67 @@ class CudaDecodeGemmTest extends GpuTestBase {
                     } else {
                         assertEquals(Float.floatToRawIntBits(got[1][f][i]), Float.floatToRawIntBits(got[0][f][i]), what);
                     }
+                }
+            }
+        }
+    }
+
+    /**
+     * The streaming kernels start before the kernel in front of them has finished (programmatic
+     * dependent launch) and may request their first weights early: only when the previous
+     * operation did not touch the weight buffer (native/src/op_log.h). Here a GEMM's int32 output
+     * is, byte for byte, the S8 weights of the next GEMM, launched right behind it with nothing in
+     * between: every round must read the new bytes, never the round before's.
+     */
+    @Test
+    void weightsWrittenByThePreviousKernelAreReadAfterIt() {
+        Random rnd = new Random(800);
+        int m1 = 16;
+        int k1 = 4096;
+        int n1 = 2048;
+        int n2 = 64;
+        int k2 = m1 * n1 * 4 / n2;  // out1's bytes as an n2 x k2 S8 matrix
+        byte[] w1 = randomBytes(rnd, n1 * k1, -127, 127);
+        byte[] a2 = randomBytes(rnd, k2, -128, 127);
+        try (RawContext r = new RawContext(LowbitNative.LOWBIT_BACKEND_CUDA)) {
+            lowbit_buffer w1b = r.bytes(w1);
+            lowbit_buffer a2b = r.bytes(a2);
+            lowbit_buffer out1 = r.bytes(new byte[m1 * n1 * 4]);
+            lowbit_buffer a1b = r.bytes(new byte[m1 * k1]);
+            for (int round = 0; round < 6; round++) {
+                byte[] a1 = randomBytes(rnd, m1 * k1, -128, 127);
+                try (BytePointer p = new BytePointer(a1)) {
+                    assertEquals(0, LowbitNative.lowbit_buffer_write(a1b, 0, p, a1.length), RawContext.error());
+                }
+                lowbit_buffer out2 = r.bytes(new byte[n2 * 4]);
+                assertEquals(0, LowbitNative.lowbit_gemm_s32(r.ctx, LowbitNative.LOWBIT_S8, a1b, k1, LowbitNative.LOWBIT_S8,
+                        w1b, k1, m1, n1, k1, out1, n1), RawContext.error());
+                assertEquals(0, LowbitNative.lowbit_gemm_s32(r.ctx, LowbitNative.LOWBIT_S8, a2b, k2, LowbitNative.LOWBIT_S8,
+                        out1, k2, 1, n2, k2, out2, n2), RawContext.error());
+                byte[] w2 = new byte[m1 * n1 * 4];
+                for (int i = 0; i < m1; i++) {
+                    for (int j = 0; j < n1; j++) {
+                        long acc = 0;
+                        for (int c = 0; c < k1; c++) {
+                            acc += a1[i * k1 + c] * w1[j * k1 + c];
+                        }
+                        int v = (int) acc;
+                        int at = 4 * (i * n1 + j);
+                        for (int b = 0; b < 4; b++) {
+                            w2[at + b] = (byte) (v >>> (8 * b));
+                        }
+                    }
+                }
+                byte[] got = r.read(out2, n2 * 4);
+                for (int j = 0; j < n2; j++) {
+                    long want = 0;
+                    for (int c = 0; c < k2; c++) {
+                        want += a2[c] * w2[j * k2 + c];
+                    }
+                    int g = (got[4 * j] & 0xFF) | (got[4 * j + 1] & 0xFF) << 8 | (got[4 * j + 2] & 0xFF) << 16
+                            | (got[4 * j + 3] & 0xFF) << 24;
+                    assertEquals((int) want, g, "round " + round + ", output " + j
+                            + ": the second GEMM read weights its predecessor had not finished writing");
                 }
             }
         }

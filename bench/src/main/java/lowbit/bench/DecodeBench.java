@@ -24,7 +24,10 @@ import lowbit.Tensor;
  * the rate at which the packed weights (with their scales) are read, against the device-to-device
  * copy bandwidth (read + write) measured in the same run. All outputs are F16 with per-token
  * activation scales; every format's weights exist in copies that together hold at least 128 MB and
- * launch i reads copy i mod copies, so the 50 MB L2 does not serve them.
+ * launch i reads copy i mod copies, so the 50 MB L2 does not serve them. The layer columns time
+ * what a decode step runs per layer from F16 activations: the per-token quantize, then the W4A8 or
+ * DGQ GEMM, back to back (on sm_90 the GEMM starts while the quantize runs: programmatic dependent
+ * launch, native/src/cuda/pdl.cuh).
  *
  * <pre>
  * java -cp ... lowbit.bench.DecodeBench [--shapes KxN,...] [--m 1,4,16,64] [--csv out.csv]
@@ -77,7 +80,7 @@ public final class DecodeBench {
         List<String> rows = new ArrayList<>();
         StringBuilder csvText = new StringBuilder("m,k,n,w8a8_us,w4a8_us,dgq_g128_us,cublas_f16_us,"
                 + "w8a8_speedup,w4a8_speedup,dgq_speedup,w8a8_weight_gbps,w4a8_weight_gbps,dgq_weight_gbps,copy_gbps,"
-                + "copy_same_8bit_us,copy_same_4bit_us\n");
+                + "copy_same_8bit_us,copy_same_4bit_us,layer_w4a8_us,layer_dgq_us\n");
         try (Context gpu = Context.open(Backend.CUDA)) {
             double copyBw = GemmBench.copyBandwidth(gpu);
             System.out.printf(Locale.ROOT, "DecodeBench on %s, %s%ncopy bandwidth (read+write) %.0f GB/s%n",
@@ -98,31 +101,44 @@ public final class DecodeBench {
                                 Tensor xv = gpu.upload(GemmProblem.randomS8(new SplittableRandom(13), (long) m * k),
                                         DType.S8, m, k);
                                 Tensor xs = gpu.upload(GemmProblem.randomScales(new SplittableRandom(17), m), 1, m);
+                                Tensor xf = gpu.upload(GemmProblem.randomF16(new SplittableRandom(19), (long) m * k),
+                                        DType.F16, m, k);
                                 Tensor out = gpu.allocate(DType.F16, m, n)) {
                             QuantizedTensor x8 = new QuantizedTensor(xv, xs, Granularity.PER_ROW, 0);
                             double t8 = GpuTimer.time(gpu, i -> p.w8a8(gpu, Context.AUTO, i));
                             double t4 = GpuTimer.time(gpu, i -> gpu.gemmInto(x8, w.w4.get(i % w.w4.size()), null, out));
                             double tD = GpuTimer.time(gpu, i -> gpu.gemmDgqInto(x8, w.dgq.get(i % w.dgq.size()), null, out));
                             double tF = GpuTimer.time(gpu, i -> p.f16(gpu, i));
+                            // The whole layer from F16 activations: per-token quantize, then the GEMM.
+                            double l4 = GpuTimer.time(gpu, i -> {
+                                gpu.quantizeInto(xf, x8);
+                                gpu.gemmInto(x8, w.w4.get(i % w.w4.size()), null, out);
+                            });
+                            double lD = GpuTimer.time(gpu, i -> {
+                                gpu.quantizeInto(xf, x8);
+                                gpu.gemmDgqInto(x8, w.dgq.get(i % w.dgq.size()), null, out);
+                            });
                             rows.add(String.format(Locale.ROOT,
                                     "%4d %6d %6d | %8.1f %4.0f%% | %8.1f %4.0f%% | %8.1f %4.0f%% | %8.1f | %5.2f %5.2f %5.2f"
-                                            + " | %6.1f %6.1f | %5.2f %5.2f %5.2f",
+                                            + " | %6.1f %6.1f | %5.2f %5.2f %5.2f | %7.1f %7.1f %5.2f %5.2f",
                                     m, k, n, t8 * 1e6, 100 * w8Bytes / t8 / copyBw, t4 * 1e6, 100 * w4Bytes / t4 / copyBw,
                                     tD * 1e6, 100 * dgqBytes / tD / copyBw, tF * 1e6, tF / t8, tF / t4, tF / tD,
-                                    c8 * 1e6, c4 * 1e6, c8 / t8, c4 / t4, c4 / tD));
+                                    c8 * 1e6, c4 * 1e6, c8 / t8, c4 / t4, c4 / tD, l4 * 1e6, lD * 1e6, tF / l4, tF / lD));
                             System.err.println(rows.get(rows.size() - 1));
                             csvText.append(String.format(Locale.ROOT,
-                                    "%d,%d,%d,%.2f,%.2f,%.2f,%.2f,%.3f,%.3f,%.3f,%.0f,%.0f,%.0f,%.0f,%.2f,%.2f%n", m, k, n,
+                                    "%d,%d,%d,%.2f,%.2f,%.2f,%.2f,%.3f,%.3f,%.3f,%.0f,%.0f,%.0f,%.0f,%.2f,%.2f,%.2f,%.2f%n", m, k, n,
                                     t8 * 1e6, t4 * 1e6, tD * 1e6, tF * 1e6, tF / t8, tF / t4, tF / tD, w8Bytes / t8 / 1e9,
-                                    w4Bytes / t4 / 1e9, dgqBytes / tD / 1e9, copyBw / 1e9, c8 * 1e6, c4 * 1e6));
+                                    w4Bytes / t4 / 1e9, dgqBytes / tD / 1e9, copyBw / 1e9, c8 * 1e6, c4 * 1e6, l4 * 1e6,
+                                    lD * 1e6));
                         }
                     }
                 }
             }
         }
-        System.out.printf(Locale.ROOT, "%n%4s %6s %6s | %8s %5s | %8s %5s | %8s %5s | %8s | %s | %s | %s%n", "M", "K", "N",
-                "W8A8 us", "copy", "W4A8 us", "copy", "DGQ us", "copy", "fp16 us",
-                "speed-up vs cuBLAS FP16: W8A8 W4A8 DGQ", "same-bytes copy us: 8-bit 4-bit", "copy / kernel: W8A8 W4A8 DGQ");
+        System.out.printf(Locale.ROOT, "%n%4s %6s %6s | %8s %5s | %8s %5s | %8s %5s | %8s | %s | %s | %s | %s%n", "M", "K",
+                "N", "W8A8 us", "copy", "W4A8 us", "copy", "DGQ us", "copy", "fp16 us",
+                "speed-up vs cuBLAS FP16: W8A8 W4A8 DGQ", "same-bytes copy us: 8-bit 4-bit", "copy / kernel: W8A8 W4A8 DGQ",
+                "layer us (F16 in: per-token quantize + GEMM): W4A8 DGQ, x FP16");
         System.out.println("(copy: packed weights + scales read per second, as % of the device copy bandwidth;"
                 + " same-bytes copy: a device copy moving (read + write) as many bytes as the kernel reads, sources"
                 + " rotated through >= 256 MB like the weights: the floor for a read of that size, fixed costs included)");
