@@ -117,7 +117,13 @@ typedef struct lowbit_context lowbit_context;
 /* Creates a context on a backend. device selects the GPU for CUDA (ignored on
  * CPU). CUDA without a usable device gives LOWBIT_ERR_NO_DEVICE. A context may
  * be used from several threads at once; the CUDA backend orders the work of
- * one context on one stream. */
+ * one context on one stream. On sm_90 the decode kernels (M <= 16 GEMMs, the
+ * per-token and bit-plane quantizers) may start before the kernel in front of
+ * them ends (programmatic dependent launch): each waits for it before reading
+ * anything it may have written, except that a GEMM requests its first weights
+ * early when none of its weight buffers was an argument of the previous call on
+ * the context, so results are those of strict stream order. Environment
+ * LOWBIT_PDL=off launches in plain stream order. */
 LOWBIT_API int lowbit_context_create(int backend, int device, lowbit_context** out);
 LOWBIT_API void lowbit_context_destroy(lowbit_context* ctx);
 LOWBIT_API int lowbit_context_backend(const lowbit_context* ctx);
