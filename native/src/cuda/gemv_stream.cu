@@ -49,13 +49,15 @@
 //   reduce     int32 accumulators. With splits > 1 on sm_90 (at most 8 splits, all clusters
 //              resident at once) the splits of a channel tile are one thread block cluster and
 //              reduce through distributed shared memory (cluster_reduce), each block finishing
-//              a slice of the tile. Otherwise each block adds its partial sums into an
-//              int32 workspace (atomics; integer addition is associative, so the sum is the
-//              same bits whatever the split and order) and the last block of a channel tile
-//              (an arrival counter) applies the epilogue and zeroes the workspace and counter
-//              again, so the next launch on the stream finds them clean. Measured on the H100
-//              (Nsight Compute, 4096 x 4096, M = 1): the atomic tail's memory fence alone was
-//              ~15% of the warps' stall cycles.
+//              a slice of the tile. Otherwise each block stores its partial sums (plain 8-byte
+//              stores) into its own slice of an int32 workspace, and the last block of a channel
+//              tile to arrive (an arrival counter, reset by that block for the next launch) adds
+//              the other splits' slices to its registers (integer addition is associative: the
+//              same bits whatever the split and order) and applies the epilogue. Measured on the
+//              H100 (DecodeBench, same session): the slices replaced atomic adds into one shared
+//              int32 sum (LOWBIT_STREAM_REDUCE=atomic keeps those), which cost 2048 atomics per
+//              block at M = 16 and made M = 16 4.9-5.4 us slower than M = 1 on the shapes that
+//              use them, against 1.2-2.8 us on the others.
 //   epilogue   epilogue.cuh, the CPU backend's float32 steps: bit-identical outputs.
 //   launch     on sm_90 with programmatic dependent launch (pdl.cuh): the grid may start while the
 //              kernel in front of it still runs. A block first requests its first batch of weights
@@ -135,8 +137,10 @@ struct Params {
     bool a_aligned16;   // every activation row starts 16-byte aligned (S4 activations: lda / 2 bytes per row)
     Epilogue ep;
     BitplaneGemmArgs bp;  // W2 / W2xU8: the bit-plane request (its epilogue and activation planes)
-    int* partial;       // splits > 1: tiles x 128 x tokens int32 partial sums (zero between launches)
-    unsigned* arrivals; // splits > 1: tiles arrival counters (zero between launches)
+    int* partial;       // splits > 1 without a cluster: (tiles x splits) x 128 x tokens int32 partial sums
+                        // (slices: one per block; atomic: tiles x 128 x tokens, zero between launches)
+    unsigned* arrivals; // splits > 1 without a cluster: the tiles' arrival counters (zero between launches)
+    bool slices;        // the partial sums go to per-block slices (else atomics into one sum per tile)
     bool cluster;       // splits > 1 reduced in a thread block cluster (cluster_reduce), no workspace
     bool prefetch;      // the first weight batch is requested before pdl_wait (StreamProblem::weights_early)
 };
@@ -594,6 +598,54 @@ __device__ __forceinline__ void cluster_reduce(const Params& p, unsigned char* s
 #endif
 }
 
+// Split-K across the blocks of a channel tile without a cluster: block (x, y) stores its 128 x
+// kTokens int32 partial sums into slice x * splits + y of the workspace (a lane's two tokens of a
+// row as one 8-byte store, skipped when both are past M; rows past N too, never read), and the last block of
+// the tile to arrive adds the other slices (read through L2, ld.global.cg) to its own registers,
+// applies the epilogue and resets the tile's arrival counter.
+template <int kTokens, StreamFormat F, int NT>
+__device__ __forceinline__ void slices_reduce(const Params& p, int (&acc)[NT][4], int tile_row, int t,
+                                              bool& last_arrival) {
+    constexpr int64_t kSlice = int64_t{kRowsPerBlock} * kTokens;
+    int* base = p.partial + static_cast<int64_t>(blockIdx.x) * p.splits * kSlice;
+    int* mine = base + blockIdx.y * kSlice;
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {  // rows tile_row and tile_row + 8
+            const int at = (tile_row + 8 * h) * kTokens + nt * 8 + 2 * t;
+            if (nt * 8 + 2 * t < p.m) *reinterpret_cast<int2*>(mine + at) = make_int2(acc[nt][2 * h], acc[nt][2 * h + 1]);
+        }
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) last_arrival = atomicAdd(p.arrivals + blockIdx.x, 1u) == static_cast<unsigned>(p.splits - 1);
+    __syncthreads();
+    if (!last_arrival) return;
+    __threadfence();
+    for (int y = 0; y < p.splits; ++y) {
+        if (y == static_cast<int>(blockIdx.y)) continue;
+        const int* other = base + y * kSlice;
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                if (nt * 8 + 2 * t >= p.m) continue;  // token pairs past M: not stored
+                const int2 v = __ldcg(reinterpret_cast<const int2*>(other + (tile_row + 8 * h) * kTokens + nt * 8 + 2 * t));
+                acc[nt][2 * h] += v.x;
+                acc[nt][2 * h + 1] += v.y;
+            }
+    }
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int c = 0; c < 4; ++c) {
+            const int token = nt * 8 + 2 * t + (c & 1), r = tile_row + (c < 2 ? 0 : 8);
+            const int row = blockIdx.x * kRowsPerBlock + r;
+            if (token < p.m && row < p.n) emit<F>(p, token, row, acc[nt][c]);
+        }
+    if (threadIdx.x == 0) p.arrivals[blockIdx.x] = 0;
+}
+
 // A4: the activations are packed S4 (W4A4; S4 weights only), expanded as they are staged.
 template <StreamFormat F, bool A4, int NT>
 __global__ void __launch_bounds__(kThreads, kMinBlocksPerSm) gemv_stream_kernel(const Params p) {
@@ -690,6 +742,10 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSm) gemv_stream_kernel(
         cluster_reduce<kTokens, F>(p, act, acc, tile_row);
         return;
     }
+    if (p.slices) {
+        slices_reduce<kTokens, F>(p, acc, tile_row, t, last_arrival);
+        return;
+    }
     int* part = p.partial + static_cast<int64_t>(blockIdx.x) * kRowsPerBlock * kTokens;
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt)
@@ -714,6 +770,13 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSm) gemv_stream_kernel(
         }
     if (threadIdx.x == 0) p.arrivals[blockIdx.x] = 0;
 }
+
+// The split-K workspace starts with kCounterSlots arrival counters, one per channel tile, the
+// partial sums after them. The counters' place is the same for every request, so no request's
+// partial sums (the slices leave theirs behind) ever land on another's counters; each launch
+// leaves its counters zero, and the workspace is zeroed when it grows.
+constexpr int64_t kCounterSlots = 4096;
+constexpr size_t kCounterBytes = kCounterSlots * sizeof(unsigned);
 
 // How a request is cut: channel tiles x K splits and the split length.
 struct Plan {
@@ -802,15 +865,24 @@ int64_t plane_k(const StreamProblem& p) {
     return words * 64;
 }
 
-// LOWBIT_STREAM_REDUCE=atomic keeps the global-atomic split-K reduction on sm_90 too (for
-// comparisons in one process); read once.
-bool clusters_allowed() {
-    static const bool allowed = [] {
+// How split-K partial sums meet, LOWBIT_STREAM_REDUCE (read once): unset or "auto": a thread
+// block cluster where the plan allows one, per-block slices otherwise; "atomic": clusters where
+// allowed, atomic adds into one sum otherwise (the reduction before the slices, for comparisons);
+// "slices": never a cluster.
+enum class Reduce { Auto, Atomic, Slices };
+Reduce reduce_mode() {
+    static const Reduce mode = [] {
         const char* v = std::getenv("LOWBIT_STREAM_REDUCE");
-        return v == nullptr || std::strcmp(v, "atomic") != 0;
+        if (v == nullptr || *v == '\0' || std::strcmp(v, "auto") == 0) return Reduce::Auto;
+        if (std::strcmp(v, "atomic") == 0) return Reduce::Atomic;
+        if (std::strcmp(v, "slices") == 0) return Reduce::Slices;
+        throw Error(LOWBIT_ERR_INVALID_ARGUMENT,
+                    std::string("LOWBIT_STREAM_REDUCE=") + v + " is not one of auto, atomic, slices");
     }();
-    return allowed;
+    return mode;
 }
+
+bool clusters_allowed() { return reduce_mode() != Reduce::Slices; }
 
 // The grid is at most one wave: K is split only as far as the channel tiles leave resident
 // block slots empty (N = 4096: 32 tiles x 8 splits on 132 SMs x 2 blocks). Every block reads
@@ -818,7 +890,7 @@ bool clusters_allowed() {
 // every extra block pays the staging and reduction latencies again.
 // On sm_90 the splits of a tile form one cluster when they are at most kMaxCluster and every
 // tile's cluster is resident at once, giving up at most 1/8 of the splits for that; otherwise
-// (few channel tiles and long K, or clusters the GPCs cannot all hold) the atomic reduction.
+// (few channel tiles and long K, or clusters the GPCs cannot all hold) the slices reduction.
 // Measured on the H100 (DecodeBench, same runs): 32 tiles do not fit as 32 clusters of 8, and
 // 7 splits in clusters beat 8 with atomics by 3-17% at M >= 4 (tie at M = 1); 64 tiles do not
 // fit as clusters of 4, and 3 splits in clusters lost 3-16% to 4 with atomics.
@@ -833,6 +905,7 @@ Plan make_plan(const StreamProblem& p, int sm_count, int cc_major) {
     const int64_t capacity = int64_t{res.blocks_per_sm} * sm_count;
     const int64_t max_splits = std::max<int64_t>(1, k_steps / (w2 ? kMinSliceStepsW2 : kMinSliceSteps));
     int64_t splits = std::min(std::max<int64_t>(1, capacity / plan.tiles), max_splits);
+    if (plan.tiles > kCounterSlots) splits = 1;  // (splits > 1 means tiles <= capacity / 2: never so many)
     if (cc_major >= 9 && splits > 1 && splits <= kMaxCluster && clusters_allowed()) {
         // At most 1/8 of the blocks given up so that every cluster fits (8 -> 7 splits, never 4 -> 3).
         for (int64_t c = splits; c >= 2 && 8 * c >= 7 * splits; --c) {
@@ -850,8 +923,7 @@ Plan make_plan(const StreamProblem& p, int sm_count, int cc_major) {
     const int64_t tokens = p.m <= 8 ? 8 : 16;
     plan.workspace = plan.splits == 1 || plan.cluster
                          ? 0
-                         : static_cast<size_t>(plan.tiles) * kRowsPerBlock * tokens * sizeof(int) +
-                               static_cast<size_t>(plan.tiles) * sizeof(unsigned);
+                         : kCounterBytes + static_cast<size_t>(plan.tiles * plan.splits) * kRowsPerBlock * tokens * sizeof(int);
     return plan;
 }
 
@@ -941,9 +1013,9 @@ void launch_gemv_stream(const StreamProblem& p, void* workspace, const LaunchEnv
     params.splits = static_cast<int>(plan.splits);
     params.cluster = plan.cluster;
     if (plan.splits > 1 && !plan.cluster) {
-        params.partial = static_cast<int*>(workspace);
-        params.arrivals = reinterpret_cast<unsigned*>(static_cast<char*>(workspace) + plan.workspace -
-                                                      static_cast<size_t>(plan.tiles) * sizeof(unsigned));
+        params.slices = reduce_mode() != Reduce::Atomic;
+        params.arrivals = static_cast<unsigned*>(workspace);
+        params.partial = reinterpret_cast<int*>(static_cast<char*>(workspace) + kCounterBytes);
     }
     params.group = 1;
     if (is_w2(p.format)) {

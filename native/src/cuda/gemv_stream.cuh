@@ -74,7 +74,8 @@ const char* stream_refusal(const StreamProblem& p, int cc_major);
 
 // Bytes of split-K workspace p needs on a device with sm_count SMs of compute capability
 // cc_major (0: no split, or on sm_90 a split reduced inside a thread block cluster). The
-// workspace must be all zero before the first launch; every launch leaves it all zero.
+// workspace must be all zero before the first launch; every launch leaves its arrival counters
+// zero (the partial sums it leaves behind are never read by another launch).
 size_t stream_workspace_bytes(const StreamProblem& p, int sm_count, int cc_major);
 
 // Enqueues the streaming GEMM (stream_refusal(p) must be ""), on env.stream, with workspace
