@@ -357,7 +357,10 @@ class CudaDecodeGemmTest extends GpuTestBase {
      * dependent launch) and may request their first weights early: only when the previous
      * operation did not touch the weight buffer (native/src/op_log.h). Here a GEMM's int32 output
      * is, byte for byte, the S8 weights of the next GEMM, launched right behind it with nothing in
-     * between: every round must read the new bytes, never the round before's.
+     * between: every round must read the new bytes, never the round before's. Two long GEMMs are
+     * queued first, so that both are enqueued well before the first of them runs (otherwise the
+     * host's launch gap alone would keep them apart). Without the buffer check in op_log.h this
+     * test fails on the H100.
      */
     @Test
     void weightsWrittenByThePreviousKernelAreReadAfterIt() {
@@ -374,12 +377,20 @@ class CudaDecodeGemmTest extends GpuTestBase {
             lowbit_buffer a2b = r.bytes(a2);
             lowbit_buffer out1 = r.bytes(new byte[m1 * n1 * 4]);
             lowbit_buffer a1b = r.bytes(new byte[m1 * k1]);
+            int kb = 8192;
+            lowbit_buffer busyA = r.bytes(randomBytes(rnd, m1 * kb, -128, 127));
+            lowbit_buffer busyW = r.bytes(randomBytes(rnd, kb * kb, -127, 127));
+            lowbit_buffer busyOut = r.bytes(new byte[m1 * kb * 4]);
             for (int round = 0; round < 6; round++) {
                 byte[] a1 = randomBytes(rnd, m1 * k1, -128, 127);
                 try (BytePointer p = new BytePointer(a1)) {
                     assertEquals(0, LowbitNative.lowbit_buffer_write(a1b, 0, p, a1.length), RawContext.error());
                 }
                 lowbit_buffer out2 = r.bytes(new byte[n2 * 4]);
+                for (int busy = 0; busy < 2; busy++) {
+                    assertEquals(0, LowbitNative.lowbit_gemm_s32(r.ctx, LowbitNative.LOWBIT_S8, busyA, kb,
+                            LowbitNative.LOWBIT_S8, busyW, kb, m1, kb, kb, busyOut, kb), RawContext.error());
+                }
                 assertEquals(0, LowbitNative.lowbit_gemm_s32(r.ctx, LowbitNative.LOWBIT_S8, a1b, k1, LowbitNative.LOWBIT_S8,
                         w1b, k1, m1, n1, k1, out1, n1), RawContext.error());
                 assertEquals(0, LowbitNative.lowbit_gemm_s32(r.ctx, LowbitNative.LOWBIT_S8, a2b, k2, LowbitNative.LOWBIT_S8,
