@@ -599,10 +599,11 @@ __device__ __forceinline__ void cluster_reduce(const Params& p, unsigned char* s
 }
 
 // Split-K across the blocks of a channel tile without a cluster: block (x, y) stores its 128 x
-// kTokens int32 partial sums into slice x * splits + y of the workspace (a lane's two tokens of a
-// row as one 8-byte store, skipped when both are past M; rows past N too, never read), and the last block of
-// the tile to arrive adds the other slices (read through L2, ld.global.cg) to its own registers,
-// applies the epilogue and resets the tile's arrival counter.
+// kTokens int32 partial sums into slice x * splits + y of the workspace (a lane's two tokens of
+// a row as one 8-byte store, skipped when both are past M; rows past N too, never read), and
+// the last block of the tile to arrive adds the other slices (read through L2, ld.global.cg) to
+// its own registers, applies the epilogue and resets the tile's arrival counter. The slices are
+// left behind: nothing reads them before the next launch has written them again.
 template <int kTokens, StreamFormat F, int NT>
 __device__ __forceinline__ void slices_reduce(const Params& p, int (&acc)[NT][4], int tile_row, int t,
                                               bool& last_arrival) {
@@ -614,7 +615,8 @@ __device__ __forceinline__ void slices_reduce(const Params& p, int (&acc)[NT][4]
 #pragma unroll
         for (int h = 0; h < 2; ++h) {  // rows tile_row and tile_row + 8
             const int at = (tile_row + 8 * h) * kTokens + nt * 8 + 2 * t;
-            if (nt * 8 + 2 * t < p.m) *reinterpret_cast<int2*>(mine + at) = make_int2(acc[nt][2 * h], acc[nt][2 * h + 1]);
+            if (nt * 8 + 2 * t < p.m)
+                *reinterpret_cast<int2*>(mine + at) = make_int2(acc[nt][2 * h], acc[nt][2 * h + 1]);
         }
     __threadfence();
     __syncthreads();
@@ -630,7 +632,8 @@ __device__ __forceinline__ void slices_reduce(const Params& p, int (&acc)[NT][4]
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
                 if (nt * 8 + 2 * t >= p.m) continue;  // token pairs past M: not stored
-                const int2 v = __ldcg(reinterpret_cast<const int2*>(other + (tile_row + 8 * h) * kTokens + nt * 8 + 2 * t));
+                const int at = (tile_row + 8 * h) * kTokens + nt * 8 + 2 * t;
+                const int2 v = __ldcg(reinterpret_cast<const int2*>(other + at));
                 acc[nt][2 * h] += v.x;
                 acc[nt][2 * h + 1] += v.y;
             }
@@ -923,7 +926,8 @@ Plan make_plan(const StreamProblem& p, int sm_count, int cc_major) {
     const int64_t tokens = p.m <= 8 ? 8 : 16;
     plan.workspace = plan.splits == 1 || plan.cluster
                          ? 0
-                         : kCounterBytes + static_cast<size_t>(plan.tiles * plan.splits) * kRowsPerBlock * tokens * sizeof(int);
+                         : kCounterBytes +
+                               static_cast<size_t>(plan.tiles * plan.splits) * kRowsPerBlock * tokens * sizeof(int);
     return plan;
 }
 
