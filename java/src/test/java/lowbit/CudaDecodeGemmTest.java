@@ -236,6 +236,27 @@ class CudaDecodeGemmTest extends GpuTestBase {
     }
 
     /**
+     * Group scales small enough that no weight of any code can wrap, in every group (what real DGQ
+     * weights mostly have): with G = 128 the streaming kernel then takes its folded path (the MMAs on
+     * the codes, the group scale applied per step) in every step, for signed codes and with zero
+     * points, one K stage and several, with and without a K split.
+     */
+    @Test
+    void dgqFoldedPathMatchesTheCpuBackend() throws Exception {
+        long seed = 350;
+        int[][] shapes = {{255, 1152}, {1001, 4096}, {24, 16384}};
+        for (int m : new int[] {1, 7, 16}) {
+            for (int[] s : shapes) {
+                for (boolean zeroPoints : new boolean[] {false, true}) {
+                    Dgq w = Dgq.of(new DgqKernelTest.Weights(new Random(seed ^ 0x5eed), s[0], s[1], 128, zeroPoints, true));
+                    checkDgq(seed, m, s[0], s[1], w, seed % 2 == 0, seed % 3 != 1);
+                    seed++;
+                }
+            }
+        }
+    }
+
+    /**
      * Many channel tiles and a long K: with at most 132 SMs the blocks get K splits longer than one
      * activation stage (2048 values), so each walks several stages; N = 9731 leaves a partial last
      * channel tile.

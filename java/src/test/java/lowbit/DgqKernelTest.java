@@ -43,6 +43,15 @@ class DgqKernelTest {
         final float[] cs;
 
         Weights(Random rnd, int n, int k, int group, boolean asym) {
+            this(rnd, n, k, group, asym, false);
+        }
+
+        /**
+         * With {@code small}: group scales no INT8 weight of any code can wrap ((u - z)·S2 in [-128,
+         * 127] for every u in 0..15): S2 in 1..16 for signed codes, S2 in 1..8 and z in 0..15 with
+         * zero points, codes over their whole range -- the groups real DGQ weights mostly have.
+         */
+        Weights(Random rnd, int n, int k, int group, boolean asym, boolean small) {
             this.n = n;
             this.k = k;
             this.group = group;
@@ -55,9 +64,10 @@ class DgqKernelTest {
             for (int gi = 0; gi < groups; gi++) {
                 int lo, hi;
                 do {
-                    s2[gi] = rnd.nextInt(4) == 0 ? 1 + rnd.nextInt(127) : 1 + rnd.nextInt(15);
+                    s2[gi] = small ? 1 + rnd.nextInt(asym ? 8 : 16)
+                            : rnd.nextInt(4) == 0 ? 1 + rnd.nextInt(127) : 1 + rnd.nextInt(15);
                     int lim = 127 / s2[gi];
-                    int zz = asym ? rnd.nextInt(40) - 12 : 0;
+                    int zz = asym ? (small ? rnd.nextInt(16) : rnd.nextInt(40) - 12) : 0;
                     if (asym) z[gi] = zz;
                     lo = Math.max(asym ? 0 : -8, zz - lim);
                     hi = Math.min(asym ? 15 : 7, zz + lim);
