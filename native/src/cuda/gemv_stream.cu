@@ -628,6 +628,19 @@ __device__ __forceinline__ void cluster_reduce(const Params& p, unsigned char* s
 #endif
 }
 
+// Split-K without a cluster: after a block has written its partial sums, whether it is the last
+// block of its channel tile to arrive (then the others' sums are visible to it). One arrival per
+// block on the tile's counter; block-uniform (last_arrival is the block's shared flag).
+__device__ __forceinline__ bool last_to_arrive(const Params& p, bool& last_arrival) {
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) last_arrival = atomicAdd(p.arrivals + blockIdx.x, 1u) == static_cast<unsigned>(p.splits - 1);
+    __syncthreads();
+    if (!last_arrival) return false;
+    __threadfence();
+    return true;
+}
+
 // Split-K across the blocks of a channel tile without a cluster: block (x, y) stores its 128 x
 // kTokens int32 partial sums into slice x * splits + y of the workspace (a lane's two tokens of
 // a row as one 8-byte store, skipped when both are past M; rows past N too, never read), and
@@ -648,12 +661,7 @@ __device__ __forceinline__ void slices_reduce(const Params& p, int (&acc)[NT][4]
             if (nt * 8 + 2 * t < p.m)
                 *reinterpret_cast<int2*>(mine + at) = make_int2(acc[nt][2 * h], acc[nt][2 * h + 1]);
         }
-    __threadfence();
-    __syncthreads();
-    if (threadIdx.x == 0) last_arrival = atomicAdd(p.arrivals + blockIdx.x, 1u) == static_cast<unsigned>(p.splits - 1);
-    __syncthreads();
-    if (!last_arrival) return;
-    __threadfence();
+    if (!last_to_arrive(p, last_arrival)) return;
     for (int y = 0; y < p.splits; ++y) {
         if (y == static_cast<int>(blockIdx.y)) continue;
         const int* other = base + y * kSlice;
@@ -787,12 +795,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSm) gemv_stream_kernel(
             const int token = nt * 8 + 2 * t + (c & 1), r = tile_row + (c < 2 ? 0 : 8);
             if (token < p.m && blockIdx.x * kRowsPerBlock + r < p.n) atomicAdd(part + r * kTokens + token, acc[nt][c]);
         }
-    __threadfence();
-    __syncthreads();
-    if (threadIdx.x == 0) last_arrival = atomicAdd(p.arrivals + blockIdx.x, 1u) == static_cast<unsigned>(p.splits - 1);
-    __syncthreads();
-    if (!last_arrival) return;
-    __threadfence();
+    if (!last_to_arrive(p, last_arrival)) return;
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
@@ -1001,13 +1004,7 @@ template <StreamFormat F, bool A4, int NT>
 void launch(const Plan& plan, const Params& params, cudaStream_t stream, bool pdl) {
     cudaLaunchAttribute attrs[2]{};
     cudaLaunchConfig_t cfg = launch_config<F, A4, NT>(plan.tiles, plan.splits, plan.cluster, stream, &attrs[0]);
-    if (pdl) {
-        cudaLaunchAttribute& a = attrs[cfg.numAttrs];
-        a.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-        a.val.programmaticStreamSerializationAllowed = 1;
-        cfg.attrs = attrs;
-        cfg.numAttrs += 1;
-    }
+    if (pdl) add_pdl_attribute(cfg, attrs);
     LOWBIT_CUDA_CHECK(cudaLaunchKernelEx(&cfg, gemv_stream_kernel<F, A4, NT>, params));
 }
 
@@ -1086,7 +1083,7 @@ void launch_gemv_stream(const StreamProblem& p, void* workspace, const LaunchEnv
         params.a_aligned16 = (p.a_s4 ? p.lda / 2 : p.lda) % 16 == 0 && reinterpret_cast<uintptr_t>(p.a) % 16 == 0;
         params.ep = p.ep;
     }
-    const bool pdl = cc_major >= 9 && pdl_mode() != PdlMode::Off;
+    const bool pdl = pdl_launch_allowed(cc_major);
     params.prefetch = pdl && p.weights_early && pdl_mode() == PdlMode::Prefetch;
     const bool one_tile = p.m <= 8;  // tokens in one MMA column tile
     switch (p.format) {

@@ -59,13 +59,12 @@ struct StreamProblem {
     bool weights_early = false;
 };
 
-// The weight buffers p reads before its dependency wait: the weights or planes, DGQ's group
-// scales and zero points.
-inline const void* const* stream_early_buffers(const StreamProblem& p, const void* (&out)[3]) {
+// The weight buffers p reads before its dependency wait (null where p has none): the weights
+// or planes, DGQ's group scales and zero points.
+inline void stream_early_buffers(const StreamProblem& p, const void* (&out)[3]) {
     out[0] = p.planes != nullptr ? static_cast<const void*>(p.planes->w) : static_cast<const void*>(p.w);
     out[1] = p.group_scales;
     out[2] = p.zero_points;
-    return out;
 }
 
 // Why the streaming kernel cannot run p ("" when it can): its alignment preconditions.

@@ -58,14 +58,27 @@ inline PdlMode pdl_mode() {
     return mode;
 }
 
-// Whether kernels on the current device are launched with the attribute: compute capability
+// Whether kernels on a device of compute capability cc_major are launched with the attribute:
 // 9.0 or newer and LOWBIT_PDL not "off".
+inline bool pdl_launch_allowed(int cc_major) { return cc_major >= 9 && pdl_mode() != PdlMode::Off; }
+
+// The same for the current device.
 inline bool pdl_launch_allowed() {
     if (pdl_mode() == PdlMode::Off) return false;
     int device = 0, major = 0;
     LOWBIT_CUDA_CHECK(cudaGetDevice(&device));
     LOWBIT_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-    return major >= 9;
+    return pdl_launch_allowed(major);
+}
+
+// Appends the attribute to cfg, in slot (which cfg.attrs must then hold, after cfg's current
+// attributes: cfg.attrs is set to first when it had none).
+inline void add_pdl_attribute(cudaLaunchConfig_t& cfg, cudaLaunchAttribute* first) {
+    cudaLaunchAttribute& a = first[cfg.numAttrs];
+    a.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    a.val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = first;
+    cfg.numAttrs += 1;
 }
 
 // kernel<<<grid, block, 0, stream>>>(args...), with the attribute where pdl_launch_allowed(). The
@@ -77,12 +90,7 @@ void launch_with_pdl(void (*kernel)(KernelParams...), dim3 grid, dim3 block, cud
     cfg.blockDim = block;
     cfg.stream = stream;
     cudaLaunchAttribute attr{};
-    if (pdl_launch_allowed()) {
-        attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-        attr.val.programmaticStreamSerializationAllowed = 1;
-        cfg.attrs = &attr;
-        cfg.numAttrs = 1;
-    }
+    if (pdl_launch_allowed()) add_pdl_attribute(cfg, &attr);
     LOWBIT_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...));
 }
 
