@@ -105,6 +105,9 @@ constexpr int kStageElems = 2048;                       // K values of the activ
 constexpr int kMinSliceSteps = 8;                       // a slice is at least 8 steps (2 x kUnroll)
 constexpr int kMinSliceStepsW2 = 2;                     // W2: 2 steps of 512 K values (1024, as S4's 8 x 128)
 constexpr int kMinBlocksPerSm = 2;                      // register cap: 2 blocks (16 warps) per SM
+// W2 scaled codes: the sum of scale 64 takes 192·255 per K value in a quarter of K, so
+// |accs[3]| <= 12240·K < 2^31 up to this K (compute_w2_scaled).
+constexpr int kW2ScaledMaxK = 131072;
 
 template <StreamFormat F>
 struct Fmt {
@@ -148,6 +151,7 @@ struct Params {
     bool slices;        // the partial sums go to per-block slices (else atomics into one sum per tile)
     bool cluster;       // splits > 1 reduced in a thread block cluster (cluster_reduce), no workspace
     bool prefetch;      // the first weight batch is requested before pdl_wait (StreamProblem::weights_early)
+    bool w2_scaled;     // W2, M <= 8: unsigned codes masked in place (w2_scaled_allowed), one sum per scale
 };
 
 __device__ __forceinline__ uint4 load_stream(const uint8_t* p) {
@@ -171,6 +175,28 @@ __device__ __forceinline__ void mma_s8(int (&c)[4], unsigned a0, unsigned a1, un
             : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
     else
         asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+            "{%0, %1, %2, %3};"
+            : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+            : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+#else
+    (void)c, (void)a0, (void)a1, (void)a2, (void)a3, (void)b0, (void)b1;
+    __trap();  // unreachable: stream_refusal keeps devices below 8.0 off this kernel
+#endif
+}
+
+// c += A(16 x 32 u8) * B(32 x 8), int32; B is s8, or u8 when B_U8. W2's unsigned codes in place
+// (4^s·code, up to 192) are the A operand.
+template <bool B_U8 = false>
+__device__ __forceinline__ void mma_u8(int (&c)[4], unsigned a0, unsigned a1, unsigned a2, unsigned a3,
+                                       unsigned b0, unsigned b1) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    if constexpr (B_U8)
+        asm("mma.sync.aligned.m16n8k32.row.col.s32.u8.u8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+            "{%0, %1, %2, %3};"
+            : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+            : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+    else
+        asm("mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
             "{%0, %1, %2, %3};"
             : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
             : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
@@ -279,6 +305,23 @@ __device__ __forceinline__ void stage_activations(const Params& p, int k0, int k
     }
 }
 
+// Four 8 x 8 bit matrices transposed at once: matrix i is byte i of r[0..7] (row a = byte i of
+// r[a], column c = bit c). Afterwards bit a of byte i of r[c] is what bit c of byte i of r[a] was.
+// Each round swaps the off-diagonal k x k blocks of every 2k x 2k block (k = 4, 2, 1).
+__device__ __forceinline__ void transpose_bytes_8x8(unsigned (&r)[8]) {
+#pragma unroll
+    for (int k = 4; k >= 1; k /= 2) {
+        const unsigned mask = k == 4 ? 0x0F0F0F0Fu : k == 2 ? 0x33333333u : 0x55555555u;
+#pragma unroll
+        for (int a = 0; a < 8; ++a) {
+            if (a & k) continue;
+            const unsigned t = ((r[a] >> k) ^ r[a + k]) & mask;
+            r[a + k] ^= t;
+            r[a] ^= t << k;
+        }
+    }
+}
+
 // W2: the activation planes [k0, k0 + kcount) of every token (p = bp.x_bits planes of 32-bit
 // words, lowbit.h's layout) into shared memory as one byte per K value, zero past M and past
 // kcount (a multiple of 128). A unit is a group of 32 K values: its p plane words are read
@@ -313,12 +356,13 @@ __device__ __forceinline__ void stage_plane_activations(const Params& p, int k0,
         const int i = u / kGroups, grp = u % kGroups;
         unsigned o[8] = {};
         if (i < p.m) {  // tokens past M (zeros) skip the transposition
+            // Byte i of plane word a is row a of an 8 x 8 bit matrix (column jj = bit jj); the
+            // four matrices of a word are transposed at once by three rounds of block swaps
+            // (4 x 4, 2 x 2, 1 x 1 blocks), after which row jj is output word jj. Planes past
+            // `bits` are zero words, so their rows come out as zero bits.
 #pragma unroll
-            for (int a = 0; a < 8; ++a) {
-                if (a >= bits) break;
-#pragma unroll
-                for (int jj = 0; jj < 8; ++jj) o[jj] |= ((w[it][a] >> jj) & 0x01010101u) << a;
-            }
+            for (int a = 0; a < 8; ++a) o[a] = w[it][a];
+            transpose_bytes_8x8(o);
             if (sign_fill != 0u) {
 #pragma unroll
                 for (int jj = 0; jj < 8; ++jj) o[jj] |= ((o[jj] >> (bits - 1)) & 0x01010101u) * sign_fill;
@@ -426,54 +470,106 @@ struct Batch {
         }
     }
 
+    // W2: acc += this batch x the staged activations, the weights' signedness a template argument
+    // (one branch per batch, not one per code word). Per step, the lane's 128 K values: 4 plane
+    // words per plane and channel, each 32 K values = 8 INT8 words = 4 MMAs; activations at
+    // 128·w4 of the lane's step.
+    template <bool SIGNED, int NT>
+    __device__ __forceinline__ void compute_w2(const unsigned char* act_lane, int s, int steps, int (&acc)[NT][4]) const {
+        constexpr int kStride = kActStride<F>;
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            if (s + u >= steps) break;
+            const unsigned char* x = act_lane + (s + u) * kStepBytes * Fmt<F>::kElemsPerByte;
+            const unsigned a0w[4] = {qa[u].x, qa[u].y, qa[u].z, qa[u].w};
+            const unsigned a1w[4] = {qa1[u].x, qa1[u].y, qa1[u].z, qa1[u].w};
+            const unsigned b0w[4] = {qb[u].x, qb[u].y, qb[u].z, qb[u].w};
+            const unsigned b1w[4] = {qb1[u].x, qb1[u].y, qb1[u].z, qb1[u].w};
+#pragma unroll
+            for (int w4 = 0; w4 < 4; ++w4) {
+                unsigned ea, oa, eb, ob;
+                interleave_planes(a0w[w4], a1w[w4], ea, oa);
+                interleave_planes(b0w[w4], b1w[w4], eb, ob);
+                uint4 xb[NT][2];
+#pragma unroll
+                for (int nt = 0; nt < NT; ++nt) {
+                    xb[nt][0] = *reinterpret_cast<const uint4*>(x + w4 * 128 + nt * 8 * kStride);
+                    xb[nt][1] = *reinterpret_cast<const uint4*>(x + w4 * 128 + nt * 8 * kStride + 16);
+                }
+#pragma unroll
+                for (int s2 = 0; s2 < 4; ++s2) {
+                    const unsigned wa0 = code_bytes<SIGNED>(ea, s2), wb0 = code_bytes<SIGNED>(eb, s2);
+                    const unsigned wa1 = code_bytes<SIGNED>(oa, s2), wb1 = code_bytes<SIGNED>(ob, s2);
+#pragma unroll
+                    for (int nt = 0; nt < NT; ++nt) {
+                        const uint4& v = xb[nt][s2 / 2];
+                        const unsigned x0 = s2 % 2 == 0 ? v.x : v.z, x1 = s2 % 2 == 0 ? v.y : v.w;
+                        mma_s8<F == StreamFormat::W2xU8>(acc[nt], wa0, wb0, wa1, wb1, x0, x1);
+                    }
+                }
+            }
+        }
+    }
+
+    // W2, unsigned codes: as compute_w2, but code word s of a 32-value group is the code pairs'
+    // word masked in place, (w & (0x03030303 << 2s)) = 4^s·code in every byte (one instruction,
+    // not a shift and a mask), run as u8 operands into the sum of scale 4^s: accs[s] = 4^s·S_s,
+    // folded by w2_fold. Exact while |accs[3]| < 2^31 (kW2ScaledMaxK).
+    template <int NT>
+    __device__ __forceinline__ void compute_w2_scaled(const unsigned char* act_lane, int s, int steps,
+                                                      int (&accs)[4][NT][4]) const {
+        constexpr int kStride = kActStride<F>;
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            if (s + u >= steps) break;
+            const unsigned char* x = act_lane + (s + u) * kStepBytes * Fmt<F>::kElemsPerByte;
+            const unsigned a0w[4] = {qa[u].x, qa[u].y, qa[u].z, qa[u].w};
+            const unsigned a1w[4] = {qa1[u].x, qa1[u].y, qa1[u].z, qa1[u].w};
+            const unsigned b0w[4] = {qb[u].x, qb[u].y, qb[u].z, qb[u].w};
+            const unsigned b1w[4] = {qb1[u].x, qb1[u].y, qb1[u].z, qb1[u].w};
+#pragma unroll
+            for (int w4 = 0; w4 < 4; ++w4) {
+                unsigned ea, oa, eb, ob;
+                interleave_planes(a0w[w4], a1w[w4], ea, oa);
+                interleave_planes(b0w[w4], b1w[w4], eb, ob);
+                uint4 xb[NT][2];
+#pragma unroll
+                for (int nt = 0; nt < NT; ++nt) {
+                    xb[nt][0] = *reinterpret_cast<const uint4*>(x + w4 * 128 + nt * 8 * kStride);
+                    xb[nt][1] = *reinterpret_cast<const uint4*>(x + w4 * 128 + nt * 8 * kStride + 16);
+                }
+#pragma unroll
+                for (int s2 = 0; s2 < 4; ++s2) {
+                    const unsigned mask = 0x03030303u << (2 * s2);
+#pragma unroll
+                    for (int nt = 0; nt < NT; ++nt) {
+                        const uint4& v = xb[nt][s2 / 2];
+                        const unsigned x0 = s2 % 2 == 0 ? v.x : v.z, x1 = s2 % 2 == 0 ? v.y : v.w;
+                        mma_u8<F == StreamFormat::W2xU8>(accs[s2][nt], ea & mask, eb & mask, oa & mask, ob & mask, x0, x1);
+                    }
+                }
+            }
+        }
+    }
+
     // acc += this batch x the staged activations (steps s .. of the stage, those < steps).
     template <int NT>
     __device__ __forceinline__ void compute(const Params& p, const unsigned char* act_lane, int s, int steps,
                                             const int (*step_sums)[kStageSteps128], int t, int (&acc)[NT][4]) const {
+        if constexpr (is_w2(F)) {
+            if (p.bp.w_signed)
+                compute_w2<true>(act_lane, s, steps, acc);
+            else
+                compute_w2<false>(act_lane, s, steps, acc);
+            return;
+        }
         constexpr int kEpb = Fmt<F>::kElemsPerByte;
         constexpr int kStride = kActStride<F>;
 #pragma unroll
         for (int u = 0; u < U; ++u) {
             if (s + u >= steps) break;
             const unsigned char* x = act_lane + (s + u) * kStepBytes * kEpb;
-            if constexpr (is_w2(F)) {
-                // The lane's 128 K values of the step: 4 plane words per plane and channel, each
-                // 32 K values = 8 INT8 words = 4 MMAs; activations at 128·w4 of the lane's step.
-                const unsigned a0w[4] = {qa[u].x, qa[u].y, qa[u].z, qa[u].w};
-                const unsigned a1w[4] = {qa1[u].x, qa1[u].y, qa1[u].z, qa1[u].w};
-                const unsigned b0w[4] = {qb[u].x, qb[u].y, qb[u].z, qb[u].w};
-                const unsigned b1w[4] = {qb1[u].x, qb1[u].y, qb1[u].z, qb1[u].w};
-                const bool w_signed = p.bp.w_signed;
-#pragma unroll
-                for (int w4 = 0; w4 < 4; ++w4) {
-                    unsigned ea, oa, eb, ob;
-                    interleave_planes(a0w[w4], a1w[w4], ea, oa);
-                    interleave_planes(b0w[w4], b1w[w4], eb, ob);
-                    uint4 xb[NT][2];
-#pragma unroll
-                    for (int nt = 0; nt < NT; ++nt) {
-                        xb[nt][0] = *reinterpret_cast<const uint4*>(x + w4 * 128 + nt * 8 * kStride);
-                        xb[nt][1] = *reinterpret_cast<const uint4*>(x + w4 * 128 + nt * 8 * kStride + 16);
-                    }
-#pragma unroll
-                    for (int s2 = 0; s2 < 4; ++s2) {
-                        unsigned wa0, wb0, wa1, wb1;
-                        if (w_signed) {
-                            wa0 = code_bytes<true>(ea, s2), wb0 = code_bytes<true>(eb, s2);
-                            wa1 = code_bytes<true>(oa, s2), wb1 = code_bytes<true>(ob, s2);
-                        } else {
-                            wa0 = code_bytes<false>(ea, s2), wb0 = code_bytes<false>(eb, s2);
-                            wa1 = code_bytes<false>(oa, s2), wb1 = code_bytes<false>(ob, s2);
-                        }
-#pragma unroll
-                        for (int nt = 0; nt < NT; ++nt) {
-                            const uint4& v = xb[nt][s2 / 2];
-                            const unsigned x0 = s2 % 2 == 0 ? v.x : v.z, x1 = s2 % 2 == 0 ? v.y : v.w;
-                            mma_s8<F == StreamFormat::W2xU8>(acc[nt], wa0, wb0, wa1, wb1, x0, x1);
-                        }
-                    }
-                }
-            } else if constexpr (F == StreamFormat::S8) {
+            if constexpr (F == StreamFormat::S8) {
 #pragma unroll
                 for (int nt = 0; nt < NT; ++nt) {
                     const uint4 b = *reinterpret_cast<const uint4*>(x + nt * 8 * kStride);
@@ -720,6 +816,17 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSm) gemv_stream_kernel(
         // steps): batch B's loads are issued before batch A is computed, and the NEXT stage's
         // batch A before batch B is computed (it stays in flight through the next staging).
         Batch<F, 2> ba, bb;
+        // M <= 8 with unsigned codes: one sum per code scale (compute_w2_scaled), folded below.
+        int accs[NT == 1 ? 4 : 1][NT][4] = {};
+        auto compute = [&](const Batch<F, 2>& b, int s, int steps) {
+            if constexpr (NT == 1) {
+                if (p.w2_scaled) {
+                    b.compute_w2_scaled(act_lane, s, steps, accs);
+                    return;
+                }
+            }
+            b.compute(p, act_lane, s, steps, step_sums, t, acc);
+        };
         if (!p.prefetch) pdl_wait();
         if (active && k_begin < k_end) ba.load(p, stage_ptr(ra, k_begin), stage_ptr(rb, k_begin), ra, rb, k_begin, 0,
                                                min(kStageElems, k_end - k_begin) / kEpb, t);
@@ -734,11 +841,20 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSm) gemv_stream_kernel(
             __syncthreads();
             if (!active) continue;
             if (steps > 2) bb.load(p, stage_ptr(ra, k0), stage_ptr(rb, k0), ra, rb, k0, 2, bytes, t);
-            ba.compute(p, act_lane, 0, steps, step_sums, t, acc);
+            compute(ba, 0, steps);
             const int k1 = k0 + kStageElems;
             if (k1 < k_end)
                 ba.load(p, stage_ptr(ra, k1), stage_ptr(rb, k1), ra, rb, k1, 0, min(kStageElems, k_end - k1) / kEpb, t);
-            if (steps > 2) bb.compute(p, act_lane, 2, steps, step_sums, t, acc);
+            if (steps > 2) compute(bb, 2, steps);
+        }
+        if constexpr (NT == 1) {
+            // accs[s] = 4^s·S_s exactly (kW2ScaledMaxK): the shifts are exact; the sum wraps as int32 does.
+#pragma unroll
+            for (int c = 0; c < 4; ++c)
+                acc[0][c] = static_cast<int>(static_cast<unsigned>(acc[0][c]) + static_cast<unsigned>(accs[0][0][c]) +
+                                             static_cast<unsigned>(accs[1][0][c] >> 2) +
+                                             static_cast<unsigned>(accs[2][0][c] >> 4) +
+                                             static_cast<unsigned>(accs[3][0][c] >> 6));
         }
     } else {
         if (k_begin >= k_end) pdl_wait();  // no stage (the loop below waits in its first one)
@@ -933,6 +1049,19 @@ bool dgq_direct_allowed() {
     return allowed;
 }
 
+// W2 at M <= 8 with unsigned codes runs compute_w2_scaled unless LOWBIT_W2_CODES=shifted (the
+// shift-and-mask code words of compute_w2, for comparisons); read once.
+bool w2_scaled_allowed() {
+    static const bool allowed = [] {
+        const char* v = std::getenv("LOWBIT_W2_CODES");
+        if (v == nullptr || *v == '\0' || std::strcmp(v, "scaled") == 0) return true;
+        if (std::strcmp(v, "shifted") == 0) return false;
+        throw Error(LOWBIT_ERR_INVALID_ARGUMENT,
+                    std::string("LOWBIT_W2_CODES=") + v + " is not one of scaled, shifted");
+    }();
+    return allowed;
+}
+
 // The grid is at most one wave: K is split only as far as the channel tiles leave resident
 // block slots empty (N = 4096: 32 tiles x 8 splits on 132 SMs x 2 blocks). Every block reads
 // the same number of bytes, so a second, partial wave would leave SMs idle at the end, and
@@ -1085,6 +1214,8 @@ void launch_gemv_stream(const StreamProblem& p, void* workspace, const LaunchEnv
     }
     const bool pdl = pdl_launch_allowed(cc_major);
     params.prefetch = pdl && p.weights_early && pdl_mode() == PdlMode::Prefetch;
+    params.w2_scaled = is_w2(p.format) && p.m <= 8 && !p.planes->w_signed && params.k <= kW2ScaledMaxK &&
+                       w2_scaled_allowed();
     const bool one_tile = p.m <= 8;  // tokens in one MMA column tile
     switch (p.format) {
         case StreamFormat::S8:
