@@ -106,8 +106,11 @@ constexpr int kMinSliceSteps = 8;                       // a slice is at least 8
 constexpr int kMinSliceStepsW2 = 2;                     // W2: 2 steps of 512 K values (1024, as S4's 8 x 128)
 constexpr int kMinBlocksPerSm = 2;                      // register cap: 2 blocks (16 warps) per SM
 // W2 scaled codes: the sum of scale 64 takes 192·255 per K value in a quarter of K, so
-// |accs[3]| <= 12240·K < 2^31 up to this K (compute_w2_scaled).
+// |accs[3]| <= 12240·K < 2^31 up to this K (W2Codes::Masked).
 constexpr int kW2ScaledMaxK = 131072;
+
+// How the W2 path turns code pairs into MMA operands (Batch::compute_w2).
+enum class W2Codes { Unsigned, Signed, Masked };
 
 template <StreamFormat F>
 struct Fmt {
@@ -470,13 +473,20 @@ struct Batch {
         }
     }
 
-    // W2: acc += this batch x the staged activations, the weights' signedness a template argument
-    // (one branch per batch, not one per code word). Per step, the lane's 128 K values: 4 plane
-    // words per plane and channel, each 32 K values = 8 INT8 words = 4 MMAs; activations at
-    // 128·w4 of the lane's step.
-    template <bool SIGNED, int NT>
-    __device__ __forceinline__ void compute_w2(const unsigned char* act_lane, int s, int steps, int (&acc)[NT][4]) const {
+    // W2: sums += this batch x the staged activations. Per step, the lane's 128 K values: 4 plane
+    // words per plane and channel, each 32 K values = 8 code words = 4 MMAs; activations at 128·w4
+    // of the lane's step. Code word s of a 32-value group (codes of K values 8i + 2s, 8i + 2s + 1):
+    //   W2Codes::Masked (unsigned codes): the code pairs' word masked in place, w & (0x03030303 <<
+    //     2s) = 4^s·code in every byte (one instruction, not a shift and a mask), run as u8
+    //     operands into sums[s] = 4^s·S_s, which the kernel folds after the K loop; exact while
+    //     |sums[3]| < 2^31 (kW2ScaledMaxK).
+    //   W2Codes::Unsigned / Signed: (w >> 2s) & 0x03030303 (code_bytes), into sums[0].
+    // The signedness is a template argument: one branch per batch, not one per code word.
+    template <W2Codes CODES, int NT>
+    __device__ __forceinline__ void compute_w2(const unsigned char* act_lane, int s, int steps,
+                                               int (&sums)[CODES == W2Codes::Masked ? 4 : 1][NT][4]) const {
         constexpr int kStride = kActStride<F>;
+        constexpr bool kU8 = F == StreamFormat::W2xU8;
 #pragma unroll
         for (int u = 0; u < U; ++u) {
             if (s + u >= steps) break;
@@ -498,54 +508,18 @@ struct Batch {
                 }
 #pragma unroll
                 for (int s2 = 0; s2 < 4; ++s2) {
-                    const unsigned wa0 = code_bytes<SIGNED>(ea, s2), wb0 = code_bytes<SIGNED>(eb, s2);
-                    const unsigned wa1 = code_bytes<SIGNED>(oa, s2), wb1 = code_bytes<SIGNED>(ob, s2);
 #pragma unroll
                     for (int nt = 0; nt < NT; ++nt) {
                         const uint4& v = xb[nt][s2 / 2];
                         const unsigned x0 = s2 % 2 == 0 ? v.x : v.z, x1 = s2 % 2 == 0 ? v.y : v.w;
-                        mma_s8<F == StreamFormat::W2xU8>(acc[nt], wa0, wb0, wa1, wb1, x0, x1);
-                    }
-                }
-            }
-        }
-    }
-
-    // W2, unsigned codes: as compute_w2, but code word s of a 32-value group is the code pairs'
-    // word masked in place, (w & (0x03030303 << 2s)) = 4^s·code in every byte (one instruction,
-    // not a shift and a mask), run as u8 operands into the sum of scale 4^s: accs[s] = 4^s·S_s,
-    // folded by w2_fold. Exact while |accs[3]| < 2^31 (kW2ScaledMaxK).
-    template <int NT>
-    __device__ __forceinline__ void compute_w2_scaled(const unsigned char* act_lane, int s, int steps,
-                                                      int (&accs)[4][NT][4]) const {
-        constexpr int kStride = kActStride<F>;
-#pragma unroll
-        for (int u = 0; u < U; ++u) {
-            if (s + u >= steps) break;
-            const unsigned char* x = act_lane + (s + u) * kStepBytes * Fmt<F>::kElemsPerByte;
-            const unsigned a0w[4] = {qa[u].x, qa[u].y, qa[u].z, qa[u].w};
-            const unsigned a1w[4] = {qa1[u].x, qa1[u].y, qa1[u].z, qa1[u].w};
-            const unsigned b0w[4] = {qb[u].x, qb[u].y, qb[u].z, qb[u].w};
-            const unsigned b1w[4] = {qb1[u].x, qb1[u].y, qb1[u].z, qb1[u].w};
-#pragma unroll
-            for (int w4 = 0; w4 < 4; ++w4) {
-                unsigned ea, oa, eb, ob;
-                interleave_planes(a0w[w4], a1w[w4], ea, oa);
-                interleave_planes(b0w[w4], b1w[w4], eb, ob);
-                uint4 xb[NT][2];
-#pragma unroll
-                for (int nt = 0; nt < NT; ++nt) {
-                    xb[nt][0] = *reinterpret_cast<const uint4*>(x + w4 * 128 + nt * 8 * kStride);
-                    xb[nt][1] = *reinterpret_cast<const uint4*>(x + w4 * 128 + nt * 8 * kStride + 16);
-                }
-#pragma unroll
-                for (int s2 = 0; s2 < 4; ++s2) {
-                    const unsigned mask = 0x03030303u << (2 * s2);
-#pragma unroll
-                    for (int nt = 0; nt < NT; ++nt) {
-                        const uint4& v = xb[nt][s2 / 2];
-                        const unsigned x0 = s2 % 2 == 0 ? v.x : v.z, x1 = s2 % 2 == 0 ? v.y : v.w;
-                        mma_u8<F == StreamFormat::W2xU8>(accs[s2][nt], ea & mask, eb & mask, oa & mask, ob & mask, x0, x1);
+                        if constexpr (CODES == W2Codes::Masked) {
+                            const unsigned mask = 0x03030303u << (2 * s2);
+                            mma_u8<kU8>(sums[s2][nt], ea & mask, eb & mask, oa & mask, ob & mask, x0, x1);
+                        } else {
+                            constexpr bool kSigned = CODES == W2Codes::Signed;
+                            mma_s8<kU8>(sums[0][nt], code_bytes<kSigned>(ea, s2), code_bytes<kSigned>(eb, s2),
+                                        code_bytes<kSigned>(oa, s2), code_bytes<kSigned>(ob, s2), x0, x1);
+                        }
                     }
                 }
             }
@@ -557,10 +531,11 @@ struct Batch {
     __device__ __forceinline__ void compute(const Params& p, const unsigned char* act_lane, int s, int steps,
                                             const int (*step_sums)[kStageSteps128], int t, int (&acc)[NT][4]) const {
         if constexpr (is_w2(F)) {
+            auto& sums = reinterpret_cast<int(&)[1][NT][4]>(acc);
             if (p.bp.w_signed)
-                compute_w2<true>(act_lane, s, steps, acc);
+                compute_w2<W2Codes::Signed>(act_lane, s, steps, sums);
             else
-                compute_w2<false>(act_lane, s, steps, acc);
+                compute_w2<W2Codes::Unsigned>(act_lane, s, steps, sums);
             return;
         }
         constexpr int kEpb = Fmt<F>::kElemsPerByte;
@@ -816,12 +791,12 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSm) gemv_stream_kernel(
         // steps): batch B's loads are issued before batch A is computed, and the NEXT stage's
         // batch A before batch B is computed (it stays in flight through the next staging).
         Batch<F, 2> ba, bb;
-        // M <= 8 with unsigned codes: one sum per code scale (compute_w2_scaled), folded below.
+        // M <= 8 with unsigned codes: one sum per code scale (W2Codes::Masked), folded below.
         int accs[NT == 1 ? 4 : 1][NT][4] = {};
         auto compute = [&](const Batch<F, 2>& b, int s, int steps) {
             if constexpr (NT == 1) {
                 if (p.w2_scaled) {
-                    b.compute_w2_scaled(act_lane, s, steps, accs);
+                    b.template compute_w2<W2Codes::Masked>(act_lane, s, steps, accs);
                     return;
                 }
             }
@@ -1049,8 +1024,8 @@ bool dgq_direct_allowed() {
     return allowed;
 }
 
-// W2 at M <= 8 with unsigned codes runs compute_w2_scaled unless LOWBIT_W2_CODES=shifted (the
-// shift-and-mask code words of compute_w2, for comparisons); read once.
+// W2 at M <= 8 with unsigned codes masks its code words in place (W2Codes::Masked) unless
+// LOWBIT_W2_CODES=shifted (the shift-and-mask words, for comparisons); read once.
 bool w2_scaled_allowed() {
     static const bool allowed = [] {
         const char* v = std::getenv("LOWBIT_W2_CODES");
