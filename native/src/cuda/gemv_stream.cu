@@ -105,8 +105,9 @@ constexpr int kStageElems = 2048;                       // K values of the activ
 constexpr int kMinSliceSteps = 8;                       // a slice is at least 8 steps (2 x kUnroll)
 constexpr int kMinSliceStepsW2 = 2;                     // W2: 2 steps of 512 K values (1024, as S4's 8 x 128)
 constexpr int kMinBlocksPerSm = 2;                      // register cap: 2 blocks (16 warps) per SM
-// W2 scaled codes: the sum of scale 64 takes 192·255 per K value in a quarter of K, so
-// |accs[3]| <= 12240·K < 2^31 up to this K (W2Codes::Masked).
+// W2 masked codes (W2Codes::Masked): a block's sum of scale 64 takes at most 192·255 per K value in
+// a quarter of its K slice, so |accs[3]| <= 12240·slice < 2^31 whenever K (>= every slice) is at
+// most this; larger K keeps the shifted code words.
 constexpr int kW2ScaledMaxK = 131072;
 
 // How the W2 path turns code pairs into MMA operands (Batch::compute_w2).

@@ -102,6 +102,38 @@ class BitPlaneCudaTest extends GpuTestBase {
     }
 
     /**
+     * 2-bit unsigned weights at M <= 8 take their code words masked in place (gemv_stream.cu,
+     * W2Codes::Masked): code s of a byte as 4^s·code, up to 192, an unsigned 8-bit MMA operand, one
+     * int32 sum per scale. Every code at 3 and every activation at its extreme (255 unsigned with
+     * and without zero points, -128 signed): the scale-64 terms at their largest, where a signed
+     * operand would read 192 as -64. One and several K stages, one and two channel tiles: the CPU
+     * backend's bits, and the exact product.
+     */
+    @Test
+    void w2MaskedCodesAtTheirExtremes() {
+        long seed = 5000;
+        int[][] nk = {{9, 4099}, {200, 9000}};
+        // {x signed, x zero points}
+        boolean[][] xs = {{false, true}, {false, false}, {true, false}};
+        for (boolean[] xk : xs) {
+            for (int m : new int[] {1, 8}) {
+                for (int[] s : nk) {
+                    Random rnd = new Random(seed++);
+                    BitPlaneChecks.Operand x = new BitPlaneChecks.Operand(rnd, m, s[1], 8, xk[0], xk[1]);
+                    BitPlaneChecks.Operand w = new BitPlaneChecks.Operand(rnd, s[0], s[1], 2, false, true);
+                    Arrays.fill(x.codes, xk[0] ? -128 : 255);
+                    Arrays.fill(w.codes, 3);
+                    if (x.zeros != null) {
+                        Arrays.fill(x.zeros, 0);
+                    }
+                    Arrays.fill(w.zeros, 0);
+                    sameAsCpu(rnd, x, w);
+                }
+            }
+        }
+    }
+
+    /**
      * One GEMM on the GPU and on the CPU backend, poisoned outputs of every type (S32, F32, F16, BF16;
      * with and without bias): the same bits. The S32 output also equals the Java product's low 32 bits.
      */
