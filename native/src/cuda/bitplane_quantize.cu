@@ -13,12 +13,24 @@
 //      out); lane i stores plane i. Padding columns (>= cols, up to ldp words)
 //      get code 0, so every padding bit is written 0. Row sums of the codes
 //      are reduced along the way.
+// Rows of at most kRowWords words (16384 columns; the decode case, a few rows of
+// a layer's width) take bitplane_quantize_row_kernel instead: 1024 threads per
+// row, the row loaded into registers once with every load in flight (thread
+// (warp, lane) holds columns 64 s + 32 h + lane of its words s = warp + 32 j),
+// the range and the codes from the registers, and each code through the
+// scale's reciprocal where that is exactly the division's (quant_math.cuh's
+// test), else the division. The same bits, findings and padding as the loop
+// kernel; at M = 1 one block per row is the whole grid, so the row's latency,
+// not the SMs' throughput, is what the two kernels differ in.
 // Non-finite inputs are recorded in the context's status (device_status.cuh)
 // and reported by the next synchronize() / read(), as lowbit_quantize does.
 #include <cuda_runtime.h>
 
 #include <cfloat>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <string>
 
 #include "cuda_backend.h"
 #include "cuda_check.h"
@@ -31,6 +43,37 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
+
+// Scale and zero point of row r from its range (lo = min(0, x), hi = max(0, x);
+// symmetric: hi = max |x|), written to the row's slots, exactly as the CPU backend
+// (lowbit.h; __fdiv_rn / __fsub_rn, rintf = half to even).
+__device__ __forceinline__ void row_scale(const BitplaneQuantizeArgs& a, int64_t r, int qmax, float l, float h,
+                                          float& scale, int& z) {
+    z = 0;
+    if (a.asymmetric) {
+        scale = __fdiv_rn(__fsub_rn(h, l), static_cast<float>(qmax));
+        if (scale == 0.0f) scale = 1.0f;
+        if (!(scale <= FLT_MAX)) scale = FLT_MAX;
+        const float zf = fminf(fmaxf(rintf(__fdiv_rn(-l, scale)), 0.0f), static_cast<float>(qmax));
+        z = static_cast<int>(zf);
+        a.zeros[r] = z;
+    } else {
+        scale = __fdiv_rn(h, static_cast<float>(qmax));
+        if (scale == 0.0f) scale = 1.0f;
+    }
+    a.scales[r] = scale;
+}
+
+// The code of x from t = rint(x / scale): asymmetric clamp(t + z, 0, qmax) (t
+// first clamped to +-512), symmetric clamp(t, -qmax, qmax).
+__device__ __forceinline__ int code_from(bool asymmetric, float t, int z, int qmax) {
+    if (asymmetric) {
+        t = fminf(fmaxf(t, -512.0f), 512.0f);
+        return min(max(static_cast<int>(t) + z, 0), qmax);
+    }
+    const float fq = static_cast<float>(qmax);
+    return static_cast<int>(fminf(fmaxf(t, -fq), fq));
+}
 
 template <int XT>
 __global__ void __launch_bounds__(kThreads) bitplane_quantize_kernel(BitplaneQuantizeArgs a, StatusRef st) {
@@ -82,19 +125,8 @@ __global__ void __launch_bounds__(kThreads) bitplane_quantize_kernel(BitplaneQua
                 h = fmaxf(h, red_hi[w]);
             }
             float scale;
-            int z = 0;
-            if (a.asymmetric) {
-                scale = __fdiv_rn(__fsub_rn(h, l), static_cast<float>(qmax));
-                if (scale == 0.0f) scale = 1.0f;
-                if (!(scale <= FLT_MAX)) scale = FLT_MAX;
-                const float zf = fminf(fmaxf(rintf(__fdiv_rn(-l, scale)), 0.0f), static_cast<float>(qmax));
-                z = static_cast<int>(zf);
-                a.zeros[r] = z;
-            } else {
-                scale = __fdiv_rn(h, static_cast<float>(qmax));
-                if (scale == 0.0f) scale = 1.0f;
-            }
-            a.scales[r] = scale;
+            int z;
+            row_scale(a, r, qmax, l, h, scale, z);
             s_scale = scale;
             s_zero = z;
         }
@@ -109,16 +141,7 @@ __global__ void __launch_bounds__(kThreads) bitplane_quantize_kernel(BitplaneQua
             for (int h = 0; h < 2; ++h) {
                 const int64_t c = w * 64 + h * 32 + lane;
                 int v = 0;
-                if (c < a.cols) {
-                    const float x = load_x<XT>(row, c);
-                    if (a.asymmetric) {
-                        const float t = fminf(fmaxf(rintf(__fdiv_rn(x, scale)), -512.0f), 512.0f);
-                        v = min(max(static_cast<int>(t) + z, 0), qmax);
-                    } else {
-                        const float fq = static_cast<float>(qmax);
-                        v = static_cast<int>(fminf(fmaxf(rintf(__fdiv_rn(x, scale)), -fq), fq));
-                    }
-                }
+                if (c < a.cols) v = code_from(a.asymmetric, rintf(__fdiv_rn(load_x<XT>(row, c), scale)), z, qmax);
                 code[h] = v;
                 sum += v;
             }
@@ -144,6 +167,147 @@ __global__ void __launch_bounds__(kThreads) bitplane_quantize_kernel(BitplaneQua
     report_findings(st, found);
 }
 
+// LOWBIT_BITPLANE_QUANTIZE=loop keeps the loop kernel for every width (comparisons); read once.
+bool row_kernel_allowed() {
+    static const bool allowed = [] {
+        const char* v = std::getenv("LOWBIT_BITPLANE_QUANTIZE");
+        if (v == nullptr || *v == '\0' || std::strcmp(v, "rows") == 0) return true;
+        if (std::strcmp(v, "loop") == 0) return false;
+        throw Error(LOWBIT_ERR_INVALID_ARGUMENT,
+                    std::string("LOWBIT_BITPLANE_QUANTIZE=") + v + " is not one of rows, loop");
+    }();
+    return allowed;
+}
+
+constexpr int kRowThreads = 1024;
+constexpr int kRowWarps = kRowThreads / 32;
+constexpr int64_t kRowWords = 8 * kRowWarps;  // words of the widest row the row kernel takes (J = 8)
+
+// Rows of ldp <= J * 32 words, a block of kRowThreads per row (grid-stride over rows).
+template <int XT, int J>
+__global__ void __launch_bounds__(kRowThreads) bitplane_quantize_row_kernel(BitplaneQuantizeArgs a, StatusRef st) {
+    __shared__ float red_lo[kRowWarps], red_hi[kRowWarps];
+    __shared__ long long red_sum[kRowWarps];
+    __shared__ float s_scale;
+    __shared__ int s_zero;
+    pdl_wait();     // launched early behind the previous kernel (pdl.cuh): x may be its output
+    pdl_trigger();  // the GEMM behind may start requesting its weights
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int bits = a.bits;
+    const int qmax = a.asymmetric ? (1 << bits) - 1 : (1 << (bits - 1)) - 1;
+    constexpr float kSafe = 0.5f - 0x1p-13f;  // quant_math.cuh: the reciprocal's rounding test
+    Findings found;
+
+    for (int64_t r = blockIdx.x; r < a.rows; r += gridDim.x) {
+        const unsigned char* row = static_cast<const unsigned char*>(a.x) + r * a.ldx * x_bytes(XT);
+        // The thread's columns, all loads first (columns past cols read as 0: padding codes 0).
+        float v[J][2];
+#pragma unroll
+        for (int j = 0; j < J; ++j)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const int64_t c = (static_cast<int64_t>(warp) + kRowWarps * j) * 64 + h * 32 + lane;
+                v[j][h] = c < a.cols ? load_x<XT>(row, c) : 0.0f;
+            }
+        // 1. Range and the smallest non-finite column of this thread.
+        float lo = 0.0f, hi = 0.0f;
+        unsigned long long bad_col = kNoIndex;
+#pragma unroll
+        for (int j = 0; j < J; ++j)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const int64_t c = (static_cast<int64_t>(warp) + kRowWarps * j) * 64 + h * 32 + lane;
+                const float x = v[j][h];
+                if (!is_finite(x)) {
+                    Findings::keep_min(bad_col, static_cast<unsigned long long>(c) << 2 | nonfinite_class(x));
+                } else if (a.asymmetric) {
+                    lo = fminf(lo, x);
+                    hi = fmaxf(hi, x);
+                } else {
+                    hi = fmaxf(hi, fabsf(x));
+                }
+            }
+        merge_row_finding(found, r, a.cols, bad_col);
+        // 2. Block reduction, scale and zero point.
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) {
+            lo = fminf(lo, __shfl_xor_sync(0xffffffffu, lo, o));
+            hi = fmaxf(hi, __shfl_xor_sync(0xffffffffu, hi, o));
+        }
+        if (lane == 0) {
+            red_lo[warp] = lo;
+            red_hi[warp] = hi;
+        }
+        __syncthreads();
+        if (warp == 0) {
+            float l = red_lo[lane], h = red_hi[lane];
+#pragma unroll
+            for (int o = 16; o > 0; o >>= 1) {
+                l = fminf(l, __shfl_xor_sync(0xffffffffu, l, o));
+                h = fmaxf(h, __shfl_xor_sync(0xffffffffu, h, o));
+            }
+            if (lane == 0) {
+                float scale;
+                int z;
+                row_scale(a, r, qmax, l, h, scale, z);
+                s_scale = scale;
+                s_zero = z;
+            }
+        }
+        __syncthreads();
+        const ScaleRecip rs = scale_recip(s_scale);
+        const int z = s_zero;
+        // 3. Codes and planes, word s = warp + 32 j: the reciprocal where its rounding is the
+        // division's, else the division.
+        long long sum = 0;
+#pragma unroll
+        for (int j = 0; j < J; ++j) {
+            const int64_t w = static_cast<int64_t>(warp) + kRowWarps * j;
+            if (w >= a.ldp) break;  // warp-uniform
+            int code[2];
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const int64_t c = w * 64 + h * 32 + lane;
+                const float x = v[j][h];
+                const float y = __fmul_rn(x, rs.inv);
+                float t = rintf(y);
+                if (!(rs.fast && is_finite(x) && fabsf(__fsub_rn(y, t)) < kSafe)) t = rintf(__fdiv_rn(x, rs.s));
+                code[h] = c < a.cols ? code_from(a.asymmetric, t, z, qmax) : 0;
+                sum += code[h];
+            }
+            uint64_t* out = a.planes + r * bits * a.ldp + w;
+            for (int i = 0; i < bits; ++i) {
+                const unsigned lo_word = __ballot_sync(0xffffffffu, (static_cast<unsigned>(code[0]) >> i) & 1u);
+                const unsigned hi_word = __ballot_sync(0xffffffffu, (static_cast<unsigned>(code[1]) >> i) & 1u);
+                if (lane == i) out[i * a.ldp] = static_cast<uint64_t>(lo_word) | (static_cast<uint64_t>(hi_word) << 32);
+            }
+        }
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+        if (lane == 0) red_sum[warp] = sum;
+        __syncthreads();
+        if (warp == 0) {
+            long long t = red_sum[lane];
+#pragma unroll
+            for (int o = 16; o > 0; o >>= 1) t += __shfl_xor_sync(0xffffffffu, t, o);
+            if (lane == 0) a.sums[r] = static_cast<int32_t>(t);
+        }
+        // The shared scratch is reused by the next row only after everyone has read it.
+        __syncthreads();
+    }
+    report_findings(st, found);
+}
+
+template <int XT>
+void launch_rows(const BitplaneQuantizeArgs& a, const LaunchEnv& env) {
+    const unsigned blocks = grid_for(a.rows, int64_t(env.sm_count) * 2);
+    const int64_t j = (a.ldp + kRowWarps - 1) / kRowWarps;
+    if (j <= 1) launch_with_pdl(bitplane_quantize_row_kernel<XT, 1>, blocks, kRowThreads, env.stream, a, env.status);
+    else if (j <= 2) launch_with_pdl(bitplane_quantize_row_kernel<XT, 2>, blocks, kRowThreads, env.stream, a, env.status);
+    else if (j <= 4) launch_with_pdl(bitplane_quantize_row_kernel<XT, 4>, blocks, kRowThreads, env.stream, a, env.status);
+    else launch_with_pdl(bitplane_quantize_row_kernel<XT, 8>, blocks, kRowThreads, env.stream, a, env.status);
+}
+
 }  // namespace
 
 void CudaBackend::bitplane_quantize(const BitplaneQuantizeArgs& a) {
@@ -153,6 +317,15 @@ void CudaBackend::bitplane_quantize(const BitplaneQuantizeArgs& a) {
         CudaBackend* self;
         ~MarkPending() { self->mark_status_pending(); }
     } mark{this};
+    if (a.ldp <= kRowWords && row_kernel_allowed()) {
+        switch (a.x_type) {
+            case LOWBIT_F32: launch_rows<LOWBIT_F32>(a, env); break;
+            case LOWBIT_F16: launch_rows<LOWBIT_F16>(a, env); break;
+            default: launch_rows<LOWBIT_BF16>(a, env); break;
+        }
+        LOWBIT_CUDA_CHECK_LAUNCH("bitplane_quantize_row_kernel");
+        return;
+    }
     const unsigned blocks = grid_for(a.rows, int64_t(env.sm_count) * 8);
     switch (a.x_type) {
         case LOWBIT_F32: launch_with_pdl(bitplane_quantize_kernel<LOWBIT_F32>, blocks, kThreads, env.stream, a, env.status); break;

@@ -160,7 +160,11 @@ final class BitPlaneChecks {
                 x[2 * cols + c] = Math.abs(x[2 * cols + c]) + 1f;   // an all-positive row: z = 0
             }
         }
-        x = KernelChecks.roundTo(in, x);
+        quantize(ctx, KernelChecks.roundTo(in, x), rows, cols, bits, asymmetric, in);
+    }
+
+    /** {@link #quantize(Context, long, int, int, int, boolean, DType)} of the given x (values of type in). */
+    static void quantize(Context ctx, float[] x, int rows, int cols, int bits, boolean asymmetric, DType in) {
         IntCodes want = new ActivationQuantizer(bits, asymmetric).quantize(x, rows, cols);
         String what = (asymmetric ? "asymmetric " : "symmetric ") + bits + "-bit " + in + " " + rows + "x" + cols;
         try (Tensor xt = KernelChecks.upload(ctx, in, x, rows, cols);

@@ -209,7 +209,9 @@ class BitPlaneCudaTest extends GpuTestBase {
     @Test
     void quantizeMatchesJava() {
         long seed = 1;
-        int[][] shapes = {{1, 1}, {1, 64}, {3, 65}, {5, 200}, {300, 1000}};
+        // Up to 16384 columns the CUDA backend takes its row kernel (the row in registers), past it
+        // the loop kernel: both sides of that edge.
+        int[][] shapes = {{1, 1}, {1, 64}, {3, 65}, {5, 200}, {300, 1000}, {3, 16384}, {3, 16385}};
         for (int[] s : shapes) {
             for (int bits = 1; bits <= 8; bits++) {
                 for (DType in : new DType[] {DType.F32, DType.F16, DType.BF16}) {
@@ -220,6 +222,44 @@ class BitPlaneCudaTest extends GpuTestBase {
                 }
             }
         }
+    }
+
+    /**
+     * Rows whose values lie (about) half-way between two codes: with a power-of-two scale exactly
+     * (unit 0.25), else within a rounding of it (0.3, whose reciprocal is inexact: x times it may
+     * land on the other side of k + 0.5 than x / scale). The row kernel's reciprocal must give
+     * those to the division, as the Java quantizer rounds them. Every width, both code kinds, a short
+     * and a 16384-wide row.
+     */
+    @Test
+    void quantizeRoundsTiesAsTheDivision() {
+        for (float unit : new float[] {0.25f, 0.3f}) {
+            for (int cols : new int[] {200, 16384}) {
+                for (int bits = 2; bits <= 8; bits++) {
+                    for (boolean asymmetric : new boolean[] {true, false}) {
+                        float[] x = nearTies(unit, 2, cols, bits, asymmetric);
+                        for (DType in : new DType[] {DType.F32, DType.F16, DType.BF16}) {
+                            BitPlaneChecks.quantize(gpu, KernelChecks.roundTo(in, x), 2, cols, bits, asymmetric, in);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /** Rows of (k + 1/2) * unit over the codes k, and one value qmax * unit per row (the range's end). */
+    private static float[] nearTies(float unit, int rows, int cols, int bits, boolean asymmetric) {
+        int qmax = asymmetric ? (1 << bits) - 1 : (1 << (bits - 1)) - 1;
+        int lo = asymmetric ? 0 : -qmax;
+        float[] x = new float[rows * cols];
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < cols; c++) {
+                int k = lo + (c + r) % (qmax - lo);  // lo .. qmax - 1
+                x[r * cols + c] = (k + 0.5f) * unit;
+            }
+            x[r * cols + r] = qmax * unit;
+        }
+        return x;
     }
 
     @Test
