@@ -24,8 +24,10 @@
 // not the SMs' throughput, is what the two kernels differ in.
 // Non-finite inputs are recorded in the context's status (device_status.cuh)
 // and reported by the next synchronize() / read(), as lowbit_quantize does.
+#include <cooperative_groups.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cfloat>
 #include <cstdint>
 #include <cstdlib>
@@ -48,7 +50,7 @@ constexpr int kWarps = kThreads / 32;
 // symmetric: hi = max |x|), written to the row's slots, exactly as the CPU backend
 // (lowbit.h; __fdiv_rn / __fsub_rn, rintf = half to even).
 __device__ __forceinline__ void row_scale(const BitplaneQuantizeArgs& a, int64_t r, int qmax, float l, float h,
-                                          float& scale, int& z) {
+                                          float& scale, int& z, bool write = true) {
     z = 0;
     if (a.asymmetric) {
         scale = __fdiv_rn(__fsub_rn(h, l), static_cast<float>(qmax));
@@ -56,12 +58,12 @@ __device__ __forceinline__ void row_scale(const BitplaneQuantizeArgs& a, int64_t
         if (!(scale <= FLT_MAX)) scale = FLT_MAX;
         const float zf = fminf(fmaxf(rintf(__fdiv_rn(-l, scale)), 0.0f), static_cast<float>(qmax));
         z = static_cast<int>(zf);
-        a.zeros[r] = z;
+        if (write) a.zeros[r] = z;
     } else {
         scale = __fdiv_rn(h, static_cast<float>(qmax));
         if (scale == 0.0f) scale = 1.0f;
     }
-    a.scales[r] = scale;
+    if (write) a.scales[r] = scale;
 }
 
 // The code of x from t = rint(x / scale): asymmetric clamp(t + z, 0, qmax) (t
@@ -167,38 +169,80 @@ __global__ void __launch_bounds__(kThreads) bitplane_quantize_kernel(BitplaneQua
     report_findings(st, found);
 }
 
-// LOWBIT_BITPLANE_QUANTIZE=loop keeps the loop kernel for every width (comparisons); read once.
-bool row_kernel_allowed() {
-    static const bool allowed = [] {
+// LOWBIT_BITPLANE_QUANTIZE=rows (one block per row) or loop; the default cuts a few wide rows among
+// the blocks of a cluster (sm_90). Read once.
+enum class PackMode { Clusters, Rows, Loop };
+PackMode pack_mode() {
+    static const PackMode mode = [] {
         const char* v = std::getenv("LOWBIT_BITPLANE_QUANTIZE");
-        if (v == nullptr || *v == '\0' || std::strcmp(v, "rows") == 0) return true;
-        if (std::strcmp(v, "loop") == 0) return false;
+        if (v == nullptr || *v == '\0' || std::strcmp(v, "clusters") == 0) return PackMode::Clusters;
+        if (std::strcmp(v, "rows") == 0) return PackMode::Rows;
+        if (std::strcmp(v, "loop") == 0) return PackMode::Loop;
         throw Error(LOWBIT_ERR_INVALID_ARGUMENT,
-                    std::string("LOWBIT_BITPLANE_QUANTIZE=") + v + " is not one of rows, loop");
+                    std::string("LOWBIT_BITPLANE_QUANTIZE=") + v + " is not one of clusters, rows, loop");
     }();
-    return allowed;
+    return mode;
 }
+bool row_kernel_allowed() { return pack_mode() != PackMode::Loop; }
+bool row_clusters_allowed() { return pack_mode() == PackMode::Clusters; }
 
 constexpr int kRowThreads = 1024;
 constexpr int kRowWarps = kRowThreads / 32;
-constexpr int64_t kRowWords = 8 * kRowWarps;  // words of the widest row the row kernel takes (J = 8)
+constexpr int64_t kRowWords = 8 * kRowWarps;  // words of the widest row one block takes (J = 8; clusters: the same)
 
-// Rows of ldp <= J * 32 words, a block of kRowThreads per row (grid-stride over rows).
-template <int XT, int J>
+// CLUSTER: a row is cut among the C blocks of a thread block cluster (sm_90): block `rank` takes
+// the words w = warp + 32 (rank + C j). The range is combined over the cluster through distributed
+// shared memory (every block then derives the same scale; rank 0 writes it), and so are the row
+// sums. Without: one block per row (C = 1), block barriers only.
+template <bool CLUSTER>
+struct RowCluster {
+    int ranks = 1, rank = 0;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    __device__ RowCluster() {
+        if constexpr (CLUSTER) {
+            const cooperative_groups::cluster_group c = cooperative_groups::this_cluster();
+            ranks = static_cast<int>(c.num_blocks());
+            rank = static_cast<int>(c.block_rank());
+        }
+    }
+    __device__ void sync() const {
+        if constexpr (CLUSTER) cooperative_groups::this_cluster().sync();
+        else __syncthreads();
+    }
+    template <class T>
+    __device__ T* peer(T* p, int q) const {
+        if constexpr (CLUSTER) return cooperative_groups::this_cluster().map_shared_rank(p, q);
+        else return p;
+    }
+#else
+    __device__ RowCluster() {}
+    __device__ void sync() const { __syncthreads(); }
+    template <class T>
+    __device__ T* peer(T* p, int) const { return p; }
+#endif
+};
+
+// Rows of ldp <= J * 32 * C words, C blocks of kRowThreads per row (grid-stride over rows).
+template <int XT, int J, bool CLUSTER>
 __global__ void __launch_bounds__(kRowThreads) bitplane_quantize_row_kernel(BitplaneQuantizeArgs a, StatusRef st) {
     __shared__ float red_lo[kRowWarps], red_hi[kRowWarps];
     __shared__ long long red_sum[kRowWarps];
+    __shared__ float s_range[2];  // this block's part of the row: lo, hi (read by the cluster)
+    __shared__ long long s_sum;   // this block's code sum (read by rank 0)
     __shared__ float s_scale;
     __shared__ int s_zero;
     pdl_wait();     // launched early behind the previous kernel (pdl.cuh): x may be its output
     pdl_trigger();  // the GEMM behind may start requesting its weights
+    const RowCluster<CLUSTER> cl;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int bits = a.bits;
     const int qmax = a.asymmetric ? (1 << bits) - 1 : (1 << (bits - 1)) - 1;
     constexpr float kSafe = 0.5f - 0x1p-13f;  // quant_math.cuh: the reciprocal's rounding test
     Findings found;
+    // Word and column indices fit in 32 bits: ldp <= kRowWords * 8 (launch_rows).
+    auto word = [&](int j) { return warp + kRowWarps * (cl.rank + cl.ranks * j); };
 
-    for (int64_t r = blockIdx.x; r < a.rows; r += gridDim.x) {
+    for (int64_t r = blockIdx.x / cl.ranks; r < a.rows; r += gridDim.x / cl.ranks) {
         const unsigned char* row = static_cast<const unsigned char*>(a.x) + r * a.ldx * x_bytes(XT);
         // The thread's columns, all loads first (columns past cols read as 0: padding codes 0).
         float v[J][2];
@@ -206,7 +250,7 @@ __global__ void __launch_bounds__(kRowThreads) bitplane_quantize_row_kernel(Bitp
         for (int j = 0; j < J; ++j)
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
-                const int64_t c = (static_cast<int64_t>(warp) + kRowWarps * j) * 64 + h * 32 + lane;
+                const int c = word(j) * 64 + h * 32 + lane;
                 v[j][h] = c < a.cols ? load_x<XT>(row, c) : 0.0f;
             }
         // 1. Range and the smallest non-finite column of this thread.
@@ -216,7 +260,7 @@ __global__ void __launch_bounds__(kRowThreads) bitplane_quantize_row_kernel(Bitp
         for (int j = 0; j < J; ++j)
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
-                const int64_t c = (static_cast<int64_t>(warp) + kRowWarps * j) * 64 + h * 32 + lane;
+                const int c = word(j) * 64 + h * 32 + lane;
                 const float x = v[j][h];
                 if (!is_finite(x)) {
                     Findings::keep_min(bad_col, static_cast<unsigned long long>(c) << 2 | nonfinite_class(x));
@@ -228,7 +272,8 @@ __global__ void __launch_bounds__(kRowThreads) bitplane_quantize_row_kernel(Bitp
                 }
             }
         merge_row_finding(found, r, a.cols, bad_col);
-        // 2. Block reduction, scale and zero point.
+        // 2. Block, then cluster reduction (min / max: exact in any order; lo <= 0 <= hi, so 0 is
+        // neutral for both), scale and zero point.
 #pragma unroll
         for (int o = 16; o > 0; o >>= 1) {
             lo = fminf(lo, __shfl_xor_sync(0xffffffffu, lo, o));
@@ -239,35 +284,59 @@ __global__ void __launch_bounds__(kRowThreads) bitplane_quantize_row_kernel(Bitp
             red_hi[warp] = hi;
         }
         __syncthreads();
+        float l = 0.0f, h = 0.0f;  // the row's range, in warp 0
         if (warp == 0) {
-            float l = red_lo[lane], h = red_hi[lane];
+            l = red_lo[lane];
+            h = red_hi[lane];
 #pragma unroll
             for (int o = 16; o > 0; o >>= 1) {
                 l = fminf(l, __shfl_xor_sync(0xffffffffu, l, o));
                 h = fmaxf(h, __shfl_xor_sync(0xffffffffu, h, o));
             }
-            if (lane == 0) {
-                float scale;
-                int z;
-                row_scale(a, r, qmax, l, h, scale, z);
-                s_scale = scale;
-                s_zero = z;
+        }
+        if constexpr (CLUSTER) {
+            // This block's range to its peers (rewritten only after the row's last cluster barrier).
+            if (threadIdx.x == 0) {
+                s_range[0] = l;
+                s_range[1] = h;
             }
+            cl.sync();
+            if (warp == 0) {
+                l = 0.0f;
+                h = 0.0f;
+                if (lane < cl.ranks) {
+                    const float* p = cl.peer(s_range, lane);
+                    l = p[0];
+                    h = p[1];
+                }
+#pragma unroll
+                for (int o = 16; o > 0; o >>= 1) {
+                    l = fminf(l, __shfl_xor_sync(0xffffffffu, l, o));
+                    h = fmaxf(h, __shfl_xor_sync(0xffffffffu, h, o));
+                }
+            }
+        }
+        if (threadIdx.x == 0) {
+            float scale;
+            int z;
+            row_scale(a, r, qmax, l, h, scale, z, cl.rank == 0);
+            s_scale = scale;
+            s_zero = z;
         }
         __syncthreads();
         const ScaleRecip rs = scale_recip(s_scale);
         const int z = s_zero;
-        // 3. Codes and planes, word s = warp + 32 j: the reciprocal where its rounding is the
-        // division's, else the division.
+        // 3. Codes and planes: the reciprocal where its rounding is the division's, else the
+        // division.
         long long sum = 0;
 #pragma unroll
         for (int j = 0; j < J; ++j) {
-            const int64_t w = static_cast<int64_t>(warp) + kRowWarps * j;
+            const int w = word(j);
             if (w >= a.ldp) break;  // warp-uniform
             int code[2];
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
-                const int64_t c = w * 64 + h * 32 + lane;
+                const int c = w * 64 + h * 32 + lane;
                 const float x = v[j][h];
                 const float y = __fmul_rn(x, rs.inv);
                 float t = rintf(y);
@@ -290,22 +359,56 @@ __global__ void __launch_bounds__(kRowThreads) bitplane_quantize_row_kernel(Bitp
             long long t = red_sum[lane];
 #pragma unroll
             for (int o = 16; o > 0; o >>= 1) t += __shfl_xor_sync(0xffffffffu, t, o);
-            if (lane == 0) a.sums[r] = static_cast<int32_t>(t);
+            if (!CLUSTER && lane == 0) a.sums[r] = static_cast<int32_t>(t);
+            if (CLUSTER && lane == 0) s_sum = t;
         }
-        // The shared scratch is reused by the next row only after everyone has read it.
-        __syncthreads();
+        if constexpr (CLUSTER) {
+            cl.sync();
+            if (cl.rank == 0 && threadIdx.x == 0) {
+                long long t = 0;
+                for (int q = 0; q < cl.ranks; ++q) t += *cl.peer(&s_sum, q);
+                a.sums[r] = static_cast<int32_t>(t);
+            }
+        }
+        // The shared scratch (and, in a cluster, every block's range and sum) stays as it is until
+        // everyone has read it.
+        cl.sync();
     }
     report_findings(st, found);
 }
 
+// C: the blocks per row. On sm_90, rows of more than 128 words (8192 columns) cut among a cluster
+// of 4 to 8 blocks (32 words or more each: J <= 2) when the rows are few enough that one block per
+// row would leave most SMs idle; else 1 (one block per row: at 8192 columns and below the single
+// block was as fast as a cluster, measured). J: words per warp, a power of two.
 template <int XT>
-void launch_rows(const BitplaneQuantizeArgs& a, const LaunchEnv& env) {
-    const unsigned blocks = grid_for(a.rows, int64_t(env.sm_count) * 2);
-    const int64_t j = (a.ldp + kRowWarps - 1) / kRowWarps;
-    if (j <= 1) launch_with_pdl(bitplane_quantize_row_kernel<XT, 1>, blocks, kRowThreads, env.stream, a, env.status);
-    else if (j <= 2) launch_with_pdl(bitplane_quantize_row_kernel<XT, 2>, blocks, kRowThreads, env.stream, a, env.status);
-    else if (j <= 4) launch_with_pdl(bitplane_quantize_row_kernel<XT, 4>, blocks, kRowThreads, env.stream, a, env.status);
-    else launch_with_pdl(bitplane_quantize_row_kernel<XT, 8>, blocks, kRowThreads, env.stream, a, env.status);
+void launch_rows(const BitplaneQuantizeArgs& a, const LaunchEnv& env, int cc_major) {
+    int64_t c = 1;
+    if (cc_major >= 9 && a.ldp > 4 * kRowWarps && a.rows * 4 <= env.sm_count && row_clusters_allowed())
+        c = std::min<int64_t>(8, a.ldp / kRowWarps);
+    const int64_t j = (a.ldp + kRowWarps * c - 1) / (kRowWarps * c);
+    const unsigned blocks = static_cast<unsigned>(c * grid_for(a.rows, int64_t(env.sm_count) * 2 / c));
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = dim3(blocks);
+    cfg.blockDim = dim3(kRowThreads);
+    cfg.stream = env.stream;
+    cudaLaunchAttribute attrs[2]{};
+    if (c > 1) {
+        attrs[0].id = cudaLaunchAttributeClusterDimension;
+        attrs[0].val.clusterDim.x = static_cast<unsigned>(c);
+        attrs[0].val.clusterDim.y = 1;
+        attrs[0].val.clusterDim.z = 1;
+        cfg.attrs = attrs;
+        cfg.numAttrs = 1;
+    }
+    if (pdl_launch_allowed(cc_major)) add_pdl_attribute(cfg, attrs);
+    using Kernel = void (*)(BitplaneQuantizeArgs, StatusRef);
+    const Kernel kernel = c > 1  ? (j <= 1 ? bitplane_quantize_row_kernel<XT, 1, true> : bitplane_quantize_row_kernel<XT, 2, true>)
+                          : j <= 1 ? bitplane_quantize_row_kernel<XT, 1, false>
+                          : j <= 2 ? bitplane_quantize_row_kernel<XT, 2, false>
+                          : j <= 4 ? bitplane_quantize_row_kernel<XT, 4, false>
+                                   : bitplane_quantize_row_kernel<XT, 8, false>;
+    LOWBIT_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, a, env.status));
 }
 
 }  // namespace
@@ -318,10 +421,11 @@ void CudaBackend::bitplane_quantize(const BitplaneQuantizeArgs& a) {
         ~MarkPending() { self->mark_status_pending(); }
     } mark{this};
     if (a.ldp <= kRowWords && row_kernel_allowed()) {
+        const int cc = compute_capability_major();
         switch (a.x_type) {
-            case LOWBIT_F32: launch_rows<LOWBIT_F32>(a, env); break;
-            case LOWBIT_F16: launch_rows<LOWBIT_F16>(a, env); break;
-            default: launch_rows<LOWBIT_BF16>(a, env); break;
+            case LOWBIT_F32: launch_rows<LOWBIT_F32>(a, env, cc); break;
+            case LOWBIT_F16: launch_rows<LOWBIT_F16>(a, env, cc); break;
+            default: launch_rows<LOWBIT_BF16>(a, env, cc); break;
         }
         LOWBIT_CUDA_CHECK_LAUNCH("bitplane_quantize_row_kernel");
         return;

@@ -210,8 +210,10 @@ class BitPlaneCudaTest extends GpuTestBase {
     void quantizeMatchesJava() {
         long seed = 1;
         // Up to 16384 columns the CUDA backend takes its row kernel (the row in registers), past it
-        // the loop kernel: both sides of that edge.
-        int[][] shapes = {{1, 1}, {1, 64}, {3, 65}, {5, 200}, {300, 1000}, {3, 16384}, {3, 16385}};
+        // the loop kernel: both sides of that edge. Few rows wider than 8192 columns are cut among
+        // the blocks of a cluster on sm_90 (4 and 8 blocks per row here: 142 and 256 words).
+        int[][] shapes = {{1, 1}, {1, 64}, {3, 65}, {5, 200}, {300, 1000}, {2, 4096}, {5, 9000}, {3, 16384},
+            {3, 16385}};
         for (int[] s : shapes) {
             for (int bits = 1; bits <= 8; bits++) {
                 for (DType in : new DType[] {DType.F32, DType.F16, DType.BF16}) {
