@@ -4,8 +4,10 @@
 //
 // Takes (launch_quantize_per_token returns true) PER_ROW with computed scales, no flatten plan,
 // quantize_rows_aligned (16-byte aligned x rows, 8/4-byte aligned q rows), cols % 8 == 0 and at
-// most 16384 columns; everything else -- and everything when LOWBIT_ROWQUANT=legacy -- stays with
-// quantize_rowwise.cu (its register-resident kernel is this file's predecessor).
+// most 16384 columns -- or, on sm_90, at most 131072 columns in rows few enough (4 per SM or
+// fewer) to be cut among the blocks of a cluster (quantize_per_token_cluster_kernel: a decode
+// step's down_proj input); everything else -- and everything when LOWBIT_ROWQUANT=legacy -- stays
+// with quantize_rowwise.cu (its register-resident kernel is this file's predecessor).
 //
 // Layout of the work:
 //   block    one row at a time, `threads` = a multiple of 32 sized so that thread t holds the
@@ -56,6 +58,7 @@
 // LOWBIT_ROWQUANT (read once): unset, "" or "auto" -- this kernel where it fits, without the
 // next-row loads; "prefetch" -- the pipelined variant; "legacy" -- quantize_rowwise.cu's kernels
 // for everything (same-run comparisons). Anything else is an error.
+#include <cooperative_groups.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -210,6 +213,74 @@ __global__ void __launch_bounds__(kMaxThreads, XT == LOWBIT_F32 ? 1 : 2) quantiz
     report_findings(st, found);
 }
 
+// Rows wider than kMaxCols, few of them (sm_90): a row is cut among the C blocks of a thread block
+// cluster, block `rank` taking the units [rank·per, (rank + 1)·per) (per = ceil(units / C), UPL =
+// 4 per thread). The row's max |x| is combined over the cluster through distributed shared memory
+// (fmaxf: exact in any order), so every block derives the same scale (rank 0 writes it); codes and
+// findings are the per-token kernel's. Two cluster barriers per row: the peers' maxima are read
+// between them, and a block's slot is rewritten only after the second.
+constexpr int kClusterUpl = 4;
+constexpr int kMaxClusterBlocks = 8;
+constexpr int64_t kMaxClusterCols = int64_t{kMaxClusterBlocks} * kMaxCols;
+
+template <int XT, int BITS>
+__global__ void __launch_bounds__(kMaxThreads, 1) quantize_per_token_cluster_kernel(QuantizeArgs a, StatusRef st) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    namespace cg = cooperative_groups;
+    __shared__ float slots[32];
+    __shared__ float s_amax;  // this block's max (read by the cluster)
+    __shared__ float s_row;   // the row's max
+    pdl_wait();     // launched early behind the previous kernel (pdl.cuh): x may be its output
+    pdl_trigger();  // the GEMM behind may start requesting its weights
+    constexpr int qmax = BITS == 8 ? 127 : 7;
+    const cg::cluster_group cl = cg::this_cluster();
+    const int ranks = static_cast<int>(cl.num_blocks()), rank = static_cast<int>(cl.block_rank());
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int64_t units = a.cols / kUnit;
+    const int64_t per = (units + ranks - 1) / ranks;
+    const int64_t u0 = rank * per, mine = std::max<int64_t>(0, std::min(units, u0 + per) - u0);
+    const int64_t ldx_bytes = a.ldx * x_bytes(XT);
+    const unsigned char* x = static_cast<const unsigned char*>(a.x);
+    Findings found;
+    for (int64_t r = blockIdx.x / ranks; r < a.rows; r += gridDim.x / ranks) {
+        RowUnits<XT, kClusterUpl> buf;
+        buf.load(x + r * ldx_bytes + u0 * kUnit * x_bytes(XT), mine > 0, mine, threadIdx.x, blockDim.x);
+        const float m = row_max(buf.amax(), slots);
+        if (threadIdx.x == 0) s_amax = m;
+        cl.sync();
+        if (warp == 0) {
+            const float v = warp_max(lane < ranks ? *cl.map_shared_rank(&s_amax, lane) : 0.0f);
+            if (lane == 0) s_row = v;
+        }
+        __syncthreads();
+        const float s = scale_from_amax(s_row, qmax);
+        if (rank == 0 && threadIdx.x == 0) a.scales[r] = s;
+        const ScaleRecip rs = scale_recip(s);
+        unsigned char* qrow = static_cast<unsigned char*>(a.q) + q_row_offset<BITS>(r, a.ldq);
+        unsigned long long bad_col = kNoIndex;
+#pragma unroll
+        for (int u = 0; u < kClusterUpl; ++u) {
+            const int64_t unit = threadIdx.x + int64_t(u) * blockDim.x;
+            if (unit < mine) {
+                float v[kUnit];
+                buf.decode(u, v);
+                const int64_t c0 = (u0 + unit) * kUnit;
+                unsigned lo, hi;
+                quantize_pack8_own_scale<BITS>(v, rs, c0, lo, hi, bad_col);
+                if constexpr (BITS == 8) *reinterpret_cast<uint2*>(qrow + c0) = make_uint2(lo, hi);
+                else *reinterpret_cast<unsigned*>(qrow + c0 / 2) = lo;
+            }
+        }
+        merge_row_finding(found, r, a.cols, bad_col);
+        cl.sync();  // the peers have read s_amax (and every thread s_row) before the next row
+    }
+    report_findings(st, found);
+#else
+    (void)a, (void)st;
+    __trap();  // unreachable: launch_quantize_per_token clusters only on compute capability 9.0+
+#endif
+}
+
 enum class Mode { kAuto, kLegacy, kPrefetch };
 
 Mode rowquant_mode() {
@@ -254,14 +325,52 @@ void launch_for_width(const QuantizeArgs& a, const LaunchEnv& env) {
     }
 }
 
+// Rows of kMaxCols < cols <= kMaxClusterCols: C = the fewest blocks of at most 448 units (3584
+// columns) each, at most 8; the grid is C blocks per row, at most two rows per SM pair.
+template <int XT, int BITS>
+void launch_clusters(const QuantizeArgs& a, const LaunchEnv& env) {
+    const int64_t units = a.cols / kUnit;
+    const int64_t c = std::min<int64_t>(kMaxClusterBlocks, (units + 447) / 448);
+    const int64_t per = (units + c - 1) / c;
+    const int threads = static_cast<int>((per + 32 * kClusterUpl - 1) / (32 * kClusterUpl) * 32);
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = dim3(static_cast<unsigned>(c * grid_for(a.rows, std::max<int64_t>(1, env.sm_count / c))));
+    cfg.blockDim = dim3(static_cast<unsigned>(threads));
+    cfg.stream = env.stream;
+    cudaLaunchAttribute attrs[2]{};
+    attrs[0].id = cudaLaunchAttributeClusterDimension;
+    attrs[0].val.clusterDim.x = static_cast<unsigned>(c);
+    attrs[0].val.clusterDim.y = 1;
+    attrs[0].val.clusterDim.z = 1;
+    cfg.attrs = attrs;
+    cfg.numAttrs = 1;
+    if (pdl_launch_allowed()) add_pdl_attribute(cfg, attrs);
+    LOWBIT_CUDA_CHECK(cudaLaunchKernelEx(&cfg, quantize_per_token_cluster_kernel<XT, BITS>, a, env.status));
+    LOWBIT_CUDA_CHECK_LAUNCH("quantize_per_token_cluster_kernel");
+}
+
+bool clusters_fit(const QuantizeArgs& a, const LaunchEnv& env) {
+    if (a.cols <= kMaxCols || a.cols > kMaxClusterCols || a.rows * 4 > env.sm_count) return false;
+    int device = 0, major = 0;
+    LOWBIT_CUDA_CHECK(cudaGetDevice(&device));
+    LOWBIT_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+    return major >= 9;
+}
+
 }  // namespace
 
 bool launch_quantize_per_token(const QuantizeArgs& a, const LaunchEnv& env) {
     if (a.granularity != LOWBIT_PER_ROW || a.scales_given || a.src_index != nullptr) return false;
-    if (a.rows < 1 || a.cols < kUnit || a.cols % kUnit != 0 || a.cols > kMaxCols || !quantize_rows_aligned(a))
-        return false;
+    if (a.rows < 1 || a.cols < kUnit || a.cols % kUnit != 0 || !quantize_rows_aligned(a)) return false;
     const Mode mode = rowquant_mode();
     if (mode == Mode::kLegacy) return false;
+    if (clusters_fit(a, env)) {
+        dispatch_quantize(a.x_type, a.bits, false, [&](auto xt, auto bits, auto) {
+            launch_clusters<decltype(xt)::value, decltype(bits)::value>(a, env);
+        });
+        return true;
+    }
+    if (a.cols > kMaxCols) return false;
     dispatch_quantize(a.x_type, a.bits, mode == Mode::kPrefetch, [&](auto xt, auto bits, auto prefetch) {
         launch_for_width<decltype(xt)::value, decltype(bits)::value, decltype(prefetch)::value>(a, env);
     });

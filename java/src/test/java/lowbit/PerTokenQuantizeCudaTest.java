@@ -14,8 +14,9 @@ import org.junit.jupiter.api.Test;
  *
  * <ul>
  *   <li>1, 2 or 4 units of 8 columns per thread, one warp (8, 72 columns) up to 512 threads
- *       (16384 columns); 4104 columns (a partly idle last warp); 16392 and 4100 columns (not
- *       taken: the older kernels);
+ *       (16384 columns); 4104 columns (a partly idle last warp); 4100 columns (not taken: the
+ *       older kernels); rows wider than 16384 columns, few of them: cut among the blocks of a
+ *       cluster on sm_90 (16392, 28672 and 65536 columns: 5, 8 and 8 blocks), else the older kernels;
  *   <li>few rows (fewer rows than resident blocks: one row per block) and many rows (4095, 10001:
  *       each block walks several rows, so both halves of the two-row pipeline and a row past the
  *       end are exercised);
@@ -34,7 +35,7 @@ class PerTokenQuantizeCudaTest extends GpuTestBase {
     @Test
     void fewRowsOfEveryWidthMatchReference() {
         long seed = 5000;
-        for (int cols : new int[] {8, 72, 4096, 4100, 4104, 14336, 16384, 16392}) {
+        for (int cols : new int[] {8, 72, 4096, 4100, 4104, 14336, 16384, 16392, 28672, 65536}) {
             for (int rows : new int[] {1, 7, 33}) {
                 for (DType in : INPUTS) {
                     for (int bits : new int[] {8, 4}) {
@@ -71,8 +72,8 @@ class PerTokenQuantizeCudaTest extends GpuTestBase {
     @Test
     void valuesAtRoundingBoundariesMatchReference() {
         Random rnd = new Random(7000);
-        int rows = 37;
-        for (int cols : new int[] {4104, 14336}) {
+        for (int cols : new int[] {4104, 14336, 28672}) {
+            int rows = cols > 16384 ? 5 : 37;  // 28672: few rows, a cluster per row on sm_90
             for (int bits : new int[] {8, 4}) {
                 int qmax = bits == 8 ? 127 : 7;
                 for (DType in : INPUTS) {
@@ -125,7 +126,7 @@ class PerTokenQuantizeCudaTest extends GpuTestBase {
     @Test
     void firstNonFiniteAtLateColumnIsReported() {
         int[][] cases = {  // rows, cols, the row holding the first finding
-            {33, 14336, 20}, {4095, 4096, 2000}, {4095, 4096, 3001}, {9, 8, 4},
+            {33, 14336, 20}, {4095, 4096, 2000}, {4095, 4096, 3001}, {9, 8, 4}, {9, 28672, 4},
         };
         for (int[] k : cases) {
             int rows = k[0], cols = k[1], row = k[2];
