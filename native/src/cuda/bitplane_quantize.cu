@@ -21,7 +21,10 @@
 // scale's reciprocal where that is exactly the division's (quant_math.cuh's
 // test), else the division. The same bits, findings and padding as the loop
 // kernel; at M = 1 one block per row is the whole grid, so the row's latency,
-// not the SMs' throughput, is what the two kernels differ in.
+// not the SMs' throughput, is what the two kernels differ in. On sm_90 a few
+// rows wider than 8192 columns are cut among the 4-8 blocks of a thread block
+// cluster (RowCluster, launch_rows). LOWBIT_BITPLANE_QUANTIZE=rows|loop keeps
+// one block per row, or the loop kernel, for comparisons.
 // Non-finite inputs are recorded in the context's status (device_status.cuh)
 // and reported by the next synchronize() / read(), as lowbit_quantize does.
 #include <cooperative_groups.h>
@@ -239,7 +242,7 @@ __global__ void __launch_bounds__(kRowThreads) bitplane_quantize_row_kernel(Bitp
     const int qmax = a.asymmetric ? (1 << bits) - 1 : (1 << (bits - 1)) - 1;
     constexpr float kSafe = 0.5f - 0x1p-13f;  // quant_math.cuh: the reciprocal's rounding test
     Findings found;
-    // Word and column indices fit in 32 bits: ldp <= kRowWords * 8 (launch_rows).
+    // Word and column indices fit in 32 bits: ldp <= kRowWords (the dispatch).
     auto word = [&](int j) { return warp + kRowWarps * (cl.rank + cl.ranks * j); };
 
     for (int64_t r = blockIdx.x / cl.ranks; r < a.rows; r += gridDim.x / cl.ranks) {
