@@ -166,44 +166,23 @@ __device__ __forceinline__ uint4 load_stream(const uint8_t* p) {
     return v;
 }
 
-// c += A(16 x 32 s8: a0 a1 a2 a3) * B(32 x 8: b0 b1), int32; B is s8, or u8 when B_U8 (W2xU8:
-// unsigned 8-bit activations, 0..255).
-template <bool B_U8 = false>
-__device__ __forceinline__ void mma_s8(int (&c)[4], unsigned a0, unsigned a1, unsigned a2, unsigned a3,
+// c += A(16 x 32: a0 a1 a2 a3) * B(32 x 8: b0 b1), int32. A is s8, or u8 when A_U8 (W2's unsigned
+// codes in place, 4^s·code up to 192); B is s8, or u8 when B_U8 (W2xU8: unsigned 8-bit
+// activations, 0..255).
+template <bool A_U8 = false, bool B_U8 = false>
+__device__ __forceinline__ void mma_i8(int (&c)[4], unsigned a0, unsigned a1, unsigned a2, unsigned a3,
                                        unsigned b0, unsigned b1) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-    if constexpr (B_U8)
-        asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.u8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-            "{%0, %1, %2, %3};"
-            : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
-            : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-    else
-        asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-            "{%0, %1, %2, %3};"
-            : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
-            : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-#else
-    (void)c, (void)a0, (void)a1, (void)a2, (void)a3, (void)b0, (void)b1;
-    __trap();  // unreachable: stream_refusal keeps devices below 8.0 off this kernel
-#endif
-}
-
-// c += A(16 x 32 u8) * B(32 x 8), int32; B is s8, or u8 when B_U8. W2's unsigned codes in place
-// (4^s·code, up to 192) are the A operand.
-template <bool B_U8 = false>
-__device__ __forceinline__ void mma_u8(int (&c)[4], unsigned a0, unsigned a1, unsigned a2, unsigned a3,
-                                       unsigned b0, unsigned b1) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-    if constexpr (B_U8)
-        asm("mma.sync.aligned.m16n8k32.row.col.s32.u8.u8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-            "{%0, %1, %2, %3};"
-            : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
-            : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-    else
-        asm("mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-            "{%0, %1, %2, %3};"
-            : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
-            : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+#define LOWBIT_MMA_I8(TYPES)                                                                                  \
+    asm("mma.sync.aligned.m16n8k32.row.col.s32." TYPES ".s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, " \
+        "{%0, %1, %2, %3};"                                                                                   \
+        : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])                                                      \
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1))
+    if constexpr (A_U8 && B_U8) LOWBIT_MMA_I8("u8.u8");
+    else if constexpr (A_U8) LOWBIT_MMA_I8("u8.s8");
+    else if constexpr (B_U8) LOWBIT_MMA_I8("s8.u8");
+    else LOWBIT_MMA_I8("s8.s8");
+#undef LOWBIT_MMA_I8
 #else
     (void)c, (void)a0, (void)a1, (void)a2, (void)a3, (void)b0, (void)b1;
     __trap();  // unreachable: stream_refusal keeps devices below 8.0 off this kernel
@@ -515,10 +494,10 @@ struct Batch {
                         const unsigned x0 = s2 % 2 == 0 ? v.x : v.z, x1 = s2 % 2 == 0 ? v.y : v.w;
                         if constexpr (CODES == W2Codes::Masked) {
                             const unsigned mask = 0x03030303u << (2 * s2);
-                            mma_u8<kU8>(sums[s2][nt], ea & mask, eb & mask, oa & mask, ob & mask, x0, x1);
+                            mma_i8<true, kU8>(sums[s2][nt], ea & mask, eb & mask, oa & mask, ob & mask, x0, x1);
                         } else {
                             constexpr bool kSigned = CODES == W2Codes::Signed;
-                            mma_s8<kU8>(sums[0][nt], code_bytes<kSigned>(ea, s2), code_bytes<kSigned>(eb, s2),
+                            mma_i8<false, kU8>(sums[0][nt], code_bytes<kSigned>(ea, s2), code_bytes<kSigned>(eb, s2),
                                         code_bytes<kSigned>(oa, s2), code_bytes<kSigned>(ob, s2), x0, x1);
                         }
                     }
@@ -549,8 +528,8 @@ struct Batch {
 #pragma unroll
                 for (int nt = 0; nt < NT; ++nt) {
                     const uint4 b = *reinterpret_cast<const uint4*>(x + nt * 8 * kStride);
-                    mma_s8(acc[nt], qa[u].x, qb[u].x, qa[u].y, qb[u].y, b.x, b.y);
-                    mma_s8(acc[nt], qa[u].z, qb[u].z, qa[u].w, qb[u].w, b.z, b.w);
+                    mma_i8(acc[nt], qa[u].x, qb[u].x, qa[u].y, qb[u].y, b.x, b.y);
+                    mma_i8(acc[nt], qa[u].z, qb[u].z, qa[u].w, qb[u].w, b.z, b.w);
                 }
             } else {
                 const unsigned wa4[4] = {qa[u].x, qa[u].y, qa[u].z, qa[u].w};
@@ -578,7 +557,7 @@ struct Batch {
 #pragma unroll
                                 for (int nt = 0; nt < NT; ++nt) {
                                     const uint4& lo = b[nt][j / 2];
-                                    mma_s8(part[nt], ea, eb, oa, ob, j % 2 == 0 ? lo.x : lo.z, j % 2 == 0 ? lo.y : lo.w);
+                                    mma_i8(part[nt], ea, eb, oa, ob, j % 2 == 0 ? lo.x : lo.z, j % 2 == 0 ? lo.y : lo.w);
                                 }
                             }
                             const unsigned s_a = ga[u] & 0xFFu, s_b = gb[u] & 0xFFu;
@@ -601,7 +580,7 @@ struct Batch {
 #pragma unroll
                             for (int nt = 0; nt < NT; ++nt) {
                                 const uint4& lo = b[nt][j / 2];
-                                mma_s8(part[nt], ea, eb, oa, ob, j % 2 == 0 ? lo.x : lo.z, j % 2 == 0 ? lo.y : lo.w);
+                                mma_i8(part[nt], ea, eb, oa, ob, j % 2 == 0 ? lo.x : lo.z, j % 2 == 0 ? lo.y : lo.w);
                             }
                         }
                         // Wrapping int32 arithmetic (unsigned): the same residue mod 2^32 as the exact sum.
@@ -637,7 +616,7 @@ struct Batch {
                     for (int nt = 0; nt < NT; ++nt) {
                         const uint4& lo = b[nt][j / 2];
                         const unsigned b0 = j % 2 == 0 ? lo.x : lo.z, b1 = j % 2 == 0 ? lo.y : lo.w;
-                        mma_s8(acc[nt], ea, eb, oa, ob, b0, b1);
+                        mma_i8(acc[nt], ea, eb, oa, ob, b0, b1);
                     }
                 }
             }
