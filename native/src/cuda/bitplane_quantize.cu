@@ -80,6 +80,26 @@ __device__ __forceinline__ int code_from(bool asymmetric, float t, int z, int qm
     return static_cast<int>(fminf(fmaxf(t, -fq), fq));
 }
 
+// The warp's range: lo = min, hi = max over its lanes, in every lane.
+__device__ __forceinline__ void warp_range(float& lo, float& hi) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        lo = fminf(lo, __shfl_xor_sync(0xffffffffu, lo, o));
+        hi = fmaxf(hi, __shfl_xor_sync(0xffffffffu, hi, o));
+    }
+}
+
+// One 64-column word of every plane: code[h] is the code of column 64 w + 32 h + lane; for plane i
+// the two __ballot_sync masks of bit i are its word (column 64 w + b in bit b), stored by lane i
+// at out[i * ldp].
+__device__ __forceinline__ void store_plane_words(uint64_t* out, int64_t ldp, int bits, const int (&code)[2], int lane) {
+    for (int i = 0; i < bits; ++i) {
+        const unsigned lo_word = __ballot_sync(0xffffffffu, (static_cast<unsigned>(code[0]) >> i) & 1u);
+        const unsigned hi_word = __ballot_sync(0xffffffffu, (static_cast<unsigned>(code[1]) >> i) & 1u);
+        if (lane == i) out[i * ldp] = static_cast<uint64_t>(lo_word) | (static_cast<uint64_t>(hi_word) << 32);
+    }
+}
+
 template <int XT>
 __global__ void __launch_bounds__(kThreads) bitplane_quantize_kernel(BitplaneQuantizeArgs a, StatusRef st) {
     __shared__ float red_lo[kWarps], red_hi[kWarps];
@@ -113,11 +133,7 @@ __global__ void __launch_bounds__(kThreads) bitplane_quantize_kernel(BitplaneQua
         }
         merge_row_finding(found, r, a.cols, bad_col);
         // 2. Block reduction, scale and zero point.
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) {
-            lo = fminf(lo, __shfl_xor_sync(0xffffffffu, lo, o));
-            hi = fmaxf(hi, __shfl_xor_sync(0xffffffffu, hi, o));
-        }
+        warp_range(lo, hi);
         if (lane == 0) {
             red_lo[warp] = lo;
             red_hi[warp] = hi;
@@ -150,12 +166,7 @@ __global__ void __launch_bounds__(kThreads) bitplane_quantize_kernel(BitplaneQua
                 code[h] = v;
                 sum += v;
             }
-            uint64_t* out = a.planes + r * bits * a.ldp + w;
-            for (int i = 0; i < bits; ++i) {
-                const unsigned lo_word = __ballot_sync(0xffffffffu, (static_cast<unsigned>(code[0]) >> i) & 1u);
-                const unsigned hi_word = __ballot_sync(0xffffffffu, (static_cast<unsigned>(code[1]) >> i) & 1u);
-                if (lane == i) out[i * a.ldp] = static_cast<uint64_t>(lo_word) | (static_cast<uint64_t>(hi_word) << 32);
-            }
+            store_plane_words(a.planes + r * bits * a.ldp + w, a.ldp, bits, code, lane);
         }
 #pragma unroll
         for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
@@ -277,11 +288,7 @@ __global__ void __launch_bounds__(kRowThreads) bitplane_quantize_row_kernel(Bitp
         merge_row_finding(found, r, a.cols, bad_col);
         // 2. Block, then cluster reduction (min / max: exact in any order; lo <= 0 <= hi, so 0 is
         // neutral for both), scale and zero point.
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) {
-            lo = fminf(lo, __shfl_xor_sync(0xffffffffu, lo, o));
-            hi = fmaxf(hi, __shfl_xor_sync(0xffffffffu, hi, o));
-        }
+        warp_range(lo, hi);
         if (lane == 0) {
             red_lo[warp] = lo;
             red_hi[warp] = hi;
@@ -291,11 +298,7 @@ __global__ void __launch_bounds__(kRowThreads) bitplane_quantize_row_kernel(Bitp
         if (warp == 0) {
             l = red_lo[lane];
             h = red_hi[lane];
-#pragma unroll
-            for (int o = 16; o > 0; o >>= 1) {
-                l = fminf(l, __shfl_xor_sync(0xffffffffu, l, o));
-                h = fmaxf(h, __shfl_xor_sync(0xffffffffu, h, o));
-            }
+            warp_range(l, h);
         }
         if constexpr (CLUSTER) {
             // This block's range to its peers (rewritten only after the row's last cluster barrier).
@@ -312,11 +315,7 @@ __global__ void __launch_bounds__(kRowThreads) bitplane_quantize_row_kernel(Bitp
                     l = p[0];
                     h = p[1];
                 }
-#pragma unroll
-                for (int o = 16; o > 0; o >>= 1) {
-                    l = fminf(l, __shfl_xor_sync(0xffffffffu, l, o));
-                    h = fmaxf(h, __shfl_xor_sync(0xffffffffu, h, o));
-                }
+                warp_range(l, h);
             }
         }
         if (threadIdx.x == 0) {
@@ -347,12 +346,7 @@ __global__ void __launch_bounds__(kRowThreads) bitplane_quantize_row_kernel(Bitp
                 code[h] = c < a.cols ? code_from(a.asymmetric, t, z, qmax) : 0;
                 sum += code[h];
             }
-            uint64_t* out = a.planes + r * bits * a.ldp + w;
-            for (int i = 0; i < bits; ++i) {
-                const unsigned lo_word = __ballot_sync(0xffffffffu, (static_cast<unsigned>(code[0]) >> i) & 1u);
-                const unsigned hi_word = __ballot_sync(0xffffffffu, (static_cast<unsigned>(code[1]) >> i) & 1u);
-                if (lane == i) out[i * a.ldp] = static_cast<uint64_t>(lo_word) | (static_cast<uint64_t>(hi_word) << 32);
-            }
+            store_plane_words(a.planes + r * bits * a.ldp + w, a.ldp, bits, code, lane);
         }
 #pragma unroll
         for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
@@ -391,27 +385,13 @@ void launch_rows(const BitplaneQuantizeArgs& a, const LaunchEnv& env, int cc_maj
         c = std::min<int64_t>(8, a.ldp / kRowWarps);
     const int64_t j = (a.ldp + kRowWarps * c - 1) / (kRowWarps * c);
     const unsigned blocks = static_cast<unsigned>(c * grid_for(a.rows, int64_t(env.sm_count) * 2 / c));
-    cudaLaunchConfig_t cfg{};
-    cfg.gridDim = dim3(blocks);
-    cfg.blockDim = dim3(kRowThreads);
-    cfg.stream = env.stream;
-    cudaLaunchAttribute attrs[2]{};
-    if (c > 1) {
-        attrs[0].id = cudaLaunchAttributeClusterDimension;
-        attrs[0].val.clusterDim.x = static_cast<unsigned>(c);
-        attrs[0].val.clusterDim.y = 1;
-        attrs[0].val.clusterDim.z = 1;
-        cfg.attrs = attrs;
-        cfg.numAttrs = 1;
-    }
-    if (pdl_launch_allowed(cc_major)) add_pdl_attribute(cfg, attrs);
     using Kernel = void (*)(BitplaneQuantizeArgs, StatusRef);
     const Kernel kernel = c > 1  ? (j <= 1 ? bitplane_quantize_row_kernel<XT, 1, true> : bitplane_quantize_row_kernel<XT, 2, true>)
                           : j <= 1 ? bitplane_quantize_row_kernel<XT, 1, false>
                           : j <= 2 ? bitplane_quantize_row_kernel<XT, 2, false>
                           : j <= 4 ? bitplane_quantize_row_kernel<XT, 4, false>
                                    : bitplane_quantize_row_kernel<XT, 8, false>;
-    LOWBIT_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, a, env.status));
+    launch_clustered_with_pdl(kernel, blocks, kRowThreads, static_cast<unsigned>(c), env.stream, a, env.status);
 }
 
 }  // namespace

@@ -62,14 +62,16 @@ inline PdlMode pdl_mode() {
 // 9.0 or newer and LOWBIT_PDL not "off".
 inline bool pdl_launch_allowed(int cc_major) { return cc_major >= 9 && pdl_mode() != PdlMode::Off; }
 
-// The same for the current device.
-inline bool pdl_launch_allowed() {
-    if (pdl_mode() == PdlMode::Off) return false;
+// The current device's compute capability major.
+inline int current_cc_major() {
     int device = 0, major = 0;
     LOWBIT_CUDA_CHECK(cudaGetDevice(&device));
     LOWBIT_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-    return pdl_launch_allowed(major);
+    return major;
 }
+
+// The same for the current device.
+inline bool pdl_launch_allowed() { return pdl_mode() != PdlMode::Off && pdl_launch_allowed(current_cc_major()); }
 
 // Appends the attribute to cfg, in slot (which cfg.attrs must then hold, after cfg's current
 // attributes: cfg.attrs is set to first when it had none).
@@ -81,17 +83,33 @@ inline void add_pdl_attribute(cudaLaunchConfig_t& cfg, cudaLaunchAttribute* firs
     cfg.numAttrs += 1;
 }
 
-// kernel<<<grid, block, 0, stream>>>(args...), with the attribute where pdl_launch_allowed(). The
-// kernel must call pdl_wait() before it touches memory and pdl_trigger() only after that.
+// kernel<<<grid, block, 0, stream>>>(args...) in thread block clusters of `cluster` blocks along x
+// (none when cluster <= 1; grid.x a multiple of it), with the attribute where pdl_launch_allowed().
+// The kernel must call pdl_wait() before it touches memory and pdl_trigger() only after that.
 template <class... KernelParams, class... Args>
-void launch_with_pdl(void (*kernel)(KernelParams...), dim3 grid, dim3 block, cudaStream_t stream, Args&&... args) {
+void launch_clustered_with_pdl(void (*kernel)(KernelParams...), dim3 grid, dim3 block, unsigned cluster,
+                               cudaStream_t stream, Args&&... args) {
     cudaLaunchConfig_t cfg{};
     cfg.gridDim = grid;
     cfg.blockDim = block;
     cfg.stream = stream;
-    cudaLaunchAttribute attr{};
-    if (pdl_launch_allowed()) add_pdl_attribute(cfg, &attr);
+    cudaLaunchAttribute attrs[2]{};
+    if (cluster > 1) {
+        attrs[0].id = cudaLaunchAttributeClusterDimension;
+        attrs[0].val.clusterDim.x = cluster;
+        attrs[0].val.clusterDim.y = 1;
+        attrs[0].val.clusterDim.z = 1;
+        cfg.attrs = attrs;
+        cfg.numAttrs = 1;
+    }
+    if (pdl_launch_allowed()) add_pdl_attribute(cfg, attrs);
     LOWBIT_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...));
+}
+
+// The same without clusters.
+template <class... KernelParams, class... Args>
+void launch_with_pdl(void (*kernel)(KernelParams...), dim3 grid, dim3 block, cudaStream_t stream, Args&&... args) {
+    launch_clustered_with_pdl(kernel, grid, block, 1u, stream, std::forward<Args>(args)...);
 }
 
 }  // namespace cuda

@@ -149,14 +149,11 @@ struct RowUnits {
     }
 };
 
-// Row r, whose units are in `buf`: scale, codes, stores, findings.
+// Codes and stores of this thread's units of row r with scale rs: buf holds units u0 + t,
+// u0 + t + blockDim.x, ... of the row (those < u0 + units); their findings merged into `found`.
 template <int XT, int BITS, int UPL>
-__device__ __forceinline__ void quantize_row_units(const QuantizeArgs& a, int64_t r, const RowUnits<XT, UPL>& buf,
-                                                   int64_t units, float* slots, Findings& found) {
-    constexpr int qmax = BITS == 8 ? 127 : 7;
-    const float s = scale_from_amax(row_max(buf.amax(), slots), qmax);
-    if (threadIdx.x == 0) a.scales[r] = s;
-    const ScaleRecip rs = scale_recip(s);
+__device__ __forceinline__ void quantize_units(const QuantizeArgs& a, int64_t r, const RowUnits<XT, UPL>& buf,
+                                               int64_t u0, int64_t units, const ScaleRecip& rs, Findings& found) {
     unsigned char* qrow = static_cast<unsigned char*>(a.q) + q_row_offset<BITS>(r, a.ldq);
     unsigned long long bad_col = kNoIndex;
 #pragma unroll
@@ -165,7 +162,7 @@ __device__ __forceinline__ void quantize_row_units(const QuantizeArgs& a, int64_
         if (unit < units) {
             float v[kUnit];
             buf.decode(u, v);
-            const int64_t c0 = unit * kUnit;
+            const int64_t c0 = (u0 + unit) * kUnit;
             unsigned lo, hi;
             quantize_pack8_own_scale<BITS>(v, rs, c0, lo, hi, bad_col);
             if constexpr (BITS == 8) {
@@ -176,6 +173,16 @@ __device__ __forceinline__ void quantize_row_units(const QuantizeArgs& a, int64_
         }
     }
     merge_row_finding(found, r, a.cols, bad_col);
+}
+
+// Row r, whose units are in `buf`: scale, codes, stores, findings.
+template <int XT, int BITS, int UPL>
+__device__ __forceinline__ void quantize_row_units(const QuantizeArgs& a, int64_t r, const RowUnits<XT, UPL>& buf,
+                                                   int64_t units, float* slots, Findings& found) {
+    constexpr int qmax = BITS == 8 ? 127 : 7;
+    const float s = scale_from_amax(row_max(buf.amax(), slots), qmax);
+    if (threadIdx.x == 0) a.scales[r] = s;
+    quantize_units<XT, BITS, UPL>(a, r, buf, 0, units, scale_recip(s), found);
 }
 
 // Requires what launch_quantize_per_token checks; blockDim.x a multiple of 32 with
@@ -255,23 +262,7 @@ __global__ void __launch_bounds__(kMaxThreads, 1) quantize_per_token_cluster_ker
         __syncthreads();
         const float s = scale_from_amax(s_row, qmax);
         if (rank == 0 && threadIdx.x == 0) a.scales[r] = s;
-        const ScaleRecip rs = scale_recip(s);
-        unsigned char* qrow = static_cast<unsigned char*>(a.q) + q_row_offset<BITS>(r, a.ldq);
-        unsigned long long bad_col = kNoIndex;
-#pragma unroll
-        for (int u = 0; u < kClusterUpl; ++u) {
-            const int64_t unit = threadIdx.x + int64_t(u) * blockDim.x;
-            if (unit < mine) {
-                float v[kUnit];
-                buf.decode(u, v);
-                const int64_t c0 = (u0 + unit) * kUnit;
-                unsigned lo, hi;
-                quantize_pack8_own_scale<BITS>(v, rs, c0, lo, hi, bad_col);
-                if constexpr (BITS == 8) *reinterpret_cast<uint2*>(qrow + c0) = make_uint2(lo, hi);
-                else *reinterpret_cast<unsigned*>(qrow + c0 / 2) = lo;
-            }
-        }
-        merge_row_finding(found, r, a.cols, bad_col);
+        quantize_units<XT, BITS, kClusterUpl>(a, r, buf, u0, mine, scale_recip(s), found);
         cl.sync();  // the peers have read s_amax (and every thread s_row) before the next row
     }
     report_findings(st, found);
@@ -333,28 +324,14 @@ void launch_clusters(const QuantizeArgs& a, const LaunchEnv& env) {
     const int64_t c = std::min<int64_t>(kMaxClusterBlocks, (units + 447) / 448);
     const int64_t per = (units + c - 1) / c;
     const int threads = static_cast<int>((per + 32 * kClusterUpl - 1) / (32 * kClusterUpl) * 32);
-    cudaLaunchConfig_t cfg{};
-    cfg.gridDim = dim3(static_cast<unsigned>(c * grid_for(a.rows, std::max<int64_t>(1, env.sm_count / c))));
-    cfg.blockDim = dim3(static_cast<unsigned>(threads));
-    cfg.stream = env.stream;
-    cudaLaunchAttribute attrs[2]{};
-    attrs[0].id = cudaLaunchAttributeClusterDimension;
-    attrs[0].val.clusterDim.x = static_cast<unsigned>(c);
-    attrs[0].val.clusterDim.y = 1;
-    attrs[0].val.clusterDim.z = 1;
-    cfg.attrs = attrs;
-    cfg.numAttrs = 1;
-    if (pdl_launch_allowed()) add_pdl_attribute(cfg, attrs);
-    LOWBIT_CUDA_CHECK(cudaLaunchKernelEx(&cfg, quantize_per_token_cluster_kernel<XT, BITS>, a, env.status));
+    const unsigned blocks = static_cast<unsigned>(c * grid_for(a.rows, std::max<int64_t>(1, env.sm_count / c)));
+    launch_clustered_with_pdl(quantize_per_token_cluster_kernel<XT, BITS>, blocks, threads, static_cast<unsigned>(c),
+                              env.stream, a, env.status);
     LOWBIT_CUDA_CHECK_LAUNCH("quantize_per_token_cluster_kernel");
 }
 
 bool clusters_fit(const QuantizeArgs& a, const LaunchEnv& env) {
-    if (a.cols <= kMaxCols || a.cols > kMaxClusterCols || a.rows * 4 > env.sm_count) return false;
-    int device = 0, major = 0;
-    LOWBIT_CUDA_CHECK(cudaGetDevice(&device));
-    LOWBIT_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-    return major >= 9;
+    return a.cols > kMaxCols && a.cols <= kMaxClusterCols && a.rows * 4 <= env.sm_count && current_cc_major() >= 9;
 }
 
 }  // namespace
