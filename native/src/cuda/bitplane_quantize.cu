@@ -38,6 +38,7 @@
 #include <string>
 
 #include "cuda_backend.h"
+#include "cluster_barrier.cuh"
 #include "cuda_check.h"
 #include "pdl.cuh"
 #include "quant_math.cuh"
@@ -223,6 +224,12 @@ struct RowCluster {
         if constexpr (CLUSTER) cooperative_groups::this_cluster().sync();
         else __syncthreads();
     }
+    // Only that the peers' reads of this block's shared memory are done (no fence: writes before
+    // it are not handed over; cluster_barrier.cuh).
+    __device__ void sync_reads_done() const {
+        if constexpr (CLUSTER) cluster_sync_reads_done();
+        else __syncthreads();
+    }
     template <class T>
     __device__ T* peer(T* p, int q) const {
         if constexpr (CLUSTER) return cooperative_groups::this_cluster().map_shared_rank(p, q);
@@ -231,6 +238,7 @@ struct RowCluster {
 #else
     __device__ RowCluster() {}
     __device__ void sync() const { __syncthreads(); }
+    __device__ void sync_reads_done() const { __syncthreads(); }
     template <class T>
     __device__ T* peer(T* p, int) const { return p; }
 #endif
@@ -328,14 +336,16 @@ __global__ void __launch_bounds__(kRowThreads) bitplane_quantize_row_kernel(Bitp
         __syncthreads();
         const ScaleRecip rs = scale_recip(s_scale);
         const int z = s_zero;
-        // 3. Codes and planes: the reciprocal where its rounding is the division's, else the
-        // division.
+        // 3. Codes: the reciprocal where its rounding is the division's, else the division. In a
+        // cluster they stay in registers until the row sum has been handed over (4.): a cluster
+        // barrier after the plane stores would wait for them (its release fence, cluster_barrier.cuh).
         long long sum = 0;
+        int code[J][2];
 #pragma unroll
         for (int j = 0; j < J; ++j) {
             const int w = word(j);
-            if (w >= a.ldp) break;  // warp-uniform
-            int code[2];
+            code[j][0] = code[j][1] = 0;
+            if (w >= a.ldp) continue;  // warp-uniform
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
                 const int c = w * 64 + h * 32 + lane;
@@ -343,10 +353,10 @@ __global__ void __launch_bounds__(kRowThreads) bitplane_quantize_row_kernel(Bitp
                 const float y = __fmul_rn(x, rs.inv);
                 float t = rintf(y);
                 if (!(rs.fast && is_finite(x) && fabsf(__fsub_rn(y, t)) < kSafe)) t = rintf(__fdiv_rn(x, rs.s));
-                code[h] = c < a.cols ? code_from(a.asymmetric, t, z, qmax) : 0;
-                sum += code[h];
+                code[j][h] = c < a.cols ? code_from(a.asymmetric, t, z, qmax) : 0;
+                sum += code[j][h];
             }
-            store_plane_words(a.planes + r * bits * a.ldp + w, a.ldp, bits, code, lane);
+            if constexpr (!CLUSTER) store_plane_words(a.planes + r * bits * a.ldp + w, a.ldp, bits, code[j], lane);
         }
 #pragma unroll
         for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
@@ -367,9 +377,18 @@ __global__ void __launch_bounds__(kRowThreads) bitplane_quantize_row_kernel(Bitp
                 a.sums[r] = static_cast<int32_t>(t);
             }
         }
+        // 4. A cluster's planes (one block per row stored them in 3.).
+        if constexpr (CLUSTER) {
+#pragma unroll
+            for (int j = 0; j < J; ++j) {
+                const int w = word(j);
+                if (w >= a.ldp) break;  // warp-uniform
+                store_plane_words(a.planes + r * bits * a.ldp + w, a.ldp, bits, code[j], lane);
+            }
+        }
         // The shared scratch (and, in a cluster, every block's range and sum) stays as it is until
         // everyone has read it.
-        cl.sync();
+        cl.sync_reads_done();
     }
     report_findings(st, found);
 }

@@ -88,6 +88,7 @@
 #include <mutex>
 
 #include "bitplane_epilogue.cuh"
+#include "cluster_barrier.cuh"
 #include "cuda_check.h"
 #include "gemv_stream.cuh"
 #include "pdl.cuh"
@@ -639,9 +640,10 @@ __device__ __forceinline__ void emit(const Params& p, int token, int row, int v)
 // cluster along grid.y): every block puts its 128 x kTokens int32 partial sums into its own shared
 // memory (the activation buffer, no longer read), the cluster barrier makes them visible, and
 // block rank q sums the slice [q·E/splits, (q+1)·E/splits) of the E = 128·M live entries over
-// all ranks through distributed shared memory and applies the epilogue to it. A second barrier
-// keeps every block's shared memory alive until its peers have read it. No global workspace, no
-// atomics, no memory fence: the atomic path's tail (partial sums to L2, fence, arrival counter,
+// all ranks through distributed shared memory and applies the epilogue to it. A second barrier,
+// without a fence (cluster_barrier.cuh: it must not wait for the output stores), keeps every
+// block's shared memory alive until its peers have read it. No global workspace, no atomics, no
+// fence after the outputs: the atomic path's tail (partial sums to L2, fence, arrival counter,
 // read back) is most of the fixed cost of a small layer. Same bits as every other split:
 // int32 addition wraps the same in any order.
 template <int kTokens, StreamFormat F, int NT>
@@ -662,8 +664,8 @@ __device__ __forceinline__ void cluster_reduce(const Params& p, unsigned char* s
     const int ranks = static_cast<int>(cluster.num_blocks());
     const int rank = static_cast<int>(cluster.block_rank());
     const int entries = kRowsPerBlock * p.m;
-    const int begin = static_cast<int>(static_cast<int64_t>(entries) * rank / ranks);
-    const int end = static_cast<int>(static_cast<int64_t>(entries) * (rank + 1) / ranks);
+    const int begin = entries * rank / ranks;  // entries <= 128 x 16, ranks <= 8: no overflow
+    const int end = entries * (rank + 1) / ranks;
     for (int e = begin + static_cast<int>(threadIdx.x); e < end; e += kThreads) {
         const int r = e / p.m, token = e % p.m;
         unsigned sum = 0;  // wrapping int32 addition, as the atomics of the other path
@@ -672,7 +674,7 @@ __device__ __forceinline__ void cluster_reduce(const Params& p, unsigned char* s
         const int row = static_cast<int>(blockIdx.x) * kRowsPerBlock + r;
         if (row < p.n) emit<F>(p, token, row, static_cast<int>(sum));
     }
-    cluster.sync();
+    cluster_sync_reads_done();
 #else
     (void)p, (void)smem, (void)acc, (void)tile_row;
     __trap();  // unreachable: make_plan uses clusters only on compute capability 9.0+

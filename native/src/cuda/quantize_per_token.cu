@@ -68,6 +68,7 @@
 #include <string>
 
 #include "cuda_backend.h"
+#include "cluster_barrier.cuh"
 #include "cuda_check.h"
 #include "pdl.cuh"
 #include "quant_math.cuh"
@@ -263,7 +264,7 @@ __global__ void __launch_bounds__(kMaxThreads, 1) quantize_per_token_cluster_ker
         const float s = scale_from_amax(s_row, qmax);
         if (rank == 0 && threadIdx.x == 0) a.scales[r] = s;
         quantize_units<XT, BITS, kClusterUpl>(a, r, buf, u0, mine, scale_recip(s), found);
-        cl.sync();  // the peers have read s_amax (and every thread s_row) before the next row
+        cluster_sync_reads_done();  // the peers have read s_amax (and every thread s_row) before the next row
     }
     report_findings(st, found);
 #else
