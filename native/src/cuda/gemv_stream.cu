@@ -239,7 +239,8 @@ __device__ __forceinline__ bool group_never_wraps(unsigned word) {
 // kcount (up to kStageElems); 4-bit formats permute each group of 8. All loads of a thread are
 // issued before the first store, so staging costs about one L2 round trip.
 // DGQ also writes step_sums[token][step] = the sum of the token's 128 activations of each step
-// (for the folded path), reduced over the 8 lanes that hold a step's 8 units.
+// (for the folded path with zero points, the only one that reads them), reduced over the 8 lanes
+// that hold a step's 8 units.
 template <StreamFormat F, int NT>
 __device__ __forceinline__ void stage_activations(const Params& p, int k0, int kcount, unsigned char* act,
                                                   int (*step_sums)[kStageSteps128]) {
@@ -277,14 +278,16 @@ __device__ __forceinline__ void stage_activations(const Params& p, int k0, int k
         }
         *reinterpret_cast<uint4*>(act + i * kActStride<F> + c) = x;
         if constexpr (F == StreamFormat::Dgq) {
-            const int ones = 0x01010101;
-            int sum = __dp4a(static_cast<int>(x.x), ones, 0);
-            sum = __dp4a(static_cast<int>(x.y), ones, sum);
-            sum = __dp4a(static_cast<int>(x.z), ones, sum);
-            sum = __dp4a(static_cast<int>(x.w), ones, sum);
+            if (p.dgq_fold && !p.dgq_direct) {  // block-uniform
+                const int ones = 0x01010101;
+                int sum = __dp4a(static_cast<int>(x.x), ones, 0);
+                sum = __dp4a(static_cast<int>(x.y), ones, sum);
+                sum = __dp4a(static_cast<int>(x.z), ones, sum);
+                sum = __dp4a(static_cast<int>(x.w), ones, sum);
 #pragma unroll
-            for (int d = 1; d < 8; d *= 2) sum += __shfl_xor_sync(0xffffffffu, sum, d);
-            if (threadIdx.x % 8 == 0) step_sums[i][c / 128] = sum;
+                for (int d = 1; d < 8; d *= 2) sum += __shfl_xor_sync(0xffffffffu, sum, d);
+                if (threadIdx.x % 8 == 0) step_sums[i][c / 128] = sum;
+            }
         }
     }
 }
