@@ -220,8 +220,9 @@ struct RowCluster {
             rank = static_cast<int>(c.block_rank());
         }
     }
+    // This block's shared-memory writes to the peers (cluster_barrier.cuh).
     __device__ void sync() const {
-        if constexpr (CLUSTER) cooperative_groups::this_cluster().sync();
+        if constexpr (CLUSTER) cluster_sync_handover();
         else __syncthreads();
     }
     // Only that the peers' reads of this block's shared memory are done (no fence: writes before

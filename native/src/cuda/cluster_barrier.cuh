@@ -9,7 +9,13 @@
 // the peer used it before arriving, in program order.
 //
 // cluster_sync_reads_done() is that second kind: barrier.cluster.arrive.relaxed + wait. It makes
-// none of this block's writes visible to the peers -- hand data over with cluster.sync().
+// none of this block's writes visible to the peers.
+//
+// cluster_sync_handover() hands this block's shared-memory writes to the peers' distributed-
+// shared-memory reads behind it: a release fence restricted to shared::cta before a relaxed
+// arrive, an acquire restricted to shared::cluster after the wait (PTX ISA 8.6). In the SASS that
+// is MEMBAR.ALL.CTA + FENCE.VIEW.ASYNC.S, not MEMBAR.ALL.GPU: it does not wait for global stores.
+// Global writes are not handed over by it (none of its users hands any over).
 #pragma once
 
 namespace lowbit {
@@ -18,6 +24,16 @@ namespace cuda {
 __device__ __forceinline__ void cluster_sync_reads_done() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     asm volatile("barrier.cluster.arrive.relaxed.aligned;\n\tbarrier.cluster.wait.aligned;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void cluster_sync_handover() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile(
+        "fence.release.sync_restrict::shared::cta.cluster;\n\t"
+        "barrier.cluster.arrive.relaxed.aligned;\n\t"
+        "barrier.cluster.wait.aligned;\n\t"
+        "fence.acquire.sync_restrict::shared::cluster.cluster;" ::: "memory");
 #endif
 }
 

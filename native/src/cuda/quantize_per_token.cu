@@ -255,7 +255,7 @@ __global__ void __launch_bounds__(kMaxThreads, 1) quantize_per_token_cluster_ker
         buf.load(x + r * ldx_bytes + u0 * kUnit * x_bytes(XT), mine > 0, mine, threadIdx.x, blockDim.x);
         const float m = row_max(buf.amax(), slots);
         if (threadIdx.x == 0) s_amax = m;
-        cl.sync();
+        cluster_sync_handover();
         if (warp == 0) {
             const float v = warp_max(lane < ranks ? *cl.map_shared_rank(&s_amax, lane) : 0.0f);
             if (lane == 0) s_row = v;
