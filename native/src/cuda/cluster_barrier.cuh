@@ -1,21 +1,22 @@
-// cluster_barrier.cuh -- a thread block cluster barrier without the memory fence (sm_90).
+// cluster_barrier.cuh -- thread block cluster barriers without a GPU-wide memory fence (sm_90).
 //
 // cooperative_groups' cluster.sync() is barrier.cluster.arrive (release semantics) + wait
 // (acquire). The release compiles to MEMBAR.ALL.GPU: every thread first waits until all of its
-// earlier global stores are acknowledged, so a barrier after a block has written its outputs
-// costs a store round trip on the block's tail. That is what a barrier handing shared data to the
-// peers needs, but not one that only keeps a block's shared memory alive (or unchanged) until its
-// peers have finished reading it: a peer's read has completed once its value has been used, and
-// the peer used it before arriving, in program order.
+// earlier global memory operations are acknowledged. Measured on the H100 (bench/RESULTS.md,
+// twelfth session) that cost 0.3-0.5 us per barrier in the decode kernels even with no stores
+// outstanding, and a store round trip more after a block has written its outputs. The cluster
+// barriers of lowbit's kernels come in two kinds, and neither needs that fence:
 //
-// cluster_sync_reads_done() is that second kind: barrier.cluster.arrive.relaxed + wait. It makes
-// none of this block's writes visible to the peers.
+// cluster_sync_reads_done() only keeps a block's shared memory alive (or unchanged) until its peers
+// have finished reading it: barrier.cluster.arrive.relaxed + wait. A peer's read has completed once
+// its value has been used, and the peer used it before arriving, in program order. It makes none of
+// this block's writes visible to the peers.
 //
 // cluster_sync_handover() hands this block's shared-memory writes to the peers' distributed-
 // shared-memory reads behind it: a release fence restricted to shared::cta before a relaxed
 // arrive, an acquire restricted to shared::cluster after the wait (PTX ISA 8.6). In the SASS that
-// is MEMBAR.ALL.CTA + FENCE.VIEW.ASYNC.S, not MEMBAR.ALL.GPU: it does not wait for global stores.
-// Global writes are not handed over by it (none of its users hands any over).
+// is MEMBAR.ALL.CTA + FENCE.VIEW.ASYNC.S, not MEMBAR.ALL.GPU. Global writes are not handed over by
+// it (none of its users hands any over: use cluster.sync() for that).
 #pragma once
 
 namespace lowbit {
