@@ -81,6 +81,21 @@ __device__ __forceinline__ int code_from(bool asymmetric, float t, int z, int qm
     return static_cast<int>(fminf(fmaxf(t, -fq), fq));
 }
 
+// Value x of column c into a thread's part of a row's range (asymmetric: lo = min(0, x), hi =
+// max(0, x); symmetric: hi = max |x|), or, when it is not finite, into the smallest non-finite
+// column the thread has seen (column << 2 | its class, Findings).
+__device__ __forceinline__ void take_value(float x, unsigned long long c, bool asymmetric, float& lo, float& hi,
+                                           unsigned long long& bad_col) {
+    if (!is_finite(x)) {
+        Findings::keep_min(bad_col, c << 2 | nonfinite_class(x));
+    } else if (asymmetric) {
+        lo = fminf(lo, x);
+        hi = fmaxf(hi, x);
+    } else {
+        hi = fmaxf(hi, fabsf(x));
+    }
+}
+
 // The warp's range: lo = min, hi = max over its lanes, in every lane.
 __device__ __forceinline__ void warp_range(float& lo, float& hi) {
 #pragma unroll
@@ -119,19 +134,8 @@ __global__ void __launch_bounds__(kThreads) bitplane_quantize_kernel(BitplaneQua
         // 1. Range and the first non-finite column of this thread.
         float lo = 0.0f, hi = 0.0f;  // asymmetric: min(0, x), max(0, x); symmetric: hi = max |x|
         unsigned long long bad_col = kNoIndex;
-        for (int64_t c = threadIdx.x; c < a.cols; c += kThreads) {
-            const float v = load_x<XT>(row, c);
-            if (!is_finite(v)) {
-                Findings::keep_min(bad_col, static_cast<unsigned long long>(c) << 2 | nonfinite_class(v));
-                continue;
-            }
-            if (a.asymmetric) {
-                lo = fminf(lo, v);
-                hi = fmaxf(hi, v);
-            } else {
-                hi = fmaxf(hi, fabsf(v));
-            }
-        }
+        for (int64_t c = threadIdx.x; c < a.cols; c += kThreads)
+            take_value(load_x<XT>(row, c), static_cast<unsigned long long>(c), a.asymmetric, lo, hi, bad_col);
         merge_row_finding(found, r, a.cols, bad_col);
         // 2. Block reduction, scale and zero point.
         warp_range(lo, hi);
@@ -282,18 +286,9 @@ __global__ void __launch_bounds__(kRowThreads) bitplane_quantize_row_kernel(Bitp
 #pragma unroll
         for (int j = 0; j < J; ++j)
 #pragma unroll
-            for (int h = 0; h < 2; ++h) {
-                const int c = word(j) * 64 + h * 32 + lane;
-                const float x = v[j][h];
-                if (!is_finite(x)) {
-                    Findings::keep_min(bad_col, static_cast<unsigned long long>(c) << 2 | nonfinite_class(x));
-                } else if (a.asymmetric) {
-                    lo = fminf(lo, x);
-                    hi = fmaxf(hi, x);
-                } else {
-                    hi = fmaxf(hi, fabsf(x));
-                }
-            }
+            for (int h = 0; h < 2; ++h)
+                take_value(v[j][h], static_cast<unsigned long long>(word(j) * 64 + h * 32 + lane), a.asymmetric, lo, hi,
+                           bad_col);
         merge_row_finding(found, r, a.cols, bad_col);
         // 2. Block, then cluster reduction (min / max: exact in any order; lo <= 0 <= hi, so 0 is
         // neutral for both), scale and zero point.
