@@ -54,39 +54,63 @@ struct Epilogue {
         return static_cast<uint16_t>((__float_as_uint(v) >> 16) | 0x0040u);
     }
 
-    __device__ __forceinline__ float dequant(int64_t i, int64_t j, int32_t acc) const {
-        float v = __fmul_rn(__int2float_rn(acc), a_scales[a_count == 1 ? 0 : i]);
-        v = __fmul_rn(v, b_scales[b_count == 1 ? 0 : j]);
-        if (bias != nullptr) v = __fadd_rn(v, bias[j]);
+    // The scale of row i and the scale and bias of column j, loaded apart from the arithmetic so
+    // that a kernel writing several outputs can request all of them before its first store (a
+    // store may alias them: the compiler cannot hoist a later output's loads above it). Not read
+    // for S32 outputs; a null bias reads as 0 and is not added.
+    __device__ __forceinline__ float row_scale(int64_t i) const {
+        return out_type == LOWBIT_S32 ? 0.0f : a_scales[a_count == 1 ? 0 : i];
+    }
+    struct Column {
+        float scale = 0.0f, bias = 0.0f;
+    };
+    __device__ __forceinline__ Column column(int64_t j) const {
+        Column c;
+        if (out_type != LOWBIT_S32) {
+            c.scale = b_scales[b_count == 1 ? 0 : j];
+            if (bias != nullptr) c.bias = bias[j];
+        }
+        return c;
+    }
+
+    __device__ __forceinline__ float dequant(int32_t acc, float sa, const Column& c) const {
+        float v = __fmul_rn(__int2float_rn(acc), sa);
+        v = __fmul_rn(v, c.scale);
+        if (bias != nullptr) v = __fadd_rn(v, c.bias);
         return v;
     }
 
-    // Writes element (i, j) of the output, for one output type.
+    // Writes element (i, j) of the output, for one output type, from its row scale and column.
     template <int OUT>
-    __device__ __forceinline__ void store_as(int64_t i, int64_t j, int32_t acc) const {
+    __device__ __forceinline__ void store_as(int64_t i, int64_t j, int32_t acc, float sa, const Column& c) const {
         const int64_t idx = i * ldo + j;
         if constexpr (OUT == LOWBIT_S32) {
             static_cast<int32_t*>(out)[idx] = acc;
         } else if constexpr (OUT == LOWBIT_F32) {
-            static_cast<float*>(out)[idx] = dequant(i, j, acc);
+            static_cast<float*>(out)[idx] = dequant(acc, sa, c);
         } else if constexpr (OUT == LOWBIT_F16) {
-            const float v = dequant(i, j, acc);
+            const float v = dequant(acc, sa, c);
             static_cast<cutlass::half_t*>(out)[idx] = v == v ? cutlass::half_t(v) : cutlass::half_t::bitcast(f16_nan(v));
         } else {
-            const float v = dequant(i, j, acc);
+            const float v = dequant(acc, sa, c);
             static_cast<cutlass::bfloat16_t*>(out)[idx] =
                 v == v ? cutlass::bfloat16_t(v) : cutlass::bfloat16_t::bitcast(bf16_nan(v));
         }
     }
 
-    // Writes element (i, j) of the output. (An if-chain, not a switch: with a
-    // switch here, unrolled 16 times in the GEMM's store loop, cicc 13.0 ran
-    // for minutes.)
+    // Writes element (i, j) of the output from its row scale and column. (An if-chain, not a
+    // switch: with a switch here, unrolled 16 times in the GEMM's store loop, cicc 13.0 ran for
+    // minutes.)
+    __device__ __forceinline__ void store(int64_t i, int64_t j, int32_t acc, float sa, const Column& c) const {
+        if (out_type == LOWBIT_F32) store_as<LOWBIT_F32>(i, j, acc, sa, c);
+        else if (out_type == LOWBIT_S32) store_as<LOWBIT_S32>(i, j, acc, sa, c);
+        else if (out_type == LOWBIT_F16) store_as<LOWBIT_F16>(i, j, acc, sa, c);
+        else store_as<LOWBIT_BF16>(i, j, acc, sa, c);
+    }
+
+    // Writes element (i, j) of the output, its inputs loaded here.
     __device__ __forceinline__ void store(int64_t i, int64_t j, int32_t acc) const {
-        if (out_type == LOWBIT_F32) store_as<LOWBIT_F32>(i, j, acc);
-        else if (out_type == LOWBIT_S32) store_as<LOWBIT_S32>(i, j, acc);
-        else if (out_type == LOWBIT_F16) store_as<LOWBIT_F16>(i, j, acc);
-        else store_as<LOWBIT_BF16>(i, j, acc);
+        store(i, j, acc, row_scale(i), column(j));
     }
 #endif
 };

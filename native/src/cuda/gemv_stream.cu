@@ -106,6 +106,7 @@ constexpr int kStageElems = 2048;                       // K values of the activ
 constexpr int kMinSliceSteps = 8;                       // a slice is at least 8 steps (2 x kUnroll)
 constexpr int kMinSliceStepsW2 = 2;                     // W2: 2 steps of 512 K values (1024, as S4's 8 x 128)
 constexpr int kMinBlocksPerSm = 2;                      // register cap: 2 blocks (16 warps) per SM
+constexpr int kMaxCluster = 8;                          // the portable cluster size limit (cluster_reduce)
 // W2 masked codes (W2Codes::Masked): a block's sum of scale 64 takes at most 192·255 per K value in
 // a quarter of its K slice, so |accs[3]| <= 12240·slice < 2^31 whenever K (>= every slice) is at
 // most this; larger K keeps the shifted code words.
@@ -639,6 +640,43 @@ __device__ __forceinline__ void emit(const Params& p, int token, int row, int v)
         p.ep.store(token, row, F == StreamFormat::S4 ? v >> 4 : v);
 }
 
+// The four outputs of a lane's accumulator tile: v[c] is (token + (c & 1), row + (c < 2 ? 0 : 8)),
+// each written when inside M x N. The scales, bias and zero-point terms of the two tokens and two
+// rows are all requested before the first output is computed: one round trip to L2 instead of
+// one per output (emit() per output compiled to four load-wait-store chains, each store keeping
+// the next output's loads behind it). Same arithmetic and bits as emit().
+template <StreamFormat F>
+__device__ __forceinline__ void emit_tile(const Params& p, int token, int row, const int (&v)[4]) {
+    const bool tok[2] = {token < p.m, token + 1 < p.m};
+    const bool rows[2] = {row < p.n, row + 8 < p.n};
+    if constexpr (is_w2(F)) {
+        BitplaneTokenTerms x[2];
+        BitplaneChannelTerms w[2];
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            if (tok[h]) x[h] = load_token_terms(p.bp, token + h);
+            if (rows[h]) w[h] = load_channel_terms(p.bp, row + 8 * h);
+        }
+#pragma unroll
+        for (int c = 0; c < 4; ++c)
+            if (tok[c & 1] && rows[c >> 1])
+                store_out_any(p.bp, token + (c & 1), row + 8 * (c >> 1), static_cast<int64_t>(v[c]), x[c & 1], w[c >> 1]);
+    } else {
+        float sa[2] = {};
+        Epilogue::Column col[2];
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            if (tok[h]) sa[h] = p.ep.row_scale(token + h);
+            if (rows[h]) col[h] = p.ep.column(row + 8 * h);
+        }
+#pragma unroll
+        for (int c = 0; c < 4; ++c)
+            if (tok[c & 1] && rows[c >> 1])
+                p.ep.store(token + (c & 1), row + 8 * (c >> 1), F == StreamFormat::S4 ? v[c] >> 4 : v[c], sa[c & 1],
+                           col[c >> 1]);
+    }
+}
+
 // Split-K reduction inside a thread block cluster (sm_90; the K splits of one channel tile are one
 // cluster along grid.y): every block puts its 128 x kTokens int32 partial sums into its own shared
 // memory (the activation buffer, no longer read), a cluster barrier makes them visible (its fence
@@ -672,9 +710,15 @@ __device__ __forceinline__ void cluster_reduce(const Params& p, unsigned char* s
     const int end = entries * (rank + 1) / ranks;
     for (int e = begin + static_cast<int>(threadIdx.x); e < end; e += kThreads) {
         const int r = e / p.m, token = e % p.m;
+        // Every rank's value requested before the first is added (one distributed-shared-memory
+        // round trip, not one per rank as a loop over the run-time rank count compiles to).
+        int part[kMaxCluster];
+#pragma unroll
+        for (int q = 0; q < kMaxCluster; ++q)
+            part[q] = q < ranks ? *cluster.map_shared_rank(red + r * kTokens + token, q) : 0;
         unsigned sum = 0;  // wrapping int32 addition, as the atomics of the other path
-        for (int q = 0; q < ranks; ++q)
-            sum += static_cast<unsigned>(*cluster.map_shared_rank(red + r * kTokens + token, q));
+#pragma unroll
+        for (int q = 0; q < kMaxCluster; ++q) sum += static_cast<unsigned>(part[q]);
         const int row = static_cast<int>(blockIdx.x) * kRowsPerBlock + r;
         if (row < p.n) emit<F>(p, token, row, static_cast<int>(sum));
     }
@@ -688,14 +732,24 @@ __device__ __forceinline__ void cluster_reduce(const Params& p, unsigned char* s
 // Split-K without a cluster: after a block has written its partial sums, whether it is the last
 // block of its channel tile to arrive (then the others' sums are visible to it). One arrival per
 // block on the tile's counter; block-uniform (last_arrival is the block's shared flag).
+// The handover is the split-K semaphore pattern: the block barrier puts every thread's stores
+// before thread 0's arrival in causality order, and that arrival is one acquire-release atomic
+// at GPU scope (cumulative: it releases the whole block's stores and acquires the earlier
+// arrivals' ones); the second barrier passes the acquire on to the block. The last block reads
+// the other slices through L2 (ld.global.cg / atomics), never from a stale L1 line. (Before: a
+// __threadfence() in every thread on both sides, each a MEMBAR.GPU on the last block's path.)
 __device__ __forceinline__ bool last_to_arrive(const Params& p, bool& last_arrival) {
-    __threadfence();
     __syncthreads();
-    if (threadIdx.x == 0) last_arrival = atomicAdd(p.arrivals + blockIdx.x, 1u) == static_cast<unsigned>(p.splits - 1);
+    if (threadIdx.x == 0) {
+        unsigned before;
+        asm volatile("atom.acq_rel.gpu.global.add.u32 %0, [%1], 1;"
+                     : "=r"(before)
+                     : "l"(p.arrivals + blockIdx.x)
+                     : "memory");
+        last_arrival = before == static_cast<unsigned>(p.splits - 1);
+    }
     __syncthreads();
-    if (!last_arrival) return false;
-    __threadfence();
-    return true;
+    return last_arrival;
 }
 
 // Split-K across the blocks of a channel tile without a cluster: block (x, y) stores its 128 x
@@ -735,12 +789,7 @@ __device__ __forceinline__ void slices_reduce(const Params& p, int (&acc)[NT][4]
     }
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-        for (int c = 0; c < 4; ++c) {
-            const int token = nt * 8 + 2 * t + (c & 1), r = tile_row + (c < 2 ? 0 : 8);
-            const int row = blockIdx.x * kRowsPerBlock + r;
-            if (token < p.m && row < p.n) emit<F>(p, token, row, acc[nt][c]);
-        }
+        emit_tile<F>(p, nt * 8 + 2 * t, static_cast<int>(blockIdx.x) * kRowsPerBlock + tile_row, acc[nt]);
     if (threadIdx.x == 0) p.arrivals[blockIdx.x] = 0;
 }
 
@@ -848,12 +897,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSm) gemv_stream_kernel(
     constexpr int kTokens = NT * 8;
     if (p.splits == 1) {
 #pragma unroll
-        for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-            for (int c = 0; c < 4; ++c) {
-                const int token = nt * 8 + 2 * t + (c & 1), row = c < 2 ? row_a : row_b;
-                if (token < p.m && row < p.n) emit<F>(p, token, row, acc[nt][c]);
-            }
+        for (int nt = 0; nt < NT; ++nt) emit_tile<F>(p, nt * 8 + 2 * t, row_a, acc[nt]);
         return;
     }
     if (p.cluster) {
@@ -921,7 +965,6 @@ cudaLaunchConfig_t launch_config(int64_t tiles, int64_t splits, bool cluster, cu
 // Blocks of gemv_stream_kernel<F, A4, NT> one SM holds at once (registers decide: 2 on sm_80/90 for
 // S8 activations; the W4A4 kernels stage with fewer registers and may fit 3), and for cluster
 // sizes 2..kMaxCluster the clusters the device holds at once (0 where the query fails).
-constexpr int kMaxCluster = 8;  // the portable cluster size limit
 
 struct Residency {
     int blocks_per_sm = 1;
