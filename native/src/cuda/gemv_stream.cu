@@ -55,14 +55,17 @@
 //              reduce through distributed shared memory (cluster_reduce), each block finishing
 //              a slice of the tile. Otherwise each block stores its partial sums (plain 8-byte
 //              stores) into its own slice of an int32 workspace, and the last block of a channel
-//              tile to arrive (an arrival counter, reset by that block for the next launch) adds
+//              tile to arrive (an arrival counter, one acq_rel atomic per block: last_to_arrive;
+//              reset by that block for the next launch) adds
 //              the other splits' slices to its registers (integer addition is associative: the
 //              same bits whatever the split and order) and applies the epilogue. Measured on the
 //              H100 (DecodeBench, same session): the slices replaced atomic adds into one shared
 //              int32 sum (LOWBIT_STREAM_REDUCE=atomic keeps those), which cost 2048 atomics per
 //              block at M = 16 and made M = 16 4.9-5.4 us slower than M = 1 on the shapes that
 //              use them, against 1.2-2.8 us on the others.
-//   epilogue   epilogue.cuh, the CPU backend's float32 steps: bit-identical outputs.
+//   epilogue   epilogue.cuh, the CPU backend's float32 steps: bit-identical outputs. A lane's four
+//              outputs load their scales / bias / zero-point terms together before the first
+//              store (emit_tile: one L2 round trip, not four).
 //   launch     on sm_90 with programmatic dependent launch (pdl.cuh): the grid may start while the
 //              kernel in front of it still runs. A block first requests its first batch of weights
 //              (only when StreamProblem::weights_early: the previous operation did not use the
