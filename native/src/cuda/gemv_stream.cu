@@ -56,8 +56,8 @@
 //              a slice of the tile. Otherwise each block stores its partial sums (plain 8-byte
 //              stores) into its own slice of an int32 workspace, and the last block of a channel
 //              tile to arrive (an arrival counter, one acq_rel atomic per block: last_to_arrive;
-//              reset by that block for the next launch) adds
-//              the other splits' slices to its registers (integer addition is associative: the
+//              reset by that block for the next launch) adds the other splits' slices to its
+//              registers (integer addition is associative: the
 //              same bits whatever the split and order) and applies the epilogue. Measured on the
 //              H100 (DecodeBench, same session): the slices replaced atomic adds into one shared
 //              int32 sum (LOWBIT_STREAM_REDUCE=atomic keeps those), which cost 2048 atomics per
@@ -968,7 +968,6 @@ cudaLaunchConfig_t launch_config(int64_t tiles, int64_t splits, bool cluster, cu
 // Blocks of gemv_stream_kernel<F, A4, NT> one SM holds at once (registers decide: 2 on sm_80/90 for
 // S8 activations; the W4A4 kernels stage with fewer registers and may fit 3), and for cluster
 // sizes 2..kMaxCluster the clusters the device holds at once (0 where the query fails).
-
 struct Residency {
     int blocks_per_sm = 1;
     int clusters[kMaxCluster + 1] = {};
